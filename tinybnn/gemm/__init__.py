@@ -1,0 +1,1 @@
+"""GEMM kernels: float reference and fast implementations, bit packing, XNOR GEMMs."""
