@@ -1,0 +1,123 @@
+"""Convolution: the formula, the Numba kernels against their NumPy twins, gradients.
+
+im2col only copies values, so the fast and reference versions must agree
+exactly; col2im adds, possibly in another order, so float64 results must
+agree to 1e-12 relative.
+"""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tinybnn.autograd import Tensor, conv2d, gradcheck
+from tinybnn.autograd.conv import col2im, col2im_reference, im2col, im2col_reference, output_size
+from tinybnn.errors import ArgumentError, ShapeError
+
+from .strategies import arrays_f64
+
+
+@st.composite
+def conv_geometry(draw, max_side=7):
+    """(x_shape, w_shape, stride, pad) of a valid convolution."""
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    h = draw(st.integers(max(1, kh - 2 * ph), max_side))
+    w = draw(st.integers(max(1, kw - 2 * pw), max_side))
+    n, c, f = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    return (n, c, h, w), (f, c, kh, kw), stride, (ph, pw)
+
+
+def direct_convolution(x, w, b, stride, pad, pad_value=0.0):
+    """The definition, one output element at a time."""
+    n, c, h, wd = x.shape
+    f, _, kh, kw = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad[0],) * 2, (pad[1],) * 2), constant_values=pad_value)
+    oh, ow = output_size(h, kh, stride[0], pad[0]), output_size(wd, kw, stride[1], pad[1])
+    y = np.zeros((n, f, oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            patch = xp[:, :, i * stride[0]:i * stride[0] + kh, j * stride[1]:j * stride[1] + kw]
+            y[:, :, i, j] = np.einsum("ncuv,fcuv->nf", patch, w)
+    return y + (0 if b is None else b[None, :, None, None])
+
+
+@given(conv_geometry(), st.sampled_from([0.0, 1.0, -1.0]), st.data())
+def test_im2col_kernel_equals_reference_exactly(geometry, pad_value, data):
+    x_shape, w_shape, stride, pad = geometry
+    x = data.draw(arrays_f64(x_shape))
+    kernel = w_shape[2:]
+    assert np.array_equal(im2col(x, kernel, stride, pad, pad_value),
+                          im2col_reference(x, kernel, stride, pad, pad_value))
+    x32 = x.astype(np.float32)
+    assert np.array_equal(im2col(x32, kernel, stride, pad, pad_value),
+                          im2col_reference(x32, kernel, stride, pad, pad_value))
+
+
+@given(conv_geometry(), st.data())
+def test_col2im_kernel_equals_reference(geometry, data):
+    x_shape, w_shape, stride, pad = geometry
+    kernel = w_shape[2:]
+    rows = x_shape[0] * output_size(x_shape[2], kernel[0], stride[0], pad[0]) * output_size(
+        x_shape[3], kernel[1], stride[1], pad[1])
+    cols = data.draw(arrays_f64((rows, x_shape[1] * kernel[0] * kernel[1])))
+    np.testing.assert_allclose(col2im(cols, x_shape, kernel, stride, pad),
+                               col2im_reference(cols, x_shape, kernel, stride, pad), rtol=1e-12, atol=1e-12)
+
+
+@given(conv_geometry(), st.data())
+def test_col2im_is_the_adjoint_of_im2col(geometry, data):
+    # <im2col(x), c> == <x, col2im(c)> for every x and c
+    x_shape, w_shape, stride, pad = geometry
+    x = data.draw(arrays_f64(x_shape))
+    cols = im2col(x, w_shape[2:], stride, pad)
+    c = data.draw(arrays_f64(cols.shape))
+    assert np.sum(cols * c) == pytest.approx(np.sum(x * col2im(c, x_shape, w_shape[2:], stride, pad)), rel=1e-9, abs=1e-9)
+
+
+@given(conv_geometry(), st.booleans(), st.sampled_from([0.0, 1.0, -1.0]), st.data())
+def test_conv2d_matches_the_definition(geometry, with_bias, pad_value, data):
+    x_shape, w_shape, stride, pad = geometry
+    x, w = data.draw(arrays_f64(x_shape)), data.draw(arrays_f64(w_shape))
+    b = data.draw(arrays_f64((w_shape[0],))) if with_bias else None
+    y = conv2d(Tensor(x), Tensor(w), None if b is None else Tensor(b), stride=stride, pad=pad, pad_value=pad_value)
+    np.testing.assert_allclose(y.data, direct_convolution(x, w, b, stride, pad, pad_value), rtol=1e-10, atol=1e-10)
+
+
+@given(conv_geometry(max_side=5), st.booleans(), st.data())
+def test_conv2d_gradients(geometry, with_bias, data):
+    x_shape, w_shape, stride, pad = geometry
+    x = Tensor(data.draw(arrays_f64(x_shape)), requires_grad=True)
+    w = Tensor(data.draw(arrays_f64(w_shape)), requires_grad=True)
+    if with_bias:
+        b = Tensor(data.draw(arrays_f64((w_shape[0],))), requires_grad=True)
+        gradcheck(lambda x_, w_, b_: conv2d(x_, w_, b_, stride=stride, pad=pad), [x, w, b])
+    else:
+        gradcheck(lambda x_, w_: conv2d(x_, w_, stride=stride, pad=pad, pad_value=1.0), [x, w])
+
+
+def test_conv2d_gradient_of_weights_only():
+    rng = np.random.default_rng(1)
+    x = Tensor(rng.standard_normal((2, 3, 5, 5)))
+    w = Tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
+    gradcheck(lambda w_: conv2d(x, w_, pad=1), [w])
+
+
+def test_conv2d_float32_close_to_float64():
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal((3, 4, 9, 9)), rng.standard_normal((5, 4, 3, 3))
+    y32 = conv2d(Tensor(x.astype(np.float32)), Tensor(w.astype(np.float32)), pad=1).data
+    assert y32.dtype == np.float32
+    np.testing.assert_allclose(y32, conv2d(Tensor(x), Tensor(w), pad=1).data, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kwargs, error, message", [
+    ((2, 3, 8), (4, 3, 3, 3), {}, ShapeError, r"\(N, C, H, W\)"),
+    ((2, 3, 8, 8), (4, 2, 3, 3), {}, ShapeError, "3 channels, weights expect 2"),
+    ((2, 3, 2, 2), (4, 3, 3, 3), {}, ShapeError, "larger than the padded input"),
+    ((2, 3, 8, 8), (4, 3, 3, 3), {"stride": 0}, ArgumentError, "stride must be positive"),
+    ((2, 3, 8, 8), (4, 3, 3, 3), {"pad": -1}, ArgumentError, "padding must be >= 0"),
+])
+def test_conv2d_refuses_bad_shapes(x_shape, w_shape, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        conv2d(Tensor(np.zeros(x_shape)), Tensor(np.zeros(w_shape)), **kwargs)

@@ -1,0 +1,173 @@
+"""2-D convolution as im2col + GEMM, in NCHW layout.
+
+For an input ``x`` of shape (N, C, H, W), weights ``w`` of shape
+(F, C, KH, KW), stride (sh, sw) and padding (ph, pw)::
+
+    OH = (H + 2 ph - KH) // sh + 1,   OW = (W + 2 pw - KW) // sw + 1
+    y[n, f, i, j] = b[f] + sum_{c, u, v} w[f, c, u, v] * xp[n, c, i sh + u, j sw + v]
+
+where ``xp`` is ``x`` padded with ``pad_value`` (0 for float layers; binary
+layers pad their ±1 input with ±1, see SPEC.md). ``im2col`` lays the patches
+out as rows of a matrix ``cols`` of shape (N OH OW, C KH KW), in the same
+(c, u, v) order as ``w.reshape(F, -1)``, so that the convolution is one GEMM::
+
+    y = w.reshape(F, -1) @ cols^T        (F, N OH OW), then viewed as (N, F, OH, OW)
+
+Backward: with ``G`` the upstream gradient laid out as (F, N OH OW),
+``dW = G @ cols``, ``db = sum G``, ``dcols = G^T @ W`` and ``dx = col2im(dcols)``,
+which adds every patch gradient back where the patch came from.
+
+``im2col_reference`` and ``col2im_reference`` are the obvious NumPy versions;
+``im2col`` and ``col2im`` give the same results with Numba kernels
+(:mod:`.kernels`) and are what the layers use.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ArgumentError, ShapeError
+from . import kernels
+from .function import Context, Function
+
+
+def pair(value: int | tuple[int, int], name: str = "value") -> tuple[int, int]:
+    """(v, v) for an int, the pair itself for a pair; refuse anything else."""
+    if isinstance(value, (int, np.integer)):
+        return int(value), int(value)
+    try:
+        first, second = value
+        return int(first), int(second)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"{name} must be an int or a pair of ints, got {value!r}") from None
+
+
+def output_size(size: int, kernel: int, stride: int, pad: int) -> int:
+    """Number of kernel positions along one axis: (size + 2 pad - kernel) // stride + 1."""
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+def pad_input(x: np.ndarray, pad: tuple[int, int], value: float = 0.0) -> np.ndarray:
+    """x (N, C, H, W) with ``pad`` rows/columns of ``value`` on each side."""
+    ph, pw = pad
+    if ph == 0 and pw == 0:
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
+
+
+def im2col_reference(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
+                     pad: tuple[int, int] = (0, 0), pad_value: float = 0.0) -> np.ndarray:
+    """Patches of x (N, C, H, W) as a (N OH OW, C KH KW) matrix, the obvious way:
+    pad, view every window with ``sliding_window_view``, keep every stride-th, copy."""
+    n, c = x.shape[:2]
+    kh, kw = kernel
+    sh, sw = stride
+    xp = pad_input(x, pad, pad_value)
+    windows = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(2, 3))
+    windows = windows[:, :, ::sh, ::sw]  # (N, C, OH, OW, KH, KW)
+    oh, ow = windows.shape[2:4]
+    return windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, c * kh * kw)
+
+
+def col2im_reference(cols: np.ndarray, x_shape: tuple[int, int, int, int], kernel: tuple[int, int],
+                     stride: tuple[int, int], pad: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """The adjoint of :func:`im2col_reference`: add each patch row back where it came
+    from, one strided add per kernel position, then drop the padding."""
+    n, c, h, w = x_shape
+    kh, kw = kernel
+    sh, sw = stride
+    ph, pw = pad
+    hp, wp = h + 2 * ph, w + 2 * pw
+    oh, ow = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
+    patches = cols.reshape(n, oh, ow, c, kh, kw).transpose(0, 3, 4, 5, 1, 2)
+    out = np.zeros((n, c, hp, wp), dtype=cols.dtype)
+    for u in range(kh):
+        for v in range(kw):
+            out[:, :, u:u + sh * oh:sh, v:v + sw * ow:sw] += patches[:, :, u, v]
+    return out[:, :, ph:ph + h, pw:pw + w]
+
+
+def im2col(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
+           pad: tuple[int, int] = (0, 0), pad_value: float = 0.0) -> np.ndarray:
+    """Same result as :func:`im2col_reference`, by the Numba kernel."""
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
+    rows = n * output_size(h, kh, sh, ph) * output_size(w, kw, sw, pw)
+    out = np.empty((rows, c * kh * kw), dtype=x.dtype)
+    return kernels.im2col_into(x, kh, kw, sh, sw, ph, pw, x.dtype.type(pad_value), out)
+
+
+def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], kernel: tuple[int, int],
+           stride: tuple[int, int], pad: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Same result as :func:`col2im_reference`, by the Numba kernel."""
+    n, c, h, w = x_shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
+    out = np.empty(x_shape, dtype=cols.dtype)
+    return kernels.col2im_from(np.ascontiguousarray(cols), n, c, h, w, kh, kw, sh, sw, ph, pw, out)
+
+
+def check_conv_shapes(x_shape: tuple, w_shape: tuple, pad: tuple[int, int],
+                      stride: tuple[int, int], where: str = "conv2d") -> tuple[int, int]:
+    """Validate a convolution's shapes; return (OH, OW)."""
+    if len(x_shape) != 4:
+        raise ShapeError(f"{where}: expected input of shape (N, C, H, W), got {tuple(x_shape)}")
+    if len(w_shape) != 4:
+        raise ShapeError(f"{where}: expected weights of shape (F, C, KH, KW), got {tuple(w_shape)}")
+    if x_shape[1] != w_shape[1]:
+        raise ShapeError(
+            f"{where}: input has {x_shape[1]} channels, weights expect {w_shape[1]} "
+            f"(input {tuple(x_shape)}, weights {tuple(w_shape)})"
+        )
+    if min(stride) < 1:
+        raise ArgumentError(f"{where}: stride must be positive, got {stride}")
+    if min(pad) < 0:
+        raise ArgumentError(f"{where}: padding must be >= 0, got {pad}")
+    kh, kw = w_shape[2:]
+    hp, wp = x_shape[2] + 2 * pad[0], x_shape[3] + 2 * pad[1]
+    if kh > hp or kw > wp:
+        raise ShapeError(
+            f"{where}: kernel {kh}x{kw} is larger than the padded input {hp}x{wp} "
+            f"(input {tuple(x_shape)}, padding {pad})"
+        )
+    return output_size(x_shape[2], kh, stride[0], pad[0]), output_size(x_shape[3], kw, stride[1], pad[1])
+
+
+class Conv2d(Function):
+    """y = conv(x, w) + b (see the module docstring for the formulas).
+
+    The GEMM is computed as W (F, K) @ cols^T, giving (F, N OH OW), so that the
+    output's (OH, OW) planes are contiguous; the backward pass lays the
+    gradient out the same way.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
+                stride=(1, 1), pad=(0, 0), pad_value: float = 0.0) -> np.ndarray:
+        stride, pad = pair(stride, "stride"), pair(pad, "pad")
+        oh, ow = check_conv_shapes(x.shape, w.shape, pad, stride)
+        n, f = x.shape[0], w.shape[0]
+        cols = im2col(x, w.shape[2:], stride, pad, pad_value)
+        w2 = w.reshape(f, -1)
+        out = w2 @ cols.T
+        if b is not None:
+            out += b[:, None]
+        ctx.save_for_backward(cols, w2)
+        ctx.geometry = (x.shape, w.shape, stride, pad)
+        return out.reshape(f, n, oh, ow).transpose(1, 0, 2, 3)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        cols, w2 = ctx.saved_values
+        x_shape, w_shape, stride, pad = ctx.geometry
+        g = grad.transpose(1, 0, 2, 3).reshape(w_shape[0], -1)  # (F, N OH OW)
+        grad_w = (g @ cols).reshape(w_shape) if ctx.needs_input_grad[1] else None
+        grad_x = col2im(g.T @ w2, x_shape, w_shape[2:], stride, pad) if ctx.needs_input_grad[0] else None
+        if len(ctx.needs_input_grad) == 2:  # no bias
+            return grad_x, grad_w
+        return grad_x, grad_w, g.sum(axis=1) if ctx.needs_input_grad[2] else None
+
+
+def conv2d(x, w, b=None, stride=1, pad=0, pad_value: float = 0.0):
+    """Differentiable 2-D convolution of tensors (NCHW); ``b`` may be None."""
+    if b is None:
+        return Conv2d.apply(x, w, stride=stride, pad=pad, pad_value=pad_value)
+    return Conv2d.apply(x, w, b, stride=stride, pad=pad, pad_value=pad_value)

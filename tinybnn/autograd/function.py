@@ -1,0 +1,139 @@
+"""Functions: the differentiable operations of the autograd engine.
+
+Every operation is a subclass of :class:`Function` with two static methods,
+written on plain NumPy arrays::
+
+    class Mul(Function):
+        @staticmethod
+        def forward(ctx, a, b):          # z = a * b
+            ctx.save_for_backward(a, b)
+            return a * b
+
+        @staticmethod
+        def backward(ctx, grad):         # dL/da = g * b,  dL/db = g * a
+            a, b = ctx.saved_values
+            return grad * b, grad * a
+
+``Function.apply(*tensors, **params)`` unwraps the tensors, calls ``forward``
+and, when a gradient will be needed, records the :class:`Context` and the
+inputs on the output so that :func:`tinybnn.autograd.graph.backpropagate` can
+call ``backward`` later. Positional arguments are the differentiable inputs;
+keyword arguments are constants (an axis, a stride, labels).
+
+``backward`` returns one gradient per positional input (``None`` for an input
+that gets none), each the shape of the *broadcast* result; reducing it back to
+the input's shape happens in one place, :func:`unbroadcast`.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any, Iterator
+
+import numpy as np
+
+_state = threading.local()
+
+
+def is_grad_enabled() -> bool:
+    """True unless inside a :func:`no_grad` block."""
+    return getattr(_state, "grad_enabled", True)
+
+
+@contextlib.contextmanager
+def no_grad() -> Iterator[None]:
+    """Run the block without recording the graph (inference, optimizer steps)."""
+    previous = is_grad_enabled()
+    _state.grad_enabled = False
+    try:
+        yield
+    finally:
+        _state.grad_enabled = previous
+
+
+class Context:
+    """What a Function's forward leaves for its backward.
+
+    ``save_for_backward`` keeps arrays only when a backward pass will happen,
+    so inference under :func:`no_grad` holds on to nothing. Functions may also
+    store constants as attributes (``ctx.stride = 2``).
+    """
+
+    def __init__(self, needs_grad: bool = True, needs_input_grad: tuple[bool, ...] = ()):
+        self.needs_grad = needs_grad
+        self.needs_input_grad = needs_input_grad
+        self.saved_values: tuple[Any, ...] = ()
+
+    def save_for_backward(self, *values: Any) -> None:
+        if self.needs_grad:
+            self.saved_values = values
+
+
+class History:
+    """How a tensor was made: the function, its context and its inputs."""
+
+    __slots__ = ("function", "ctx", "inputs")
+
+    def __init__(self, function: type["Function"], ctx: Context, inputs: tuple):
+        self.function = function
+        self.ctx = ctx
+        self.inputs = inputs
+
+
+class Function:
+    """Base class of differentiable operations (see the module docstring)."""
+
+    @staticmethod
+    def forward(ctx: Context, *inputs: np.ndarray, **params: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs: Any, **params: Any) -> "Tensor":
+        tensors = _as_tensors(inputs)
+        needs_input_grad = tuple(t.requires_grad for t in tensors)
+        needs_grad = is_grad_enabled() and any(needs_input_grad)
+        ctx = Context(needs_grad, needs_input_grad)
+        data = cls.forward(ctx, *(t.data for t in tensors), **params)
+        out = Tensor(data, requires_grad=needs_grad)
+        if needs_grad:
+            out.history = History(cls, ctx, tensors)
+        return out
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum ``grad`` over the axes that broadcasting added or stretched.
+
+    If ``x`` of shape ``shape`` was broadcast to ``grad.shape`` in the forward
+    pass, each element of ``x`` was used once per copy, so its gradient is the
+    sum of the gradients of its copies.
+    """
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad
+
+
+def _as_tensors(values: tuple) -> tuple["Tensor", ...]:
+    """Wrap arrays and Python numbers; scalars take the dtype of the tensors."""
+    dtype = next((v.data.dtype for v in values if isinstance(v, Tensor)), None)
+    return tuple(v if isinstance(v, Tensor) else Tensor(_constant(v, dtype)) for v in values)
+
+
+def _constant(value: Any, dtype: Any) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        return value
+    if dtype is not None and np.issubdtype(dtype, np.floating):
+        return np.asarray(value, dtype=dtype)
+    return np.asarray(value)
+
+
+from .tensor import Tensor  # noqa: E402  (Tensor's methods call Functions; import last)

@@ -1,0 +1,111 @@
+"""Numba twins of the NumPy reference code in :mod:`.conv` and :mod:`.pooling`.
+
+Each function here computes exactly what its reference computes (the tests
+check it with hypothesis-drawn shapes, strides and padding); the reference
+says what, this module says how fast.
+
+Optimizations:
+
+- ``im2col_into``: one pass that writes each patch row once, with the padding
+  decided per element instead of materialising a padded copy of the input;
+  ``prange`` over (image, output row) pairs.
+- ``col2im_from``: ``prange`` over (image, channel) planes, so each thread owns
+  the pixels it adds into (no atomics, no races); reads each patch row's
+  channel slice contiguously.
+- ``max_pool_forward`` / ``max_pool_backward``: one pass over each window,
+  keeping the flat index of the first maximum (int8, since windows are small)
+  for the backward scatter; ``prange`` over (image, channel) planes.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(parallel=True, cache=True)
+def im2col_into(x, kh, kw, sh, sw, ph, pw, pad_value, out):  # pragma: no cover (compiled)
+    """out[(n, i, j), (c, u, v)] = x[n, c, i sh + u - ph, j sw + v - pw], or pad_value outside."""
+    n_images, channels, height, width = x.shape
+    oh = (height + 2 * ph - kh) // sh + 1
+    ow = (width + 2 * pw - kw) // sw + 1
+    for task in prange(n_images * oh):
+        n = task // oh
+        i = task % oh
+        for j in range(ow):
+            row = (n * oh + i) * ow + j
+            col = 0
+            for c in range(channels):
+                for u in range(kh):
+                    y = i * sh + u - ph
+                    inside_y = 0 <= y < height
+                    for v in range(kw):
+                        xx = j * sw + v - pw
+                        if inside_y and 0 <= xx < width:
+                            out[row, col] = x[n, c, y, xx]
+                        else:
+                            out[row, col] = pad_value
+                        col += 1
+    return out
+
+
+@njit(parallel=True, cache=True)
+def col2im_from(cols, n_images, channels, height, width, kh, kw, sh, sw, ph, pw, out):  # pragma: no cover
+    """out[n, c, y, x] = sum of cols entries that im2col read from (y, x); padding dropped."""
+    oh = (height + 2 * ph - kh) // sh + 1
+    ow = (width + 2 * pw - kw) // sw + 1
+    for task in prange(n_images * channels):
+        n = task // channels
+        c = task % channels
+        plane = out[n, c]
+        plane[:, :] = 0
+        base = c * kh * kw
+        for i in range(oh):
+            for j in range(ow):
+                row = (n * oh + i) * ow + j
+                for u in range(kh):
+                    y = i * sh + u - ph
+                    if 0 <= y < height:
+                        for v in range(kw):
+                            xx = j * sw + v - pw
+                            if 0 <= xx < width:
+                                plane[y, xx] += cols[row, base + u * kw + v]
+    return out
+
+
+@njit(parallel=True, cache=True)
+def max_pool_forward(x, kh, kw, sh, sw, out, argmax):  # pragma: no cover
+    """out = max over each window; argmax = flat index u * kw + v of its first maximum."""
+    n_images, channels = x.shape[0], x.shape[1]
+    oh, ow = out.shape[2], out.shape[3]
+    for task in prange(n_images * channels):
+        n = task // channels
+        c = task % channels
+        for i in range(oh):
+            for j in range(ow):
+                best = x[n, c, i * sh, j * sw]
+                where = 0
+                for u in range(kh):
+                    for v in range(kw):
+                        value = x[n, c, i * sh + u, j * sw + v]
+                        if value > best:
+                            best = value
+                            where = u * kw + v
+                out[n, c, i, j] = best
+                argmax[n, c, i, j] = where
+    return out
+
+
+@njit(parallel=True, cache=True)
+def max_pool_backward(grad, argmax, kh, kw, sh, sw, out):  # pragma: no cover
+    """out[n, c, window's argmax] += grad[n, c, i, j]; zero elsewhere."""
+    n_images, channels = grad.shape[0], grad.shape[1]
+    oh, ow = grad.shape[2], grad.shape[3]
+    for task in prange(n_images * channels):
+        n = task // channels
+        c = task % channels
+        out[n, c, :, :] = 0
+        for i in range(oh):
+            for j in range(ow):
+                where = argmax[n, c, i, j]
+                out[n, c, i * sh + where // kw, j * sw + where % kw] += grad[n, c, i, j]
+    return out
