@@ -1,0 +1,59 @@
+"""Activation, Flatten and Dropout: layers without weights."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..autograd import Tensor, dropout, hardtanh
+from ..errors import ArgumentError, ShapeError
+from .module import Module
+
+ACTIVATIONS = {
+    "relu": Tensor.relu,
+    "tanh": Tensor.tanh,
+    "sigmoid": Tensor.sigmoid,
+    "hardtanh": hardtanh,
+}
+
+
+class Activation(Module):
+    """Elementwise ``act_type``: relu max(x, 0), tanh, sigmoid 1/(1+e^-x), hardtanh clip(x, -1, 1)."""
+
+    def __init__(self, act_type: str):
+        super().__init__()
+        if act_type not in ACTIVATIONS:
+            raise ArgumentError(f"Activation: act_type must be one of {sorted(ACTIVATIONS)}, got {act_type!r}")
+        self.act_type = act_type
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ACTIVATIONS[self.act_type](x)
+
+    def config(self) -> dict[str, Any]:
+        return {"act_type": self.act_type}
+
+
+class Flatten(Module):
+    """(N, ...) -> (N, prod(...))."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim < 2:
+            raise ShapeError(f"{self.label()}: expected a batch of rank >= 2, got shape {x.shape}")
+        return x.flatten()
+
+
+class Dropout(Module):
+    """Inverted dropout with probability ``p`` while training; identity in evaluation."""
+
+    def __init__(self, p: float = 0.5, rng: np.random.Generator | None = None):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ArgumentError(f"Dropout: p must lie in [0, 1), got {p}")
+        self.p = float(p)
+        self.rng = rng if rng is not None else np.random.default_rng()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return dropout(x, p=self.p, rng=self.rng, training=self.training)
+
+    def config(self) -> dict[str, Any]:
+        return {"p": self.p}

@@ -1,0 +1,72 @@
+"""Convolution: MXNet's 2-D convolution layer (NCHW), float weights."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..autograd import Tensor, conv2d
+from ..autograd.conv import check_conv_shapes, pair
+from ..errors import ArgumentError, ShapeError
+from .init import bias_uniform, check_initializer, fans, initialize
+from .module import Module, Parameter
+
+
+def positive(value: int, name: str, where: str) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ArgumentError(f"{where}: {name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_geometry(kernel: Any, stride: Any, pad: Any, where: str) -> tuple:
+    """Validate kernel (>= 1), stride (>= 1) and pad (>= 0) pairs at construction."""
+    kernel, stride, pad = pair(kernel, "kernel"), pair(stride, "stride"), pair(pad, "pad")
+    if min(kernel) < 1:
+        raise ArgumentError(f"{where}: kernel must be positive, got {kernel}")
+    if min(stride) < 1:
+        raise ArgumentError(f"{where}: stride must be positive, got {stride}")
+    if min(pad) < 0:
+        raise ArgumentError(f"{where}: pad must be >= 0, got {pad}")
+    return kernel, stride, pad
+
+
+class Convolution(Module):
+    """y = conv2d(x, W) + b, with W of shape (num_filter, C, KH, KW).
+
+    C is taken from the first input (deferred initialization). Weights are
+    Kaiming-uniform (``weight_init="kaiming"``, PyTorch's default) or
+    Xavier-uniform (``"xavier"``); the bias is U(+-1/sqrt(fan_in)).
+    """
+
+    def __init__(self, kernel, num_filter: int, stride=1, pad=0, no_bias: bool = False,
+                 weight_init: str = "kaiming", rng: np.random.Generator | None = None):
+        super().__init__()
+        where = type(self).__name__
+        self.kernel, self.stride, self.pad = check_geometry(kernel, stride, pad, where)
+        self.num_filter = positive(num_filter, "num_filter", where)
+        self.no_bias = bool(no_bias)
+        self.weight_init = check_initializer(weight_init)
+        self.rng = rng if rng is not None else np.random.default_rng()
+        self.weight: Parameter | None = None
+        self.bias: Parameter | None = None
+
+    def create_parameters(self, channels: int) -> None:
+        shape = (self.num_filter, channels, *self.kernel)
+        self.weight = Parameter(initialize(self.weight_init, shape, self.rng))
+        if not self.no_bias:
+            self.bias = Parameter(bias_uniform(self.num_filter, fans(shape)[0], self.rng))
+
+    def check_input(self, x: Tensor) -> None:
+        if x.ndim != 4:
+            raise ShapeError(f"{self.label()}: expected input (N, C, H, W), got shape {x.shape}")
+        if self.weight is None:
+            self.create_parameters(x.shape[1])
+        check_conv_shapes(x.shape, self.weight.shape, self.pad, self.stride, where=self.label())
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.check_input(x)
+        return conv2d(x, self.weight, self.bias, stride=self.stride, pad=self.pad)
+
+    def config(self) -> dict[str, Any]:
+        return {"kernel": list(self.kernel), "num_filter": self.num_filter, "stride": list(self.stride),
+                "pad": list(self.pad), "no_bias": self.no_bias, "weight_init": self.weight_init}

@@ -1,0 +1,58 @@
+"""FullyConnected: MXNet's dense layer, y = x W^T + b."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..autograd import Tensor
+from ..errors import ShapeError
+from .convolution import positive
+from .init import bias_uniform, check_initializer, initialize
+from .module import Module, Parameter
+
+
+class FullyConnected(Module):
+    """y = x W^T + b with W of shape (num_hidden, D).
+
+    As in MXNet (``flatten=True``), an input of rank > 2 is flattened to
+    (N, D) first. D is taken from the first input (deferred initialization).
+    """
+
+    def __init__(self, num_hidden: int, no_bias: bool = False, weight_init: str = "kaiming",
+                 rng: np.random.Generator | None = None):
+        super().__init__()
+        self.num_hidden = positive(num_hidden, "num_hidden", type(self).__name__)
+        self.no_bias = bool(no_bias)
+        self.weight_init = check_initializer(weight_init)
+        self.rng = rng if rng is not None else np.random.default_rng()
+        self.weight: Parameter | None = None
+        self.bias: Parameter | None = None
+
+    def create_parameters(self, features: int) -> None:
+        self.weight = Parameter(initialize(self.weight_init, (self.num_hidden, features), self.rng))
+        if not self.no_bias:
+            self.bias = Parameter(bias_uniform(self.num_hidden, features, self.rng))
+
+    def flat_input(self, x: Tensor) -> Tensor:
+        """x as (N, D), creating the weights at the first call and checking D."""
+        if x.ndim < 2:
+            raise ShapeError(f"{self.label()}: expected input (N, D), got shape {x.shape}")
+        if x.ndim > 2:
+            x = x.flatten()
+        if self.weight is None:
+            self.create_parameters(x.shape[1])
+        if x.shape[1] != self.weight.shape[1]:
+            raise ShapeError(
+                f"{self.label()}: input has {x.shape[1]} features, weights expect "
+                f"{self.weight.shape[1]} (input {x.shape}, weights {self.weight.shape})"
+            )
+        return x
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.flat_input(x)
+        y = x @ self.weight.T
+        return y if self.bias is None else y + self.bias
+
+    def config(self) -> dict[str, Any]:
+        return {"num_hidden": self.num_hidden, "no_bias": self.no_bias, "weight_init": self.weight_init}

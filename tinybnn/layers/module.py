@@ -1,0 +1,208 @@
+"""Module, Parameter and Sequential: how layers hold their state.
+
+A :class:`Module` finds its parameters, buffers and children by looking at its
+own attributes, in the order ``__init__`` created them; nothing is registered
+behind the scenes. Layers create their parameters at the first call, when the
+input's size is known (MXNet's deferred initialization), so a network is
+written without channel counts; :meth:`Module.build` runs that first call on
+zeros when the shapes are needed before any data (loading a model file).
+
+Every module can describe itself as JSON-friendly ``config()`` (its
+constructor arguments), which :mod:`tinybnn.serialization` stores beside the
+arrays so that a model loads without the code that built it.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from ..autograd import Tensor, no_grad
+from ..errors import ArgumentError
+
+
+class Parameter(Tensor):
+    """A trainable tensor. ``clip=(low, high)`` is a constraint the optimizer
+    enforces after every step (binary layers clip latent weights to [-1, 1])."""
+
+    __slots__ = ("clip",)
+
+    def __init__(self, data: Any, clip: tuple[float, float] | None = None):
+        super().__init__(np.asarray(data, dtype=np.float32), requires_grad=True)
+        self.clip = clip
+
+    def apply_constraint(self) -> None:
+        if self.clip is not None:
+            np.clip(self.data, self.clip[0], self.clip[1], out=self.data)
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+class Module:
+    """Base class of layers and networks."""
+
+    #: names of non-trainable arrays kept in the state (BatchNorm's running statistics)
+    buffer_names: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        self.training = True
+        self.name = ""
+
+    # --- computation -------------------------------------------------------
+    def forward(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.forward(x)
+
+    def build(self, input_shape: tuple[int, ...]) -> "Module":
+        """Create deferred parameters by running one zero sample of ``input_shape``
+        (without the batch axis) through the network in evaluation mode."""
+        was_training = self.training
+        self.eval()
+        with no_grad():
+            self(Tensor(np.zeros((1, *input_shape), dtype=np.float32)))
+        self.train(was_training)
+        return self
+
+    # --- structure ---------------------------------------------------------
+    def children(self) -> Iterator[tuple[str, "Module"]]:
+        for name, value in vars(self).items():
+            if isinstance(value, Module):
+                yield name, value
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+        yield prefix, self
+        for name, child in self.children():
+            yield from child.named_modules(_join(prefix, name))
+
+    def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
+        for path, module in self.named_modules():
+            for name, value in vars(module).items():
+                if isinstance(value, Parameter):
+                    yield _join(path, name), value
+
+    def parameters(self) -> list[Parameter]:
+        return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self) -> Iterator[tuple[str, np.ndarray]]:
+        for path, module in self.named_modules():
+            for name in module.buffer_names:
+                value = getattr(module, name)
+                if value is not None:
+                    yield _join(path, name), value
+
+    def label(self) -> str:
+        """How errors name this layer: its path in the network and its type."""
+        kind = type(self).__name__
+        return f"layer {self.name} ({kind})" if self.name else kind
+
+    def assign_names(self) -> None:
+        """Name every descendant by its path ("3", "body.0.conv1"), for error messages."""
+        for path, module in self.named_modules():
+            module.name = path
+
+    # --- modes and gradients -------------------------------------------------
+    def train(self, mode: bool = True) -> "Module":
+        for _, module in self.named_modules():
+            module.training = mode
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad = None
+
+    # --- state ---------------------------------------------------------------
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter and buffer, by path."""
+        state = {name: p.data.copy() for name, p in self.named_parameters()}
+        state.update((name, b.copy()) for name, b in self.named_buffers())
+        return state
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Copy arrays into the (built) parameters and buffers; names and shapes must match."""
+        targets: dict[str, np.ndarray] = {name: p.data for name, p in self.named_parameters()}
+        targets.update(self.named_buffers())
+        missing = sorted(set(targets) - set(state))
+        extra = sorted(set(state) - set(targets))
+        if missing or extra:
+            raise ArgumentError(
+                "state does not match the network: "
+                + "; ".join(part for part in (
+                    f"missing {', '.join(missing)}" if missing else "",
+                    f"unexpected {', '.join(extra)}" if extra else "") if part)
+            )
+        for name, target in targets.items():
+            value = np.asarray(state[name])
+            if value.shape != target.shape:
+                raise ArgumentError(
+                    f"array {name} has shape {value.shape}, the network expects {target.shape}"
+                )
+            target[...] = value
+
+    # --- description ---------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments, JSON-friendly, so that ``type(self)(**config)`` rebuilds it."""
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], construct: Callable[[dict], "Module"]) -> "Module":
+        """Rebuild from ``config()``; ``construct`` rebuilds nested descriptions."""
+        return cls(**config)
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+
+def describe(module: Module) -> dict[str, Any]:
+    """A module as JSON-friendly data: ``{"type": class name, "config": {...}}``."""
+    return {"type": type(module).__name__, "config": module.config()}
+
+
+class Sequential(Module):
+    """Layers applied one after the other: y = f_n(... f_2(f_1(x)))."""
+
+    def __init__(self, *layers: Module):
+        super().__init__()
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise ArgumentError(f"Sequential: item {i} is a {type(layer).__name__}, not a Module")
+        self.layers = list(layers)
+        self.assign_names()
+
+    def children(self) -> Iterator[tuple[str, Module]]:
+        for i, layer in enumerate(self.layers):
+            yield str(i), layer
+
+    def forward(self, x: Tensor) -> Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, index: int) -> Module:
+        return self.layers[index]
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self.layers)
+
+    def config(self) -> dict[str, Any]:
+        return {"layers": [describe(layer) for layer in self.layers]}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], construct: Callable[[dict], Module]) -> "Sequential":
+        return cls(*(construct(item) for item in config["layers"]))
+
+    def __repr__(self) -> str:
+        lines = [f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers)]
+        return "Sequential(\n" + "\n".join(lines) + "\n)"

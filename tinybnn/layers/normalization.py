@@ -1,0 +1,58 @@
+"""BatchNorm layer (formulas in :mod:`tinybnn.autograd.normalization`)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..autograd import Tensor, batch_norm
+from ..errors import ArgumentError, ShapeError
+from .module import Module, Parameter
+
+
+class BatchNorm(Module):
+    """Normalize each channel (axis 1), then scale by gamma and shift by beta.
+
+    ``momentum`` follows MXNet: running = momentum * running + (1 - momentum) * batch
+    (0.9 here is PyTorch's 0.1). ``fix_gamma=True`` keeps gamma at 1, as
+    MXNet's default does; the default here is a learned gamma.
+    """
+
+    buffer_names = ("running_mean", "running_var")
+
+    def __init__(self, momentum: float = 0.9, eps: float = 1e-5, fix_gamma: bool = False):
+        super().__init__()
+        if not 0.0 <= momentum < 1.0:
+            raise ArgumentError(f"BatchNorm: momentum must lie in [0, 1), got {momentum}")
+        if not eps > 0:
+            raise ArgumentError(f"BatchNorm: eps must be positive, got {eps}")
+        self.momentum = float(momentum)
+        self.eps = float(eps)
+        self.fix_gamma = bool(fix_gamma)
+        self.gamma: Parameter | Tensor | None = None
+        self.beta: Parameter | None = None
+        self.running_mean: np.ndarray | None = None
+        self.running_var: np.ndarray | None = None
+
+    def create_parameters(self, channels: int) -> None:
+        ones = np.ones(channels, dtype=np.float32)
+        self.gamma = Tensor(ones) if self.fix_gamma else Parameter(ones)
+        self.beta = Parameter(np.zeros(channels, dtype=np.float32))
+        self.running_mean = np.zeros(channels, dtype=np.float32)
+        self.running_var = np.ones(channels, dtype=np.float32)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim not in (2, 4):
+            raise ShapeError(f"{self.label()}: expected input (N, C) or (N, C, H, W), got shape {x.shape}")
+        if self.beta is None:
+            self.create_parameters(x.shape[1])
+        if x.shape[1] != self.beta.shape[0]:
+            raise ShapeError(
+                f"{self.label()}: input has {x.shape[1]} channels, the layer has "
+                f"{self.beta.shape[0]} (input shape {x.shape})"
+            )
+        return batch_norm(x, self.gamma, self.beta, self.running_mean, self.running_var,
+                          training=self.training, momentum=self.momentum, eps=self.eps)
+
+    def config(self) -> dict[str, Any]:
+        return {"momentum": self.momentum, "eps": self.eps, "fix_gamma": self.fix_gamma}

@@ -1,0 +1,38 @@
+"""Pooling layer: max or average over windows, or over the whole image."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..autograd import Tensor, avg_pool2d, max_pool2d
+from ..errors import ArgumentError, ShapeError
+from .convolution import check_geometry
+from .module import Module
+
+
+class Pooling(Module):
+    """MXNet's Pooling: ``pool_type`` "max" or "avg" over ``kernel`` windows.
+
+    ``stride`` defaults to the kernel (non-overlapping windows, as Gluon's
+    MaxPool2D). ``global_pool=True`` pools each channel's whole image to 1x1.
+    """
+
+    def __init__(self, pool_type: str = "max", kernel=(2, 2), stride=None, global_pool: bool = False):
+        super().__init__()
+        if pool_type not in ("max", "avg"):
+            raise ArgumentError(f"Pooling: pool_type must be 'max' or 'avg', got {pool_type!r}")
+        self.pool_type = pool_type
+        self.kernel, self.stride, _ = check_geometry(kernel, kernel if stride is None else stride, 0, "Pooling")
+        self.global_pool = bool(global_pool)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 4:
+            raise ShapeError(f"{self.label()}: expected input (N, C, H, W), got shape {x.shape}")
+        kernel, stride = (x.shape[2:], x.shape[2:]) if self.global_pool else (self.kernel, self.stride)
+        if not self.global_pool and (kernel[0] > x.shape[2] or kernel[1] > x.shape[3]):
+            raise ShapeError(f"{self.label()}: kernel {kernel} is larger than the input {x.shape}")
+        pool = max_pool2d if self.pool_type == "max" else avg_pool2d
+        return pool(x, kernel=kernel, stride=stride)
+
+    def config(self) -> dict[str, Any]:
+        return {"pool_type": self.pool_type, "kernel": list(self.kernel), "stride": list(self.stride),
+                "global_pool": self.global_pool}

@@ -1,0 +1,193 @@
+"""Optimizers (SGD, Adam) and learning-rate schedules.
+
+After every step an optimizer applies each parameter's constraint
+(:meth:`Parameter.apply_constraint`): this is how binary layers keep their
+latent weights in [-1, 1].
+
+SGD with momentum mu, weight decay lambda and learning rate eta
+(PyTorch's formulation)::
+
+    g = grad + lambda w
+    v = mu v + g                         (v = g at the first step)
+    w = w - eta (g + mu v)   if nesterov else   w - eta v
+
+Adam (Kingma and Ba), step t from 1::
+
+    g = grad + lambda w
+    m = b1 m + (1 - b1) g,        v = b2 v + (1 - b2) g^2
+    w = w - eta (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+import numpy as np
+
+from .errors import ArgumentError
+from .layers import Parameter
+
+
+class Optimizer:
+    """Holds the parameters, the learning rate and per-parameter state arrays."""
+
+    def __init__(self, params: Iterable[Parameter], lr: float):
+        self.params = list(params)
+        if not self.params:
+            raise ArgumentError("optimizer: no parameters to optimize (build the model first)")
+        if not lr > 0:
+            raise ArgumentError(f"optimizer: learning rate must be positive, got {lr}")
+        self.lr = float(lr)
+        self.step_count = 0
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        self.step_count += 1
+        for index, p in enumerate(self.params):
+            if p.grad is not None:
+                self.update(index, p)
+                p.apply_constraint()
+
+    def update(self, index: int, p: Parameter) -> None:
+        raise NotImplementedError
+
+    # --- state, for checkpoints ----------------------------------------------
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """Per-parameter state by name ("m.3" is the first moment of parameter 3)."""
+        return {}
+
+    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        expected = self.state_arrays()
+        if set(arrays) != set(expected):
+            raise ArgumentError(
+                f"optimizer state has arrays {sorted(arrays)}, expected {sorted(expected)}"
+            )
+        for name, target in expected.items():
+            if arrays[name].shape != target.shape:
+                raise ArgumentError(f"optimizer state {name}: shape {arrays[name].shape}, expected {target.shape}")
+            target[...] = arrays[name]
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {"lr": self.lr, "step_count": self.step_count}
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional momentum, Nesterov and weight decay."""
+
+    def __init__(self, params: Iterable[Parameter], lr: float = 0.01, momentum: float = 0.0,
+                 nesterov: bool = False, weight_decay: float = 0.0):
+        super().__init__(params, lr)
+        if not 0.0 <= momentum < 1.0:
+            raise ArgumentError(f"SGD: momentum must lie in [0, 1), got {momentum}")
+        if nesterov and momentum == 0.0:
+            raise ArgumentError("SGD: nesterov needs a momentum > 0")
+        if weight_decay < 0:
+            raise ArgumentError(f"SGD: weight_decay must be >= 0, got {weight_decay}")
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.weight_decay = weight_decay
+        self.velocity = [np.zeros_like(p.data) for p in self.params] if momentum else []
+
+    def update(self, index: int, p: Parameter) -> None:
+        g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
+        if not self.momentum:
+            p.data -= self.lr * g
+            return
+        v = self.velocity[index]
+        if self.step_count == 1:
+            v[...] = g
+        else:
+            v *= self.momentum
+            v += g
+        p.data -= self.lr * (g + self.momentum * v if self.nesterov else v)
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        return {f"velocity.{i}": v for i, v in enumerate(self.velocity)}
+
+
+class Adam(Optimizer):
+    """Adam with bias correction and optional (L2) weight decay."""
+
+    def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0):
+        super().__init__(params, lr)
+        b1, b2 = betas
+        if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
+            raise ArgumentError(f"Adam: betas must lie in [0, 1), got {betas}")
+        if weight_decay < 0:
+            raise ArgumentError(f"Adam: weight_decay must be >= 0, got {weight_decay}")
+        self.betas = (float(b1), float(b2))
+        self.eps = eps
+        self.weight_decay = weight_decay
+        self.m = [np.zeros_like(p.data) for p in self.params]
+        self.v = [np.zeros_like(p.data) for p in self.params]
+
+    def update(self, index: int, p: Parameter) -> None:
+        b1, b2 = self.betas
+        g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
+        m, v = self.m[index], self.v[index]
+        m *= b1
+        m += (1 - b1) * g
+        v *= b2
+        v += (1 - b2) * (g * g)
+        t = self.step_count
+        step_size = self.lr / (1 - b1**t)
+        denom = np.sqrt(v / (1 - b2**t)) + self.eps
+        p.data -= (step_size * m / denom).astype(p.data.dtype, copy=False)
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        state = {f"m.{i}": m for i, m in enumerate(self.m)}
+        state.update((f"v.{i}", v) for i, v in enumerate(self.v))
+        return state
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam}
+
+
+# --- learning-rate schedules ----------------------------------------------------
+class ConstantLR:
+    """lr(epoch) = base."""
+
+    def __init__(self, base: float):
+        self.base = base
+
+    def lr_at(self, epoch: int) -> float:
+        return self.base
+
+
+class StepLR:
+    """lr(epoch) = base * gamma ** (epoch // step), epochs counted from 0."""
+
+    def __init__(self, base: float, step: int, gamma: float = 0.1):
+        if step < 1:
+            raise ArgumentError(f"StepLR: step must be >= 1, got {step}")
+        self.base, self.step, self.gamma = base, step, gamma
+
+    def lr_at(self, epoch: int) -> float:
+        return self.base * self.gamma ** (epoch // self.step)
+
+
+class CosineLR:
+    """lr(epoch) = final + (base - final) (1 + cos(pi epoch / epochs)) / 2, epochs counted from 0."""
+
+    def __init__(self, base: float, epochs: int, final: float = 0.0):
+        if epochs < 1:
+            raise ArgumentError(f"CosineLR: epochs must be >= 1, got {epochs}")
+        self.base, self.epochs, self.final = base, epochs, final
+
+    def lr_at(self, epoch: int) -> float:
+        return self.final + (self.base - self.final) * (1 + math.cos(math.pi * epoch / self.epochs)) / 2
+
+
+def make_schedule(name: str, base: float, epochs: int) -> ConstantLR | StepLR | CosineLR:
+    """The schedule the command line calls ``name``: "constant", "cosine" or "step" (x0.1 every third)."""
+    if name == "constant":
+        return ConstantLR(base)
+    if name == "cosine":
+        return CosineLR(base, epochs)
+    if name == "step":
+        return StepLR(base, step=max(1, epochs // 3))
+    raise ArgumentError(f"schedule must be 'constant', 'cosine' or 'step', got {name!r}")

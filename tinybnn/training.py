@@ -1,0 +1,135 @@
+"""The training loop: epochs of mini-batch gradient descent, evaluation, checkpoints.
+
+One epoch: shuffle the training set with the run's generator, and for each
+batch compute the logits, the mean softmax cross-entropy, its gradient
+(``loss.backward()``) and one optimizer step. After each epoch the model is
+evaluated on the test set in evaluation mode (BatchNorm with running
+statistics) and a checkpoint is written atomically, holding the weights, the
+optimizer's state, the epoch counter and the generator's state: resuming from
+it continues exactly as if the run had not stopped.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from .autograd import Tensor, no_grad, softmax_cross_entropy
+from .errors import TrainingError
+from .layers import Module
+from .optim import Optimizer
+
+
+@dataclass
+class EpochResult:
+    """What one epoch measured."""
+
+    epoch: int
+    loss: float
+    train_accuracy: float
+    test_loss: float
+    test_accuracy: float
+    seconds: float
+    images_per_second: float
+    lr: float
+
+    def line(self, epochs: int) -> str:
+        return (f"epoch {self.epoch:>3}/{epochs}  lr {self.lr:.2e}  loss {self.loss:.4f}  "
+                f"train accuracy {self.train_accuracy:.4f}  test accuracy {self.test_accuracy:.4f}  "
+                f"{self.seconds:6.1f} s  {self.images_per_second:7.0f} images/s")
+
+
+@dataclass
+class TrainState:
+    """Everything a resumed run needs besides the weights and the optimizer's arrays."""
+
+    epoch: int = 0  # epochs completed
+    rng_state: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def batches(count: int, batch_size: int, rng: np.random.Generator | None) -> Iterator[np.ndarray]:
+    """Index arrays of consecutive batches, over a permutation drawn from ``rng`` (None: in order)."""
+    order = rng.permutation(count) if rng is not None else np.arange(count)
+    for start in range(0, count, batch_size):
+        yield order[start:start + batch_size]
+
+
+def evaluate(model: Module, images: np.ndarray, labels: np.ndarray, batch_size: int = 500) -> tuple[float, float]:
+    """(mean loss, accuracy) of ``model`` in evaluation mode; restores the previous mode."""
+    was_training = model.training
+    model.eval()
+    total_loss, correct = 0.0, 0
+    with no_grad():
+        for index in batches(len(images), batch_size, None):
+            logits = model(Tensor(images[index]))
+            total_loss += softmax_cross_entropy(logits, labels[index]).item() * len(index)
+            correct += int((logits.data.argmax(axis=1) == labels[index]).sum())
+    model.train(was_training)
+    return total_loss / len(images), correct / len(images)
+
+
+def predict_logits(model: Module, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
+    """Logits of ``model`` in evaluation mode for a stack of images."""
+    model.eval()
+    with no_grad():
+        return np.concatenate([model(Tensor(images[i])).data for i in batches(len(images), batch_size, None)])
+
+
+def train_epoch(model: Module, optimizer: Optimizer, images: np.ndarray, labels: np.ndarray,
+                batch_size: int, rng: np.random.Generator) -> tuple[float, float]:
+    """One pass over the shuffled training set; returns (mean loss, train accuracy)."""
+    model.train()
+    total_loss, correct = 0.0, 0
+    for step, index in enumerate(batches(len(images), batch_size, rng)):
+        logits = model(Tensor(images[index]))
+        loss = softmax_cross_entropy(logits, labels[index])
+        value = loss.item()
+        if not math.isfinite(value):
+            raise TrainingError(
+                f"the loss became {value} at batch {step + 1}: lower the learning rate "
+                "(--lr); the last checkpoint is kept"
+            )
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total_loss += value * len(index)
+        correct += int((logits.data.argmax(axis=1) == labels[index]).sum())
+    return total_loss / len(images), correct / len(images)
+
+
+def fit(model: Module, optimizer: Optimizer, schedule: Any, train: tuple[np.ndarray, np.ndarray],
+        test: tuple[np.ndarray, np.ndarray], epochs: int, batch_size: int, rng: np.random.Generator,
+        state: TrainState | None = None, log: Callable[[str], None] = print,
+        on_epoch_end: Callable[[TrainState], None] | None = None) -> TrainState:
+    """Train from ``state.epoch`` up to ``epochs``, logging one line per epoch.
+
+    ``on_epoch_end(state)`` runs after each epoch with the generator's state
+    recorded (the command line writes the checkpoint there).
+    """
+    state = state if state is not None else TrainState()
+    images, labels = train
+    for epoch in range(state.epoch, epochs):
+        optimizer.lr = schedule.lr_at(epoch)
+        start = time.perf_counter()
+        loss, train_accuracy = train_epoch(model, optimizer, images, labels, batch_size, rng)
+        seconds = time.perf_counter() - start
+        test_loss, test_accuracy = evaluate(model, *test)
+        result = EpochResult(epoch + 1, loss, train_accuracy, test_loss, test_accuracy,
+                             seconds, len(images) / seconds, optimizer.lr)
+        log(result.line(epochs))
+        state.epoch = epoch + 1
+        state.rng_state = rng.bit_generator.state
+        state.history.append(asdict(result))
+        if on_epoch_end is not None:
+            on_epoch_end(state)
+    return state
+
+
+def checkpoint_path(out: Path) -> Path:
+    """Where a run writing ``out`` keeps its checkpoint: ``model.npz`` -> ``model.ckpt.npz``."""
+    return out.with_name(out.stem + ".ckpt" + out.suffix)
