@@ -78,7 +78,7 @@ def test_load_state_dict_names_missing_extra_and_misshapen_arrays():
 
 
 def test_description_round_trip_through_json():
-    net = lenet(np.random.default_rng(0))
+    net = lenet(rng=np.random.default_rng(0))
     text = json.dumps(describe(net))
     rebuilt = construct(json.loads(text))
     assert describe(rebuilt) == describe(net)
@@ -93,7 +93,7 @@ def test_unknown_layer_type_is_refused():
 
 
 def test_lenet_shapes_match_bmxnet():
-    net = lenet(np.random.default_rng(0)).build((1, 28, 28))
+    net = lenet(rng=np.random.default_rng(0)).build((1, 28, 28))
     shapes = {name: p.shape for name, p in net.named_parameters()}
     assert shapes["0.weight"] == (64, 1, 5, 5)
     assert shapes["4.weight"] == (64, 64, 5, 5)
@@ -103,7 +103,7 @@ def test_lenet_shapes_match_bmxnet():
 
 
 def test_errors_name_the_layer_and_both_shapes():
-    net = lenet(np.random.default_rng(0)).build((1, 28, 28))
+    net = lenet(rng=np.random.default_rng(0)).build((1, 28, 28))
     with pytest.raises(ShapeError, match=r"layer 0 \(Convolution\): input has 3 channels, weights expect 1 "
                                          r"\(input \(2, 3, 28, 28\), weights \(64, 1, 5, 5\)\)"):
         net(Tensor(np.zeros((2, 3, 28, 28), np.float32)))

@@ -14,7 +14,7 @@ from tinybnn.serialization import HEADER, encode_header, load_model, read_arrays
 
 @pytest.fixture(scope="module")
 def model():
-    return lenet(np.random.default_rng(0)).build((1, 28, 28))
+    return lenet(rng=np.random.default_rng(0)).build((1, 28, 28))
 
 
 @pytest.fixture

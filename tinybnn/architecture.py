@@ -11,11 +11,12 @@ from typing import Any
 
 from .errors import ModelFileError
 from .layers import (Activation, BatchNorm, Convolution, Dropout, Flatten, FullyConnected, Module,
-                     Pooling, Sequential, describe)
+                     Pooling, QActivation, QConvolution, QFullyConnected, Sequential, describe)
 
 LAYER_TYPES: dict[str, type[Module]] = {
     cls.__name__: cls
-    for cls in (Activation, BatchNorm, Convolution, Dropout, Flatten, FullyConnected, Pooling, Sequential)
+    for cls in (Activation, BatchNorm, Convolution, Dropout, Flatten, FullyConnected, Pooling,
+                QActivation, QConvolution, QFullyConnected, Sequential)
 }
 
 

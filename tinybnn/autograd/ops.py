@@ -315,3 +315,17 @@ class Dropout(Function):
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
         return grad if ctx.scale is None else grad * ctx.scale
+
+
+class Abs(Function):
+    """z = |a|;  dz/da = sign(a), taken as +1 at 0 (sign(0) = +1)."""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(a >= 0)
+        return np.abs(a)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        (nonnegative,) = ctx.saved_values
+        return np.where(nonnegative, grad, -grad)

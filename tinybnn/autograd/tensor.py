@@ -155,6 +155,9 @@ class Tensor:
         """(N, ...) -> (N, prod(...)): keep the batch axis."""
         return ops.Reshape.apply(self, shape=(self.shape[0], -1))
 
+    def abs(self) -> "Tensor":
+        return ops.Abs.apply(self)
+
     def exp(self) -> "Tensor":
         return ops.Exp.apply(self)
 

@@ -1,12 +1,14 @@
-"""Layers: Module and Sequential, MXNet-style float layers (and, later, quantized ones)."""
+"""Layers: Module and Sequential, MXNet-style float layers, and binary / k-bit Q-layers."""
 from .activation import Activation, Dropout, Flatten
 from .convolution import Convolution
 from .dense import FullyConnected
 from .module import Module, Parameter, Sequential, describe
 from .normalization import BatchNorm
 from .pooling import Pooling
+from .quantized import QActivation, QConvolution, QFullyConnected
 
 __all__ = [
     "Activation", "BatchNorm", "Convolution", "Dropout", "Flatten", "FullyConnected",
-    "Module", "Parameter", "Pooling", "Sequential", "describe",
+    "Module", "Parameter", "Pooling", "QActivation", "QConvolution", "QFullyConnected", "Sequential",
+    "describe",
 ]

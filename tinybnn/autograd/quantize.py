@@ -1,0 +1,142 @@
+"""Quantizers: sign with straight-through estimators, and DoReFa k-bit quantization.
+
+Conventions (SPEC.md):
+
+- **sign(0) = +1**: ``sign(x) = +1 if x >= 0 else -1``.
+- **det_sign** (BinaryNet's straight-through estimator): forward sign(x);
+  backward ``g * (|x| <= grad_cancel)`` (default grad_cancel = 1). The true
+  derivative of sign is 0 almost everywhere, which would stop learning; the
+  estimator passes the gradient through as if sign were hardtanh.
+- **approx_sign** (Bi-Real Net): forward sign(x); backward
+  ``g * (2 - 2|x|)`` inside [-1, 1] and 0 outside, the derivative of a
+  piecewise-quadratic approximation of sign.
+- **DoReFa k-bit** (2 <= k <= 31), with n = 2^k - 1 levels above zero:
+  ``quantize_k(x) = round(x * n) / n`` for x in [0, 1], gradient straight
+  through the rounding (1).
+
+  - activations: ``q = quantize_k(clip(x, 0, 1))``; gradient ``g * (0 <= x <= 1)``.
+  - weights: ``w_q = 2 quantize_k(tanh(w) / (2 max|tanh(w)|) + 1/2) - 1``,
+    a value in [-1, 1] on a grid of 2^k levels; gradient through tanh and the
+    scaling, with max|tanh(w)| taken as a constant (as DoReFa implementations
+    do), i.e. ``dw_q/dw = (1 - tanh(w)^2) / max|tanh(w)|``.
+
+- 32 bits means no quantization (the identity).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ArgumentError
+from .function import Context, Function
+from .tensor import Tensor
+
+
+def sign(x: np.ndarray) -> np.ndarray:
+    """+1 where x >= 0, -1 elsewhere (sign(0) = +1), in x's dtype."""
+    return np.where(x >= 0, 1, -1).astype(x.dtype, copy=False)
+
+
+class DetSign(Function):
+    """Forward sign(x); backward g where |x| <= grad_cancel, 0 elsewhere."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, grad_cancel: float = 1.0) -> np.ndarray:
+        ctx.save_for_backward(np.abs(x) <= grad_cancel)
+        return sign(x)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        (passes,) = ctx.saved_values
+        return grad * passes
+
+
+class ApproxSign(Function):
+    """Forward sign(x); backward g (2 - 2|x|) where |x| <= 1, 0 elsewhere (Bi-Real Net)."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(x)
+        return sign(x)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        (x,) = ctx.saved_values
+        return grad * np.maximum(2 - 2 * np.abs(x), 0).astype(grad.dtype, copy=False)
+
+
+def quantize_levels(x: np.ndarray, bits: int) -> np.ndarray:
+    """round(x (2^k - 1)) / (2^k - 1) for x in [0, 1]: the 2^k-level grid of DoReFa."""
+    levels = (1 << bits) - 1
+    return (np.round(x * levels) / levels).astype(x.dtype, copy=False)
+
+
+class QuantizeActivation(Function):
+    """DoReFa activations: forward quantize_k(clip(x, 0, 1)); backward g where 0 <= x <= 1."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, bits: int) -> np.ndarray:
+        ctx.save_for_backward((x >= 0) & (x <= 1))
+        return quantize_levels(np.clip(x, 0, 1), bits)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        (inside,) = ctx.saved_values
+        return grad * inside
+
+
+class RoundStraightThrough(Function):
+    """Forward quantize_k(x) for x in [0, 1]; backward g (straight through the rounding)."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, bits: int) -> np.ndarray:
+        return quantize_levels(x, bits)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        return grad
+
+
+def check_bits(bits: int, name: str, where: str = "") -> int:
+    """Refuse bit widths outside 1..32 with a message naming the argument."""
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 32:
+        prefix = f"{where}: " if where else ""
+        raise ArgumentError(f"{prefix}{name} must be an integer from 1 to 32, got {bits!r}")
+    return int(bits)
+
+
+def det_sign(x, grad_cancel: float = 1.0) -> Tensor:
+    """sign(x) with the straight-through estimator (gradient where |x| <= grad_cancel)."""
+    return DetSign.apply(x, grad_cancel=grad_cancel)
+
+
+def approx_sign(x) -> Tensor:
+    """sign(x) with Bi-Real Net's gradient 2 - 2|x| inside [-1, 1]."""
+    return ApproxSign.apply(x)
+
+
+def quantize_activation(x, bits: int, grad_cancel: float = 1.0, method: str = "det_sign") -> Tensor:
+    """Activations to ``bits`` bits: sign for 1 (``method`` det_sign or approx_sign),
+    DoReFa for 2..31, the identity for 32."""
+    bits = check_bits(bits, "act_bit")
+    if bits == 32:
+        return x
+    if bits == 1:
+        if method == "det_sign":
+            return det_sign(x, grad_cancel)
+        if method == "approx_sign":
+            return approx_sign(x)
+        raise ArgumentError(f"method must be 'det_sign' or 'approx_sign', got {method!r}")
+    return QuantizeActivation.apply(x, bits=bits)
+
+
+def quantize_weight(w: Tensor, bits: int) -> Tensor:
+    """Weights to ``bits`` bits: sign for 1 (straight-through), DoReFa for 2..31, identity for 32."""
+    bits = check_bits(bits, "weight_bit")
+    if bits == 32:
+        return w
+    if bits == 1:
+        return det_sign(w, grad_cancel=1.0)
+    t = w.tanh()
+    largest = float(np.abs(t.data).max())
+    scale = 1.0 / (2.0 * largest) if largest > 0 else 0.0
+    return 2.0 * RoundStraightThrough.apply(t * scale + 0.5, bits=bits) - 1.0
