@@ -268,6 +268,7 @@ def write_idx(path: PathLike, array: np.ndarray, *, compress: bool | None = None
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data)
+        os.chmod(temp_name, 0o644)  # mkstemp makes it private; a data file is not
         os.replace(temp_name, path)
     except BaseException:
         try:
