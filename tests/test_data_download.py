@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from tinybnn.data import fetch, md5_of_file
+from tinybnn.data import DownloadError, fetch, md5_of_file
 from tinybnn.errors import DataFileError
 
 PAYLOAD = bytes(range(256)) * 400  # 102,400 bytes
@@ -107,9 +107,11 @@ def test_connection_closed_mid_transfer(server, tmp_path):
 
 def test_http_404(server, tmp_path):
     dest = tmp_path / "x.gz"
-    with pytest.raises(DataFileError, match="HTTP 404") as info:
+    with pytest.raises(DownloadError, match="HTTP 404") as info:
         fetch(f"{server}/nothing-here.gz", dest, PAYLOAD_MD5)
     assert "another mirror" in str(info.value) and "by hand" in str(info.value)
+    assert info.value.reason == "HTTP 404 Not Found"  # the short cause, for combined messages
+    assert info.value.url == f"{server}/nothing-here.gz" and info.value.dest == dest
     assert_nothing_left(tmp_path, dest)
 
 

@@ -29,6 +29,16 @@ DEFAULT_TIMEOUT = 30.0  # seconds without progress before giving up
 _CHUNK = 1 << 16
 
 
+class DownloadError(DataFileError):
+    """A download that failed; ``reason`` is the short cause (e.g. ``"HTTP 404 Not Found"``)."""
+
+    def __init__(self, message: str, *, url: str, dest: Path, reason: str):
+        super().__init__(message)
+        self.url = url
+        self.dest = dest
+        self.reason = reason
+
+
 def md5_of_file(path: PathLike) -> str:
     """Hex md5 of a file's bytes, read in chunks."""
     digest = hashlib.md5(usedforsecurity=False)
@@ -65,7 +75,8 @@ def fetch(url: str, dest: PathLike, md5: str | None, *, timeout: float = DEFAULT
     The destination folder is created if needed. An existing file at ``dest``
     is replaced only by a complete download whose checksum matches.
     ``timeout`` bounds the connection and each read, in seconds.
-    Raises :class:`~tinybnn.errors.DataFileError` naming the URL and ``dest``.
+    Raises :class:`DownloadError` (a :class:`~tinybnn.errors.DataFileError`)
+    naming the URL and ``dest``, with the short cause in its ``reason``.
     """
     dest = Path(dest)
     by_hand = f"download {url} by hand and save it as {dest.absolute()}"
@@ -73,9 +84,9 @@ def fetch(url: str, dest: PathLike, md5: str | None, *, timeout: float = DEFAULT
         dest.parent.mkdir(parents=True, exist_ok=True)
         handle, temp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     except OSError as error:
-        raise DataFileError(
-            f"cannot write into {dest.parent.absolute()} ({error.strerror or error}): "
-            f"choose another folder, or {by_hand}"
+        reason = f"cannot write into {dest.parent.absolute()}: {error.strerror or error}"
+        raise DownloadError(
+            f"{reason}; choose another folder, or {by_hand}", url=url, dest=dest, reason=reason
         ) from error
     try:
         digest = hashlib.md5(usedforsecurity=False)
@@ -91,19 +102,22 @@ def fetch(url: str, dest: PathLike, md5: str | None, *, timeout: float = DEFAULT
                     digest.update(chunk)
                     received += len(chunk)
             if announced is not None and announced.isdigit() and received != int(announced):
-                raise DataFileError(
-                    f"download of {url} was cut short: received {received:,} of {int(announced):,} "
-                    f"bytes; {dest.absolute()} was not written; try again, or {by_hand}"
+                reason = f"cut short: received {received:,} of {int(announced):,} bytes"
+                raise DownloadError(
+                    f"download of {url} was {reason}; {dest.absolute()} was not written; "
+                    f"try again, or {by_hand}",
+                    url=url, dest=dest, reason=reason,
                 )
             out.flush()
             os.fsync(out.fileno())
         os.chmod(temp_name, 0o644)  # mkstemp makes it private; a data file is not
         if md5 is not None and digest.hexdigest() != md5.lower():
-            raise DataFileError(
-                f"download of {url} failed its checksum: md5 {digest.hexdigest()}, expected {md5.lower()} "
-                f"({received:,} bytes received); {dest.absolute()} was not written; the server sent a "
-                f"damaged or different file: try again later or another mirror, or {by_hand} "
-                f"after checking its md5"
+            reason = f"md5 {digest.hexdigest()}, expected {md5.lower()}"
+            raise DownloadError(
+                f"download of {url} failed its checksum: {reason} ({received:,} bytes received); "
+                f"{dest.absolute()} was not written; the server sent a damaged or different file: "
+                f"try again later or another mirror, or {by_hand} after checking its md5",
+                url=url, dest=dest, reason=reason,
             )
         os.replace(temp_name, dest)
     except BaseException as error:
@@ -118,9 +132,11 @@ def fetch(url: str, dest: PathLike, md5: str | None, *, timeout: float = DEFAULT
                 advice = "the server does not offer the file there: try again later or another mirror"
             else:
                 advice = "check the network connection and try again"
-            raise DataFileError(
-                f"cannot download {url} ({_reason(error)}); {dest.absolute()} was not written; "
-                f"{advice}, or {by_hand}"
+            reason = _reason(error)
+            raise DownloadError(
+                f"cannot download {url} ({reason}); {dest.absolute()} was not written; "
+                f"{advice}, or {by_hand}",
+                url=url, dest=dest, reason=reason,
             ) from error
         raise  # KeyboardInterrupt and bugs keep their type, after the clean-up
     return dest
