@@ -5,6 +5,7 @@
 - :mod:`.mnist`: :func:`load_dataset` (search order, download, checks) and :class:`Dataset`;
 - :mod:`.batches`: :func:`iterate_batches` (seeded shuffling with a caller-owned Generator).
 """
+from tinybnn.data.batches import iterate_batches, num_batches
 from tinybnn.data.download import DownloadError, fetch, md5_of_file
 from tinybnn.data.idx import DEFAULT_MAX_BYTES, IDX_TYPES, read_idx, write_idx
 from tinybnn.data.mnist import (
@@ -33,10 +34,12 @@ __all__ = [
     "fetch",
     "find_files",
     "get_spec",
+    "iterate_batches",
     "load_dataset",
     "load_folder",
     "locate_dataset",
     "md5_of_file",
+    "num_batches",
     "read_idx",
     "to_float_nchw",
     "write_idx",
