@@ -190,7 +190,7 @@ def _check_limit(path: Path, expected: int, dims: tuple[int, ...], type_name: st
     if max_bytes is not None and expected > max_bytes:
         raise DataFileError(
             f"{_name(path)}: header claims {expected:,} bytes of data ({_describe(dims, type_name)}), "
-            f"more than the limit of {max_bytes:,} bytes; pass max_bytes=None to read it anyway"
+            f"more than the limit of {max_bytes:,} bytes; if the file really is that large, pass max_bytes=None"
         )
 
 

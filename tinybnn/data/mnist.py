@@ -166,7 +166,7 @@ def find_files(folder: PathLike) -> dict[str, Path]:
     found = {}
     for stem in FILES:
         for candidate in (folder / f"{stem}.gz", folder / stem):
-            if candidate.is_file():
+            if os.path.isfile(candidate):  # False, not an exception, for unreadable folders
                 found[stem] = candidate
                 break
     return found
