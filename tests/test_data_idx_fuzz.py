@@ -20,7 +20,7 @@ from tinybnn.data import read_idx, write_idx
 from tinybnn.data.idx import IDX_TYPES
 from tinybnn.errors import DataFileError
 
-FUZZ = settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(suppress_health_check=[HealthCheck.too_slow])
 
 # Every input below is under 2 KB; reading one must stay far below this.
 PEAK_LIMIT = 2 * 2**20
