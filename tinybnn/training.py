@@ -14,11 +14,12 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
 from .autograd import Tensor, no_grad, softmax_cross_entropy
+from .data import iterate_batches
 from .errors import TrainingError
 from .layers import Module
 from .optim import Optimizer
@@ -52,23 +53,16 @@ class TrainState:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def batches(count: int, batch_size: int, rng: np.random.Generator | None) -> Iterator[np.ndarray]:
-    """Index arrays of consecutive batches, over a permutation drawn from ``rng`` (None: in order)."""
-    order = rng.permutation(count) if rng is not None else np.arange(count)
-    for start in range(0, count, batch_size):
-        yield order[start:start + batch_size]
-
-
 def evaluate(model: Module, images: np.ndarray, labels: np.ndarray, batch_size: int = 500) -> tuple[float, float]:
     """(mean loss, accuracy) of ``model`` in evaluation mode; restores the previous mode."""
     was_training = model.training
     model.eval()
     total_loss, correct = 0.0, 0
     with no_grad():
-        for index in batches(len(images), batch_size, None):
-            logits = model(Tensor(images[index]))
-            total_loss += softmax_cross_entropy(logits, labels[index]).item() * len(index)
-            correct += int((logits.data.argmax(axis=1) == labels[index]).sum())
+        for x, y in iterate_batches(images, labels, batch_size, shuffle=False):
+            logits = model(Tensor(x))
+            total_loss += softmax_cross_entropy(logits, y).item() * len(y)
+            correct += int((logits.data.argmax(axis=1) == y).sum())
     model.train(was_training)
     return total_loss / len(images), correct / len(images)
 
@@ -77,7 +71,8 @@ def predict_logits(model: Module, images: np.ndarray, batch_size: int = 500) -> 
     """Logits of ``model`` in evaluation mode for a stack of images."""
     model.eval()
     with no_grad():
-        return np.concatenate([model(Tensor(images[i])).data for i in batches(len(images), batch_size, None)])
+        return np.concatenate([model(Tensor(images[i:i + batch_size])).data
+                               for i in range(0, len(images), batch_size)])
 
 
 def train_epoch(model: Module, optimizer: Optimizer, images: np.ndarray, labels: np.ndarray,
@@ -85,9 +80,9 @@ def train_epoch(model: Module, optimizer: Optimizer, images: np.ndarray, labels:
     """One pass over the shuffled training set; returns (mean loss, train accuracy)."""
     model.train()
     total_loss, correct = 0.0, 0
-    for step, index in enumerate(batches(len(images), batch_size, rng)):
-        logits = model(Tensor(images[index]))
-        loss = softmax_cross_entropy(logits, labels[index])
+    for step, (x, y) in enumerate(iterate_batches(images, labels, batch_size, shuffle=True, rng=rng)):
+        logits = model(Tensor(x))
+        loss = softmax_cross_entropy(logits, y)
         value = loss.item()
         if not math.isfinite(value):
             raise TrainingError(
@@ -97,8 +92,8 @@ def train_epoch(model: Module, optimizer: Optimizer, images: np.ndarray, labels:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        total_loss += value * len(index)
-        correct += int((logits.data.argmax(axis=1) == labels[index]).sum())
+        total_loss += value * len(y)
+        correct += int((logits.data.argmax(axis=1) == y).sum())
     return total_loss / len(images), correct / len(images)
 
 

@@ -1,0 +1,159 @@
+"""The ``tinybnn`` command line.
+
+Each subcommand is a function ``command_<name>(args) -> int`` that calls the
+library. Mistakes in the input (``TinyBNNError``: a bad file, a bad argument)
+print one line, ``tinybnn: error: ...``, and exit with status 2; anything else
+is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import ArgumentError, TinyBNNError
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and status 2), like our other errors."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# --- train ---------------------------------------------------------------------
+def add_train_parser(commands) -> None:
+    p = commands.add_parser("train", help="train a LeNet on MNIST or Fashion-MNIST",
+                            description="Train a model, print one line per epoch, save it and a checkpoint.")
+    p.add_argument("--model", default="binary-lenet", choices=["lenet", "binary-lenet"],
+                   help="network to train (default: binary-lenet)")
+    p.add_argument("--act-bit", type=int, default=1, help="activation bits of binary-lenet's Q-layers (1..32)")
+    p.add_argument("--weight-bit", type=int, default=1, help="weight bits of binary-lenet's Q-layers (1..32)")
+    p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
+    p.add_argument("--data", metavar="DIR", help="folder holding the IDX files (or mnist/, mnist-5k/, "
+                   "fashion-mnist/ subfolders); default: $TINYBNN_DATA, then the cache, then download")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: 1e-3 adam, 0.1 sgd)")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--schedule", default="cosine", choices=["constant", "cosine", "step"],
+                   help="learning-rate schedule over the epochs (default: cosine)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-limit", type=int, metavar="N", help="train on N images drawn with the seed")
+    p.add_argument("--test-limit", type=int, metavar="N", help="evaluate on the first N test images")
+    p.add_argument("--out", type=Path, default=Path("model.npz"), help="where to save the model")
+    p.add_argument("--resume", type=Path, metavar="CHECKPOINT",
+                   help="continue a run from its checkpoint (MODEL.ckpt.npz)")
+    p.set_defaults(handler=command_train)
+
+
+def run_settings(args: argparse.Namespace) -> dict:
+    """The settings that define a run (stored in checkpoints, restored on --resume)."""
+    lr = args.lr if args.lr is not None else (1e-3 if args.optimizer == "adam" else 0.1)
+    return {"model": args.model, "act_bit": args.act_bit, "weight_bit": args.weight_bit,
+            "dataset": args.dataset, "epochs": args.epochs, "batch_size": args.batch_size,
+            "optimizer": args.optimizer, "lr": lr, "momentum": args.momentum,
+            "weight_decay": args.weight_decay, "schedule": args.schedule, "seed": args.seed,
+            "train_limit": args.train_limit, "test_limit": args.test_limit}
+
+
+def check_positive(settings: dict, *names: str) -> None:
+    for name in names:
+        value = settings[name]
+        if value is not None and value < 1:
+            raise ArgumentError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+
+
+def command_train(args: argparse.Namespace) -> int:
+    from .checkpoint import load_checkpoint, save_checkpoint
+    from .data import load_dataset, to_float_nchw
+    from .models import build_model
+    from .optim import OPTIMIZERS, make_schedule
+    from .serialization import save_model
+    from .training import checkpoint_path, fit
+
+    checkpoint = None
+    if args.resume is not None:
+        checkpoint = load_checkpoint(args.resume)
+        settings = dict(checkpoint.run)
+        if args.epochs_given:
+            settings["epochs"] = args.epochs
+    else:
+        settings = run_settings(args)
+    check_positive(settings, "epochs", "batch_size", "train_limit", "test_limit")
+
+    data = load_dataset(settings["dataset"], data_dir=args.data, log=print)
+    train_x, train_y = to_float_nchw(data.train_images), data.train_labels
+    test_x, test_y = to_float_nchw(data.test_images), data.test_labels
+    if settings["train_limit"]:
+        keep = np.sort(np.random.default_rng(settings["seed"]).permutation(len(train_x))[:settings["train_limit"]])
+        train_x, train_y = train_x[keep], train_y[keep]
+    if settings["test_limit"]:
+        test_x, test_y = test_x[:settings["test_limit"]], test_y[:settings["test_limit"]]
+
+    rng = np.random.default_rng(settings["seed"])
+    model, input_shape = build_model(settings["model"], rng=rng, act_bit=settings["act_bit"],
+                                     weight_bit=settings["weight_bit"])
+    optimizer_class = OPTIMIZERS[settings["optimizer"]]
+    extra = {"momentum": settings["momentum"]} if settings["optimizer"] == "sgd" else {}
+    optimizer = optimizer_class(model.parameters(), lr=settings["lr"],
+                                weight_decay=settings["weight_decay"], **extra)
+    schedule = make_schedule(settings["schedule"], settings["lr"], settings["epochs"])
+    state = None
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint.model_file.model.state_dict())
+        checkpoint.restore_optimizer(optimizer, args.resume)
+        rng.bit_generator.state = checkpoint.state.rng_state
+        state = checkpoint.state
+        print(f"resuming {args.resume} after epoch {state.epoch} of {settings['epochs']}")
+
+    out: Path = args.out
+    ckpt = checkpoint_path(out)
+    print(f"training {settings['model']} on {data.name} ({len(train_x):,} training images from "
+          f"{data.source_dir}, {len(test_x):,} test images), {settings['epochs']} epochs, "
+          f"batch {settings['batch_size']}, {settings['optimizer']} lr {settings['lr']:g} "
+          f"({settings['schedule']}), seed {settings['seed']}")
+
+    def on_epoch_end(state) -> None:
+        save_checkpoint(ckpt, model, input_shape, optimizer, state, settings)
+
+    state = fit(model, optimizer, schedule, (train_x, train_y), (test_x, test_y), settings["epochs"],
+                settings["batch_size"], rng, state=state, on_epoch_end=on_epoch_end)
+    metadata = {"training": settings, "history": state.history, "dataset_source": str(data.source_dir)}
+    save_model(out, model, input_shape, metadata=metadata)
+    final = state.history[-1]["test_accuracy"] if state.history else float("nan")
+    print(f"saved {out} (test accuracy {final:.4f}); checkpoint {ckpt}")
+    return 0
+
+
+# --- entry point ---------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="tinybnn", description="Binary neural networks on NumPy and Numba.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    commands.required = True
+    add_train_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.epochs_given = "--epochs" in argv
+    try:
+        return args.handler(args)
+    except TinyBNNError as error:
+        print(f"tinybnn: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tinybnn: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
