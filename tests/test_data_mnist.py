@@ -160,11 +160,18 @@ def test_nothing_found_and_downloading_off(tmp_path, monkeypatch):
 
 
 def test_explicit_folder_without_the_files(tmp_path):
+    (tmp_path / "empty").mkdir()
     with pytest.raises(DataFileError) as info:
-        load_dataset("fashion-mnist", tmp_path / "typo", download=False)
+        load_dataset("fashion-mnist", tmp_path / "empty", download=False)
     message = str(info.value)
-    assert f"--data: {tmp_path / 'typo' / 'fashion-mnist'}, {tmp_path / 'typo'}" in message
+    assert f"--data: {tmp_path / 'empty' / 'fashion-mnist'}, {tmp_path / 'empty'}" in message
     assert "train-images-idx3-ubyte.gz" in message
+
+
+def test_explicit_folder_that_does_not_exist_is_a_typo_not_a_download(tmp_path):
+    with pytest.raises(DataFileError, match="--data .*typo: no such folder"):
+        load_dataset("fashion-mnist", tmp_path / "typo")
+    assert not (tmp_path / "typo").exists()
 
 
 def test_unknown_dataset_name():
@@ -189,6 +196,7 @@ def test_download_into_cache_then_reuse(tmp_path):
 
 def test_download_into_explicit_folder(tmp_path):
     spec = spec_for_mirror(make_folder(tmp_path / "mirror"))
+    (tmp_path / "mine").mkdir()
     assert load_dataset(spec, tmp_path / "mine").source_dir == tmp_path / "mine" / "toy"
     assert not (tmp_path / "default-cache").exists()
 

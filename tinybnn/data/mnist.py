@@ -195,6 +195,9 @@ def locate_dataset(
     searched, the files expected and where to put them.
     """
     spec = get_spec(name)
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise DataFileError(f"--data {data_dir}: no such folder (give the folder holding the "
+                            f"{spec.name} files, or create it to download them there)")
     if data_dir is not None:
         groups = [("--data", _candidates(Path(data_dir), spec))]
         target = Path(data_dir) / spec.name
