@@ -68,3 +68,8 @@ def test_softmax_cross_entropy_refuses_bad_labels():
         softmax_cross_entropy(Tensor(np.zeros((2, 3))), np.array([0, 3]))
     with pytest.raises(ShapeError, match=r"labels \(N,\)"):
         softmax_cross_entropy(Tensor(np.zeros((2, 3))), np.array([0, 1, 2]))
+
+
+def test_batch_norm_refuses_an_empty_training_batch():
+    with pytest.raises(ShapeError, match="at least one value per channel"):
+        batch_norm(Tensor(np.zeros((0, 3))), Tensor(np.ones(3)), Tensor(np.zeros(3)), np.zeros(3), np.ones(3))

@@ -131,12 +131,34 @@ def command_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- bench -----------------------------------------------------------------------
+BENCHMARKS = {
+    "train": "tinybnn.benchmarks.train",
+}
+
+
+def add_bench_parser(commands) -> None:
+    p = commands.add_parser("bench", help="benchmarks (train: against PyTorch)", add_help=False,
+                            description="Run a benchmark; options after its name go to it "
+                                        "(tinybnn bench train --help).")
+    p.add_argument("benchmark", choices=sorted(BENCHMARKS))
+    p.add_argument("options", nargs=argparse.REMAINDER)
+    p.set_defaults(handler=command_bench)
+
+
+def command_bench(args: argparse.Namespace) -> int:
+    import importlib
+
+    return importlib.import_module(BENCHMARKS[args.benchmark]).main(args.options)
+
+
 # --- entry point ---------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="tinybnn", description="Binary neural networks on NumPy and Numba.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     commands.required = True
     add_train_parser(commands)
+    add_bench_parser(commands)
     return parser
 
 

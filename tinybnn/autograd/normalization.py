@@ -45,6 +45,8 @@ class BatchNorm(Function):
             )
         axes = (0,) if x.ndim == 2 else (0, 2, 3)
         shape = _broadcast_shape(x.ndim, channels)
+        if training and x.size == 0:
+            raise ShapeError(f"batch_norm: training needs at least one value per channel, got shape {x.shape}")
         if training:
             mean = x.mean(axis=axes)
             centered = x - mean.reshape(shape)

@@ -153,7 +153,7 @@ class Tensor:
 
     def flatten(self) -> "Tensor":
         """(N, ...) -> (N, prod(...)): keep the batch axis."""
-        return ops.Reshape.apply(self, shape=(self.shape[0], -1))
+        return ops.Reshape.apply(self, shape=(self.shape[0], int(np.prod(self.shape[1:]))))
 
     def abs(self) -> "Tensor":
         return ops.Abs.apply(self)

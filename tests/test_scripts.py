@@ -1,0 +1,41 @@
+"""The runnable examples and benchmarks still run (smoke tests on tiny inputs; nothing is timed)."""
+import subprocess
+import sys
+from pathlib import Path
+
+from tinybnn.benchmarks.workers import format_table, thread_environment
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_train_mnist_example_runs(data_root, tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_mnist.py"), "--data", str(data_root),
+                           "--epochs", "1", "--out", str(tmp_path / "lenet.npz")],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "epoch 1/1" in done.stdout and "test accuracy" in done.stdout
+    accuracy = float(done.stdout.split("test accuracy")[1].split()[0])
+    assert accuracy > 0.9
+    assert (tmp_path / "lenet.npz").is_file()
+
+
+def test_bench_train_runs_on_a_few_images(data_root):
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_train.py"), "--data", str(data_root),
+                           "--dataset", "mnist", "--models", "binary-lenet", "--threads", "1", "--repeats", "1",
+                           "--images", "300", "--no-torch", "--no-skylakex"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "s/epoch" in done.stdout and "binary-lenet" in done.stdout
+
+
+def test_thread_environment_limits_every_library():
+    env = thread_environment(1, "SkylakeX")
+    assert env["OPENBLAS_NUM_THREADS"] == env["NUMBA_NUM_THREADS"] == env["OMP_NUM_THREADS"] == "1"
+    assert env["OPENBLAS_CORETYPE"] == "SkylakeX"
+    assert "OPENBLAS_CORETYPE" not in thread_environment(2)
+
+
+def test_format_table_aligns_columns():
+    table = format_table(["a", "long name"], [[1, 2.5], ["xyz", 3]])
+    lines = table.splitlines()
+    assert len(lines) == 4 and len(set(len(line) for line in lines)) == 1
