@@ -35,6 +35,15 @@ def test_thread_environment_limits_every_library():
     assert "OPENBLAS_CORETYPE" not in thread_environment(2)
 
 
+def test_torch_workers_do_not_inherit_tinybnns_thread_settings(monkeypatch):
+    import tinybnn
+
+    monkeypatch.setitem(tinybnn.THREAD_SETTINGS, "OMP_WAIT_POLICY", "passive")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "passive")
+    assert thread_environment(2)["OMP_WAIT_POLICY"] == "passive"
+    assert "OMP_WAIT_POLICY" not in thread_environment(2, tinybnn_settings=False)
+
+
 def test_format_table_aligns_columns():
     table = format_table(["a", "long name"], [[1, 2.5], ["xyz", 3]])
     lines = table.splitlines()

@@ -7,20 +7,24 @@ Every measurement is one epoch (60,000 images, batch 100, Adam) in a fresh
 worker process after a few warm-up batches (Numba compilation and first-touch
 page faults stay out of the timed region). Each repeat runs tinybnn with
 OpenBLAS's default kernel, tinybnn with ``OPENBLAS_CORETYPE=SkylakeX``, and
-PyTorch (when installed) back to back; the table gives median seconds and
-the median of the paired ratios tinybnn / PyTorch.
+PyTorch (when installed; ``torch_worker.py``) back to back on the same
+images; the table gives median seconds and the median of the paired ratios
+tinybnn / PyTorch.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from .workers import SKYLAKEX, format_table, median, run_worker, torch_available
+from .workers import (SKYLAKEX, format_table, load_images, median, tinybnn_worker, torch_available,
+                      torch_worker, write_arrays)
 
 WARMUP_BATCHES = 5
 
@@ -29,13 +33,6 @@ def warmup_starts(count: int, batch_size: int) -> list[int]:
     """Offsets of the untimed warm-up batches (full batches, wrapping around small sets)."""
     full = max(1, count // batch_size)
     return [(i % full) * batch_size for i in range(WARMUP_BATCHES)]
-
-
-def load_arrays(data_dir: str | None, dataset: str, images: int) -> tuple[np.ndarray, np.ndarray]:
-    from ..data import load_dataset, to_float_nchw
-
-    data = load_dataset(dataset, data_dir=data_dir, download=False)
-    return to_float_nchw(data.train_images[:images]), data.train_labels[:images]
 
 
 def time_tinybnn_epoch(model_name: str, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> float:
@@ -62,46 +59,6 @@ def time_tinybnn_epoch(model_name: str, x: np.ndarray, y: np.ndarray, batch_size
     return time.perf_counter() - start
 
 
-def time_torch_epoch(model_name: str, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
-                     threads: int) -> float:
-    import torch
-
-    from .torch_models import clip_latent_weights, lenet
-
-    torch.set_num_threads(threads)
-    torch.manual_seed(seed)
-    binary = model_name == "binary-lenet"
-    model = lenet(binary=binary)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    images, labels = torch.from_numpy(x), torch.from_numpy(y)
-
-    def step(batch_x, batch_y) -> None:
-        loss = torch.nn.functional.cross_entropy(model(batch_x), batch_y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if binary:
-            clip_latent_weights(model)
-
-    for start in warmup_starts(len(x), batch_size):
-        step(images[start:start + batch_size], labels[start:start + batch_size])
-    order = torch.from_numpy(np.random.default_rng(seed).permutation(len(x)))
-    start = time.perf_counter()
-    for i in range(0, len(x), batch_size):
-        index = order[i:i + batch_size]
-        step(images[index], labels[index])
-    return time.perf_counter() - start
-
-
-def worker(args: argparse.Namespace) -> None:
-    x, y = load_arrays(args.data, args.dataset, args.images)
-    if args.framework == "torch":
-        seconds = time_torch_epoch(args.model, x, y, args.batch_size, args.seed, args.threads)
-    else:
-        seconds = time_tinybnn_epoch(args.model, x, y, args.batch_size, args.seed)
-    print(json.dumps({"seconds": seconds, "images": len(x)}))
-
-
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="tinybnn bench train", description=__doc__.splitlines()[0])
     p.add_argument("--data", help="folder with fashion-mnist/ (default: $TINYBNN_DATA or the cache)")
@@ -115,7 +72,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch even if it is installed")
     p.add_argument("--no-skylakex", action="store_true", help="skip the OPENBLAS_CORETYPE=SkylakeX variant")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--framework", default="tinybnn", help=argparse.SUPPRESS)
+    p.add_argument("--arrays", help=argparse.SUPPRESS)
     p.add_argument("--model", default="lenet", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -123,9 +80,14 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     if args.worker:
-        args.threads = int(args.threads)
-        worker(args)
+        x, y = load_images(args.arrays)
+        seconds = time_tinybnn_epoch(args.model, x, y, args.batch_size, args.seed)
+        print(json.dumps({"seconds": seconds, "images": len(x)}))
         return 0
+
+    from ..data import load_dataset
+
+    data = load_dataset(args.dataset, data_dir=args.data, download=False)
     with_torch = not args.no_torch and torch_available()
     contenders = [("tinybnn", None)] + ([] if args.no_skylakex else [("tinybnn", SKYLAKEX)])
     contenders += [("torch", None)] if with_torch else []
@@ -133,27 +95,30 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"Adam, {args.repeats} repeats, median seconds per epoch"
           + ("" if with_torch else " (PyTorch not installed: tinybnn only)"))
     rows = []
-    for model in args.models.split(","):
-        for threads in [int(t) for t in args.threads.split(",")]:
-            seconds: dict[str, list[float]] = {}
-            for _ in range(args.repeats):
-                for framework, coretype in contenders:
-                    label = framework + (f" ({coretype})" if coretype else "")
-                    common = ["--framework", framework, "--model", model, "--threads", str(threads),
-                              "--images", str(args.images), "--batch-size", str(args.batch_size),
-                              "--seed", str(args.seed), "--dataset", args.dataset]
-                    if args.data:
-                        common += ["--data", args.data]
-                    result = run_worker("tinybnn.benchmarks.train", common, threads, coretype)
-                    seconds.setdefault(label, []).append(result["seconds"])
-                    print(f"  {model:13} {threads} thread(s)  {label:20} {result['seconds']:7.2f} s", flush=True)
-            torch_times = seconds.get("torch")
-            for label, values in seconds.items():
-                ratio = ""
-                if torch_times and label != "torch":
-                    ratio = f"{median([a / b for a, b in zip(values, torch_times)]):.2f}"
-                rows.append([model, threads, label, f"{median(values):.2f}",
-                             f"{args.images / median(values):.0f}", ratio])
+    with tempfile.TemporaryDirectory() as folder:
+        arrays = write_arrays(Path(folder) / "images.npz", data.train_images[:args.images],
+                              data.train_labels[:args.images])
+        common = ["--arrays", str(arrays), "--batch-size", str(args.batch_size), "--seed", str(args.seed)]
+        for model in args.models.split(","):
+            for threads in [int(t) for t in args.threads.split(",")]:
+                seconds: dict[str, list[float]] = {}
+                for _ in range(args.repeats):
+                    for framework, coretype in contenders:
+                        label = framework + (f" ({coretype})" if coretype else "")
+                        if framework == "torch":
+                            result = torch_worker("train", [*common, "--model", model], threads)
+                        else:
+                            result = tinybnn_worker("tinybnn.benchmarks.train", [*common, "--model", model],
+                                                    threads, coretype)
+                        seconds.setdefault(label, []).append(result["seconds"])
+                        print(f"  {model:13} {threads} thread(s)  {label:20} {result['seconds']:7.2f} s", flush=True)
+                torch_times = seconds.get("torch")
+                for label, values in seconds.items():
+                    ratio = ""
+                    if torch_times and label != "torch":
+                        ratio = f"{median([a / b for a, b in zip(values, torch_times)]):.2f}"
+                    rows.append([model, threads, label, f"{median(values):.2f}",
+                                 f"{len(data.train_images[:args.images]) / median(values):.0f}", ratio])
     print()
     print(format_table(["model", "threads", "implementation", "s/epoch", "images/s", "x PyTorch"], rows))
     return 0

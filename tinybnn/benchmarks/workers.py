@@ -6,38 +6,69 @@ import os
 import statistics
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any, Sequence
+
+import numpy as np
+
+from .. import THREAD_SETTINGS
 
 #: OpenBLAS's AVX-512 kernel (about 1.7x faster float GEMM on AVX-512 CPUs where
 #: OpenBLAS picks the AVX2 one by default)
 SKYLAKEX = "SkylakeX"
+TORCH_WORKER = Path(__file__).with_name("torch_worker.py")
 
 
-def thread_environment(threads: int, coretype: str | None = None) -> dict[str, str]:
-    """The environment of a worker limited to ``threads`` threads in every library."""
+def thread_environment(threads: int, coretype: str | None = None, tinybnn_settings: bool = True) -> dict[str, str]:
+    """The environment of a worker limited to ``threads`` threads in every library.
+
+    ``tinybnn_settings=False`` removes the thread-pool settings tinybnn's import
+    made (for PyTorch's worker, whose pool should run as PyTorch ships it).
+    """
     env = dict(os.environ)
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         env[name] = str(threads)
     env.pop("OPENBLAS_CORETYPE", None)
     if coretype:
         env["OPENBLAS_CORETYPE"] = coretype
+    if not tinybnn_settings:
+        for name in THREAD_SETTINGS:
+            env.pop(name, None)
     return env
 
 
-def run_worker(module: str, args: Sequence[str], threads: int, coretype: str | None = None,
-               timeout: float = 3600) -> dict[str, Any]:
-    """Run ``python -m module --worker ARGS`` and return the JSON it prints last."""
-    done = subprocess.run([sys.executable, "-m", module, "--worker", *args], capture_output=True, text=True,
-                          env=thread_environment(threads, coretype), timeout=timeout)
+def run_worker(command: Sequence[str], env: dict[str, str], timeout: float = 3600) -> dict[str, Any]:
+    """Run a worker command and return the JSON object it prints last."""
+    done = subprocess.run(list(command), capture_output=True, text=True, env=env, timeout=timeout)
     if done.returncode != 0:
-        raise RuntimeError(f"benchmark worker {module} {' '.join(args)} failed:\n{done.stderr[-2000:]}")
+        raise RuntimeError(f"benchmark worker {' '.join(command)} failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def tinybnn_worker(module: str, args: Sequence[str], threads: int, coretype: str | None = None) -> dict[str, Any]:
+    return run_worker([sys.executable, "-m", module, "--worker", *args], thread_environment(threads, coretype))
+
+
+def torch_worker(task: str, args: Sequence[str], threads: int) -> dict[str, Any]:
+    return run_worker([sys.executable, str(TORCH_WORKER), task, "--threads", str(threads), *args],
+                      thread_environment(threads, tinybnn_settings=False))
+
+
 def torch_available() -> bool:
-    """True if ``import torch`` works in a worker (checked without importing it here)."""
-    done = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True)
-    return done.returncode == 0
+    """True if ``import torch`` works in a subprocess (checked without importing it here)."""
+    return subprocess.run([sys.executable, "-c", "import torch"], capture_output=True).returncode == 0
+
+
+def write_arrays(path: Path, images: np.ndarray, labels: np.ndarray) -> Path:
+    """The images (uint8) and labels both sides of a benchmark read."""
+    np.savez(path, images=images, labels=labels)
+    return path
+
+
+def load_images(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """write_arrays' file as float32 (N, 1, H, W) in [0, 1] and int64 labels."""
+    with np.load(path) as arrays:
+        return arrays["images"].astype(np.float32)[:, None] / np.float32(255), arrays["labels"].astype(np.int64)
 
 
 def median(values: Sequence[float]) -> float:
