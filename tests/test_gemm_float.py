@@ -52,9 +52,9 @@ def test_fast_float_gemm_agrees_with_dot(name, operands):
 
 @pytest.mark.parametrize("name", FAST_FLOAT)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("m, k, n", [(37, 1100, 41), (64, 2049, 8), (5, 257, 530), (1, 1, 1)])
+@pytest.mark.parametrize("m, k, n", [(37, 1100, 41), (64, 2049, 8), (5, 257, 530), (1, 1, 1), (6, 513, 35)])
 def test_fast_float_gemm_on_larger_fixed_shapes(name, dtype, m, k, n):
-    # Crosses the blocked kernel's tiles (32 x 256 x 512) and the parallel one's 1024-deep panels.
+    # Crosses the blocked kernel's tiles (32 x 256 x 512) and the parallel one's 16 x 512 panels.
     rng = np.random.default_rng(m + k + n)
     A = rng.standard_normal((m, k)).astype(dtype)
     B = rng.standard_normal((k, n)).astype(dtype)

@@ -139,7 +139,8 @@ def gemm_blocked(A, B) -> np.ndarray:
 # parallel (prange, packed panels, 4x4 register tiles)
 # ----------------------------------------------------------------------------
 
-PANEL_K = 1024
+PANEL_N = 16   # columns of B per packed panel: one 64-byte cache line of float32 per row of B
+PANEL_K = 512  # depth of a panel: 16 x 512 float32 = 32 KB, held in L1/L2
 
 # Reassociation lets LLVM split each sum into vector lanes; contraction lets
 # it use fused multiply-adds. Neither assumes away NaN or infinity.
@@ -147,17 +148,17 @@ _FASTMATH = {"reassoc", "contract"}
 
 
 @njit(cache=True, fastmath=_FASTMATH, inline="always")
-def _tile_4x4(A, P, i0, k0, C, j0):
-    """``C[i0:i0+4, j0:j0+4] += A[i0:i0+4, k0:k0+len] @ P[:4, :len].T``, 16 sums in registers."""
+def _tile_4x4(A, P, p0, i0, k0, C, j0):
+    """``C[i0:i0+4, j0:j0+4] += A[i0:i0+4, k0:k0+depth] @ P[p0:p0+4, :depth].T``, 16 sums in registers."""
     depth = min(PANEL_K, A.shape[1] - k0)
     a0 = A[i0, k0:k0 + depth]
     a1 = A[i0 + 1, k0:k0 + depth]
     a2 = A[i0 + 2, k0:k0 + depth]
     a3 = A[i0 + 3, k0:k0 + depth]
-    p0 = P[0, :depth]
-    p1 = P[1, :depth]
-    p2 = P[2, :depth]
-    p3 = P[3, :depth]
+    q0 = P[p0, :depth]
+    q1 = P[p0 + 1, :depth]
+    q2 = P[p0 + 2, :depth]
+    q3 = P[p0 + 3, :depth]
     zero = A.dtype.type(0)
     c00 = c01 = c02 = c03 = zero
     c10 = c11 = c12 = c13 = zero
@@ -168,10 +169,10 @@ def _tile_4x4(A, P, i0, k0, C, j0):
         x1 = a1[t]
         x2 = a2[t]
         x3 = a3[t]
-        y0 = p0[t]
-        y1 = p1[t]
-        y2 = p2[t]
-        y3 = p3[t]
+        y0 = q0[t]
+        y1 = q1[t]
+        y2 = q2[t]
+        y3 = q3[t]
         c00 += x0 * y0
         c01 += x0 * y1
         c02 += x0 * y2
@@ -210,42 +211,47 @@ def _tile_4x4(A, P, i0, k0, C, j0):
 def _gemm_parallel_kernel(A, B, C):
     m, k = A.shape
     n = B.shape[1]
-    n_panels = (n + 3) // 4
-    for jt in prange(n_panels):
-        j0 = jt * 4
-        width = min(4, n - j0)
-        panel = np.zeros((4, PANEL_K), dtype=A.dtype)
+    n_panels = (n + PANEL_N - 1) // PANEL_N
+    for jp in prange(n_panels):
+        j0 = jp * PANEL_N
+        width = min(PANEL_N, n - j0)
+        panel = np.empty((PANEL_N, PANEL_K), dtype=A.dtype)
         for k0 in range(0, k, PANEL_K):
             depth = min(PANEL_K, k - k0)
-            # Pack B[k0:k0+depth, j0:j0+width] transposed, so that both
-            # operands of the tile are contiguous along K.
+            # Pack B[k0:k0+depth, j0:j0+width] transposed, so that both operands
+            # of a tile are contiguous along K. Each row of B gives one cache line.
             for t in range(depth):
+                row = B[k0 + t, j0:j0 + width]
                 for jj in range(width):
-                    panel[jj, t] = B[k0 + t, j0 + jj]
+                    panel[jj, t] = row[jj]
             for i0 in range(0, m, 4):
-                if i0 + 4 <= m and width == 4:
-                    _tile_4x4(A, panel, i0, k0, C, j0)
-                else:
-                    for i in range(i0, min(i0 + 4, m)):
-                        for jj in range(width):
-                            total = A.dtype.type(0)
-                            for t in range(depth):
-                                total += A[i, k0 + t] * panel[jj, t]
-                            C[i, j0 + jj] += total
+                for p0 in range(0, width, 4):
+                    if i0 + 4 <= m and p0 + 4 <= width:
+                        _tile_4x4(A, panel, p0, i0, k0, C, j0 + p0)
+                    else:  # a tile cut by the edge of C: one dot product at a time
+                        for i in range(i0, min(i0 + 4, m)):
+                            for jj in range(p0, min(p0 + 4, width)):
+                                a = A[i, k0:k0 + depth]
+                                q = panel[jj, :depth]
+                                total = A.dtype.type(0)
+                                for t in range(depth):
+                                    total += a[t] * q[t]
+                                C[i, j0 + jj] += total
 
 
 def gemm_parallel(A, B) -> np.ndarray:
     """``C = A @ B`` on all threads (Numba ``prange``), with 4x4 register tiles.
 
-    Each thread takes panels of 4 columns of B. A panel is copied, transposed,
-    into a small ``4 x 1024`` buffer (packing, as GotoBLAS does), so that
-    rows of A and of the panel are both contiguous along K; then every 4x4
-    tile of C is 16 dot products kept in registers.
+    Each thread takes panels of 16 columns of B. A panel is copied,
+    transposed, 512 rows of B at a time, into a ``16 x 512`` buffer (packing,
+    as GotoBLAS does), so that rows of A and of the panel are both contiguous
+    along K; then every 4x4 tile of C is 16 dot products kept in registers.
 
     Optimizations:
 
     * ``prange`` over panels of B's columns (N);
-    * packing of B panels (contiguous along K, 16 KB in float32, L1-resident);
+    * packing of B panels: contiguous along K, 32 KB in float32, and read
+      from B one cache line per row;
     * register blocking: 16 accumulators, each loaded value used 4 times
       (8 loads per 16 fused multiply-adds);
     * vectorization over K with ``fastmath={"reassoc", "contract"}`` (sums

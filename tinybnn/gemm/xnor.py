@@ -38,10 +38,6 @@ from numba.extending import intrinsic
 from tinybnn.errors import ArgumentError, ShapeError
 from tinybnn.gemm.bitpack import WORD_BITS, pack_bits, packed_words
 
-TILE = 4
-"""Side of the register tile of the Numba kernels (4x4 = 16 accumulators)."""
-
-
 # ----------------------------------------------------------------------------
 # argument checks
 # ----------------------------------------------------------------------------
