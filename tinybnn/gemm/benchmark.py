@@ -372,10 +372,16 @@ def build_chart(results: dict, path, threads: int, baselines=BASELINES):
     from tinybnn.gemm.registry import impl_names
 
     xnor = [n for n in impl_names("xnor") if any(n in r["times"] for r in results["shapes"])]
+
+    def label(name, baseline):
+        core = results["baselines"].get(baseline, {}).get("corename")
+        shown = baseline if core in (None, "unknown", baseline) else f"{baseline}: {core}"
+        return f"{name} vs np.dot[{shown}]"
+
     styles = {}
     for i, name in enumerate(xnor):
         for j, b in enumerate(baselines):
-            styles[f"{name} vs np.dot[{b}]"] = SeriesStyle(PALETTE[i % len(PALETTE)], dashed=j > 0)
+            styles[label(name, b)] = SeriesStyle(PALETTE[i % len(PALETTE)], dashed=j > 0)
     panels = []
     for group, title, x_label, log_x in (
         ("filters", "Speedup vs number of filters (256 channels, 5x5, N=6400)", "number of filters (M)", True),
@@ -387,7 +393,7 @@ def build_chart(results: dict, path, threads: int, baselines=BASELINES):
         panel = Panel(title, x_label, [r["x"] for r in rows], log_x=log_x)
         for name in xnor:
             for b in baselines:
-                panel.series[f"{name} vs np.dot[{b}]"] = [
+                panel.series[label(name, b)] = [
                     r["times"][f"numpy[{b}]"] / r["times"][name] if r["times"].get(name) else None
                     for r in rows
                 ]

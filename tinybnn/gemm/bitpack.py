@@ -2,7 +2,8 @@
 
 Conventions (``SPEC.md``, written down once here for the whole package):
 
-* ``sign(x) = +1 if x >= 0 else -1``; in particular ``sign(0) = +1``.
+* ``sign(x) = +1 if x >= 0 else -1``; in particular ``sign(0) = +1``, and
+  ``sign(-0.0) = +1`` too (``-0.0 >= 0``). NaN has no sign and is refused.
 * One bit per value, packed along the reduction axis (K), least significant
   bit first: value ``k`` of a row goes to word ``k // 64``, bit ``k % 64``.
 * The bit is 1 for +1 and 0 for -1.
