@@ -1,0 +1,191 @@
+"""A two-panel PNG chart of speedups, drawn with Pillow (no plotting library).
+
+Like BMXNet's Figures 2 and 3: the speedup of each XNOR kernel over
+``np.dot`` against the number of filters (left) and against the kernel size
+(right). The y axis is logarithmic, so 0.5x, 1x and 30x all stay readable;
+a dashed line marks 1x (as fast as ``np.dot``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+PALETTE = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+]
+
+
+@dataclass
+class Panel:
+    """One panel: a title, an x label, x values and named series of y values (None: missing)."""
+
+    title: str
+    x_label: str
+    x_values: list
+    series: dict = field(default_factory=dict)
+    log_x: bool = False
+
+
+@dataclass
+class SeriesStyle:
+    color: tuple
+    dashed: bool = False
+
+
+def _font(size):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: bitmap font without sizes
+        return ImageFont.load_default()
+
+
+def _text_size(draw, text, font):
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    return right - left, bottom - top
+
+
+def _dashed_line(draw, p0, p1, fill, width, dash=8, gap=6):
+    (x0, y0), (x1, y1) = p0, p1
+    length = math.hypot(x1 - x0, y1 - y0)
+    if length == 0:
+        return
+    ux, uy = (x1 - x0) / length, (y1 - y0) / length
+    pos = 0.0
+    while pos < length:
+        end = min(pos + dash, length)
+        draw.line([(x0 + ux * pos, y0 + uy * pos), (x0 + ux * end, y0 + uy * end)], fill=fill, width=width)
+        pos = end + gap
+
+
+def _nice_log_ticks(lo, hi):
+    """Ticks 1, 2, 5 x 10^n covering [lo, hi]."""
+    ticks = []
+    for exponent in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1):
+        for mantissa in (1, 2, 5):
+            value = mantissa * 10.0**exponent
+            if lo <= value <= hi:
+                ticks.append(value)
+    return ticks
+
+
+def _format_tick(value):
+    return f"{value:g}x"
+
+
+def draw_speedup_chart(panels, styles, path, title="", size=(1400, 620)) -> Path:
+    """Draw ``panels`` side by side and save a PNG at ``path``; return the path.
+
+    ``styles`` maps each series name to a :class:`SeriesStyle`; the legend
+    lists them in that order. Missing points (None) break the line.
+    """
+    width, height = size
+    image = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(image)
+    font = _font(15)
+    small = _font(13)
+    big = _font(19)
+
+    values = [v for p in panels for ys in p.series.values() for v in ys if v is not None and v > 0]
+    y_lo = min(values + [1.0]) / 1.3
+    y_hi = max(values + [1.0]) * 1.3
+    ticks = _nice_log_ticks(y_lo, y_hi)
+
+    top = 60
+    legend_h = 28 * ((len(styles) + 2) // 3) + 10
+    bottom = height - 70 - legend_h
+    if title:
+        tw, _ = _text_size(draw, title, big)
+        draw.text(((width - tw) / 2, 14), title, fill="black", font=big)
+
+    panel_w = width / len(panels)
+    for index, panel in enumerate(panels):
+        left = index * panel_w + 90
+        right = (index + 1) * panel_w - 30
+
+        def to_y(v):
+            return bottom - (math.log(v) - math.log(y_lo)) / (math.log(y_hi) - math.log(y_lo)) * (bottom - top)
+
+        xs = panel.x_values
+        if panel.log_x:
+            xpos = [math.log(x) for x in xs]
+        else:
+            xpos = list(map(float, xs))
+        x_min, x_max = min(xpos), max(xpos)
+        span = (x_max - x_min) or 1.0
+
+        def to_x(p):
+            return left + 20 + (p - x_min) / span * (right - left - 40)
+
+        # grid and y ticks
+        for tick in ticks:
+            y = to_y(tick)
+            draw.line([(left, y), (right, y)], fill=(225, 225, 225), width=1)
+            label = _format_tick(tick)
+            tw, th = _text_size(draw, label, small)
+            draw.text((left - tw - 8, y - th / 2 - 2), label, fill="black", font=small)
+        _dashed_line(draw, (left, to_y(1.0)), (right, to_y(1.0)), fill=(120, 120, 120), width=1)
+        # axes
+        draw.line([(left, top), (left, bottom), (right, bottom)], fill="black", width=2)
+        for x, p in zip(xs, xpos):
+            X = to_x(p)
+            draw.line([(X, bottom), (X, bottom + 6)], fill="black", width=2)
+            label = str(x)
+            tw, _ = _text_size(draw, label, small)
+            draw.text((X - tw / 2, bottom + 9), label, fill="black", font=small)
+        tw, _ = _text_size(draw, panel.x_label, font)
+        draw.text(((left + right) / 2 - tw / 2, bottom + 30), panel.x_label, fill="black", font=font)
+        tw, _ = _text_size(draw, panel.title, font)
+        draw.text(((left + right) / 2 - tw / 2, top - 26), panel.title, fill="black", font=font)
+        y_label = "speedup over np.dot (log scale)"
+        label_w, label_h = _text_size(draw, y_label, small)
+        label_img = Image.new("RGBA", (label_w + 4, label_h + 8), (255, 255, 255, 0))
+        ImageDraw.Draw(label_img).text((2, 0), y_label, fill="black", font=small)
+        rotated = label_img.rotate(90, expand=True)
+        image.paste(rotated, (int(left - 80), int((top + bottom) / 2 - rotated.height / 2)), rotated)
+
+        # series
+        for name, style in styles.items():
+            ys = panel.series.get(name)
+            if not ys:
+                continue
+            points = [(to_x(p), to_y(y)) if y is not None and y > 0 else None for p, y in zip(xpos, ys)]
+            for a, b in zip(points, points[1:]):
+                if a is None or b is None:
+                    continue
+                if style.dashed:
+                    _dashed_line(draw, a, b, fill=style.color, width=3)
+                else:
+                    draw.line([a, b], fill=style.color, width=3)
+            for point in points:
+                if point is not None:
+                    x, y = point
+                    draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=style.color)
+
+    # legend, three entries per row
+    legend_top = height - legend_h
+    column_w = width / 3
+    for index, (name, style) in enumerate(styles.items()):
+        row, col = divmod(index, 3)
+        x = col * column_w + 40
+        y = legend_top + row * 28
+        if style.dashed:
+            _dashed_line(draw, (x, y + 9), (x + 44, y + 9), fill=style.color, width=3)
+        else:
+            draw.line([(x, y + 9), (x + 44, y + 9)], fill=style.color, width=3)
+        draw.ellipse([x + 18, y + 5, x + 26, y + 13], fill=style.color)
+        draw.text((x + 54, y), name, fill="black", font=font)
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    image.save(tmp, format="PNG")
+    tmp.replace(path)  # never leave a half-written chart in place of a good one
+    return path
