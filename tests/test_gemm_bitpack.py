@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import float_arrays, pad_multiples, reduction_lengths, sizes, with_layout
+from .strategies import float_arrays, pad_multiples, reduction_lengths, sizes, with_layout
 
 from tinybnn.errors import ArgumentError, ShapeError
 from tinybnn.gemm import (

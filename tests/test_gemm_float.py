@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import float_arrays, gemm_operands, layouts, with_layout
+from .strategies import float_arrays, gemm_operands, layouts, with_layout
 
 from tinybnn.errors import ArgumentError, ShapeError
 from tinybnn.gemm import REGISTRY, gemm_naive, impl_names

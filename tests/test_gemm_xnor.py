@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from numba import njit
-from strategies import gemm_operands, layouts, pad_multiples, with_layout
+from .strategies import gemm_operands, layouts, pad_multiples, with_layout
 
 from tinybnn.errors import ArgumentError, ShapeError
 from tinybnn.gemm import (
