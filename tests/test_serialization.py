@@ -9,7 +9,7 @@ from tinybnn.autograd import Tensor
 from tinybnn.errors import ModelFileError
 from tinybnn.fileio import atomic_write
 from tinybnn.models import lenet
-from tinybnn.serialization import HEADER, encode_header, load_model, read_arrays, save_model
+from tinybnn.serialization import load_model, read_archive, save_model, write_archive
 
 
 @pytest.fixture(scope="module")
@@ -24,11 +24,12 @@ def saved(tmp_path, model):
 
 def rewrite(path, change):
     """Apply ``change(header, arrays)`` to a saved model file, in place."""
-    header, arrays = read_arrays(path)
+    header, arrays = read_archive(path)
+    arrays = dict(arrays)
     change(header, arrays)
-    arrays[HEADER] = encode_header(header)
+    header.pop("arrays")
     with open(path, "wb") as handle:
-        np.savez(handle, **arrays)
+        write_archive(handle, header, arrays)
 
 
 def test_round_trip_gives_the_same_outputs(saved, model):
@@ -39,26 +40,38 @@ def test_round_trip_gives_the_same_outputs(saved, model):
     assert np.array_equal(model(x).data, loaded.model(x).data)
 
 
-def test_the_file_holds_no_pickle(saved):
-    with zipfile.ZipFile(saved) as archive:
-        for name in archive.namelist():
-            with archive.open(name) as member:
-                array = np.lib.format.read_array(member, allow_pickle=False)
-                assert array.dtype != object
+def test_the_file_holds_no_pickle_and_np_load_reads_it(saved):
+    with np.load(saved, allow_pickle=False) as archive:
+        assert sorted(archive.files) == ["float32", "header"]
+        assert all(archive[name].dtype != object for name in archive.files)
 
 
-def test_an_object_array_is_refused(saved):
-    header, arrays = read_arrays(saved)
-    with open(saved, "wb") as handle:
-        np.savez(handle, **{HEADER: encode_header(header)}, evil=np.array([{"a": 1}], dtype=object))
-    with pytest.raises(ModelFileError, match="not a tinybnn model file"):
+def test_an_object_array_is_refused_before_unpickling(saved):
+    with zipfile.ZipFile(saved, "a") as archive:
+        with archive.open("object.npy", "w") as member:
+            np.lib.format.write_array(member, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ModelFileError, match="unexpected member object.npy"):
         load_model(saved)
+
+
+def test_an_object_member_under_an_allowed_name_is_refused(tmp_path, model):
+    path = save_model(tmp_path / "m.npz", model, (1, 28, 28))
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            if name != "float32.npy":
+                archive.writestr(name, data)
+        with archive.open("float32.npy", "w") as member:
+            np.lib.format.write_array(member, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ModelFileError, match="float32.npy holds object"):
+        load_model(path)
 
 
 def test_a_foreign_npz_is_refused(tmp_path):
     path = tmp_path / "other.npz"
     np.savez(path, weights=np.zeros(3))
-    with pytest.raises(ModelFileError, match=r"other.npz: not a tinybnn model file \(no __tinybnn__"):
+    with pytest.raises(ModelFileError, match=r"other.npz: not a tinybnn model file \(no header"):
         load_model(path)
 
 
@@ -109,13 +122,48 @@ def test_unexpected_array_is_named(tmp_path, model):
         load_model(path)
 
 
+def replace_header(path, header_bytes):
+    """Put raw bytes in place of a model file's header member, keeping the rest."""
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist() if name != "header.npy"}
+    with zipfile.ZipFile(path, "w") as archive:
+        with archive.open("header.npy", "w") as member:
+            np.lib.format.write_array(member, np.frombuffer(header_bytes, dtype=np.uint8))
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
 def test_damaged_header_is_refused(tmp_path, model):
     path = save_model(tmp_path / "m.npz", model, (1, 28, 28))
-    _, arrays = read_arrays(path)
-    arrays[HEADER] = np.frombuffer(b"{not json", dtype=np.uint8)
-    with open(path, "wb") as handle:
-        np.savez(handle, **arrays)
+    replace_header(path, b"{not json")
     with pytest.raises(ModelFileError, match="damaged header"):
+        load_model(path)
+
+
+def test_a_listing_longer_than_the_blob_is_refused(tmp_path, model):
+    path = save_model(tmp_path / "m.npz", model, (1, 28, 28))
+    header, _ = read_archive(path)
+    name, dtype, shape = header["arrays"][3]
+    header["arrays"][3] = [name, dtype, [shape[0] + 1]]  # one value more than the file holds
+    replace_header(path, json.dumps(header).encode())
+    with pytest.raises(ModelFileError, match="truncated"):
+        load_model(path)
+
+
+def test_values_that_belong_to_no_array_are_refused(tmp_path, model):
+    path = save_model(tmp_path / "m.npz", model, (1, 28, 28))
+    header, _ = read_archive(path)
+    name, dtype, shape = header["arrays"][3]
+    header["arrays"][3] = [name, dtype, [shape[0] - 1]]
+    replace_header(path, json.dumps(header).encode())
+    with pytest.raises(ModelFileError, match="float32 values belong to no array"):
+        load_model(path)
+
+
+def test_a_dtype_that_does_not_match_is_named(tmp_path, model):
+    path = save_model(tmp_path / "m.npz", model, (1, 28, 28))
+    rewrite(path, lambda header, arrays: arrays.update({"state/0.bias": arrays["state/0.bias"].astype(np.float64)}))
+    with pytest.raises(ModelFileError, match="0.bias has dtype float64, the network expects float32"):
         load_model(path)
 
 
@@ -144,6 +192,6 @@ def test_save_replaces_atomically_and_leaves_no_temporary(tmp_path, model):
 
 
 def test_header_is_plain_json(saved):
-    header, _ = read_arrays(saved)
+    header, _ = read_archive(saved)
     assert header["format"] == "tinybnn-model" and header["version"] == 1
     json.dumps(header)

@@ -10,13 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import ModelFileError
+from .layers.packed import PackedConvolution, PackedFullyConnected
 from .layers import (Activation, BatchNorm, Convolution, Dropout, Flatten, FullyConnected, Module,
-                     Pooling, QActivation, QConvolution, QFullyConnected, Sequential, describe)
+                     Pooling, QActivation, QConvolution, QFullyConnected, Residual, Sequential, describe)
 
 LAYER_TYPES: dict[str, type[Module]] = {
     cls.__name__: cls
     for cls in (Activation, BatchNorm, Convolution, Dropout, Flatten, FullyConnected, Pooling,
-                QActivation, QConvolution, QFullyConnected, Sequential)
+                QActivation, QConvolution, QFullyConnected, Residual, Sequential,
+                PackedConvolution, PackedFullyConnected)
 }
 
 

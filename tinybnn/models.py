@@ -19,10 +19,11 @@ import numpy as np
 
 from .errors import ArgumentError
 from .layers import (Activation, BatchNorm, Convolution, Flatten, FullyConnected, Module, Pooling,
-                     QActivation, QConvolution, QFullyConnected, Sequential)
+                     QActivation, QConvolution, QFullyConnected, Residual, Sequential)
 
 #: the input shape (C, H, W) each model expects
-INPUT_SHAPES = {"lenet": (1, 28, 28), "binary-lenet": (1, 28, 28)}
+INPUT_SHAPES = {"lenet": (1, 28, 28), "binary-lenet": (1, 28, 28),
+                "resnet18": (3, 32, 32), "binary-resnet18": (3, 32, 32)}
 
 
 def lenet(binary: bool = False, act_bit: int = 1, weight_bit: int = 1, num_classes: int = 10,
@@ -45,6 +46,47 @@ def lenet(binary: bool = False, act_bit: int = 1, weight_bit: int = 1, num_class
     )
 
 
+def basic_block(num_filter: int, stride: int, downsample: bool, binary: bool,
+                rng: np.random.Generator) -> Residual:
+    """ResNet's basic block: two 3x3 convolutions with BatchNorm, plus a shortcut.
+
+    Float: relu(BN(conv(relu(BN(conv(x))))) + shortcut(x)), the usual block.
+    Binary: BN(qconv(BN(qconv(x)))) + shortcut(x), with no ReLU: every
+    QConvolution takes the sign of its input itself, and a ReLU before a sign
+    would make every activation +1. A downsampling shortcut is a 1x1
+    (Q)Convolution with stride 2 followed by BatchNorm.
+    """
+    def conv(kernel: int, step: int, pad: int) -> Module:
+        if binary:
+            return QConvolution(kernel, num_filter, stride=step, pad=pad, rng=rng)
+        return Convolution(kernel, num_filter, stride=step, pad=pad, no_bias=True, rng=rng)
+
+    if binary:
+        body = Sequential(conv(3, stride, 1), BatchNorm(), conv(3, 1, 1), BatchNorm())
+    else:
+        body = Sequential(conv(3, stride, 1), BatchNorm(), Activation("relu"), conv(3, 1, 1), BatchNorm())
+    shortcut = Sequential(conv(1, stride, 0), BatchNorm()) if downsample else Sequential()
+    return Residual(body, shortcut, activation=None if binary else "relu")
+
+
+def resnet18(binary: bool = False, num_classes: int = 10, rng: np.random.Generator | None = None) -> Sequential:
+    """ResNet-18 for 32x32 CIFAR images: a 3x3 stem, four stages of two basic blocks
+    (64, 128, 256, 512 filters, stride 2 from the second stage on), global average
+    pooling and a fully connected classifier. With ``binary=True`` every
+    convolution of the blocks (shortcuts included) is binary; the stem and the
+    classifier stay in full precision, as in BMXNet."""
+    rng = rng if rng is not None else np.random.default_rng()
+    layers: list[Module] = [Convolution(3, 64, pad=1, no_bias=True, rng=rng), BatchNorm(), Activation("relu")]
+    channels = 64
+    for num_filter, stride in [(64, 1), (128, 2), (256, 2), (512, 2)]:
+        for block in range(2):
+            step = stride if block == 0 else 1
+            layers.append(basic_block(num_filter, step, step != 1 or channels != num_filter, binary, rng))
+            channels = num_filter
+    layers += [Pooling("avg", global_pool=True), Flatten(), FullyConnected(num_classes, rng=rng)]
+    return Sequential(*layers)
+
+
 def build_model(name: str, rng: np.random.Generator | None = None, act_bit: int = 1,
                 weight_bit: int = 1) -> tuple[Module, tuple[int, ...]]:
     """(model with its parameters created, input shape) for a command-line model name."""
@@ -52,6 +94,10 @@ def build_model(name: str, rng: np.random.Generator | None = None, act_bit: int 
         model = lenet(rng=rng)
     elif name == "binary-lenet":
         model = lenet(binary=True, act_bit=act_bit, weight_bit=weight_bit, rng=rng)
+    elif name == "resnet18":
+        model = resnet18(rng=rng)
+    elif name == "binary-resnet18":
+        model = resnet18(binary=True, rng=rng)
     else:
         raise ArgumentError(f"unknown model {name!r} (known: {', '.join(sorted(INPUT_SHAPES))})")
     shape = INPUT_SHAPES[name]

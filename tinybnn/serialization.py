@@ -1,27 +1,40 @@
-"""Model files: NumPy ``.npz`` archives with a JSON description, never pickle.
+"""Model files: ``.npz`` archives of plain arrays with a JSON description, never pickle.
 
-A model file holds
+A model file is a zip archive (NumPy's ``.npz`` layout, readable by
+``np.load``) with one member per dtype plus a header:
 
-- ``__tinybnn__``: a uint8 array of UTF-8 JSON,
-  ``{"format": "tinybnn-model", "version": 1, "kind": "float", "architecture":
-  <describe(model)>, "input_shape": [C, H, W], "metadata": {...}}``;
-- ``state/<name>``: every parameter and buffer of the network, by path
-  (``state/4.weight``);
-- optionally ``extra/<name>``: other arrays (a checkpoint's optimizer state).
+- ``header.npy``: uint8 UTF-8 JSON (deflated)::
 
-Loading rebuilds the network from the description, builds it on the input
-shape, and refuses (``ModelFileError``, naming the file and the array or
-layer) anything that is not exactly that: a foreign file, a newer version,
-an unknown layer, a missing, extra or misshapen array. Arrays are read with
-``allow_pickle=False``, and files are written with :func:`atomic_write`.
+      {"format": "tinybnn-model", "version": 1, "kind": "float" | "binarized",
+       "architecture": <describe(model)>, "input_shape": [C, H, W],
+       "metadata": {...}, "arrays": [[name, dtype, shape], ...]}
+
+- ``float32.npy``, ``uint64.npy``, ...: every array of that dtype, flattened
+  and stored back to back in the order ``arrays`` lists them.
+
+Array names are ``state/<path>`` for the network's parameters and buffers
+(``state/4.weight``) and ``extra/<name>`` for anything else (a checkpoint's
+optimizer state). One member per dtype rather than per array keeps the
+overhead of a file at about 1 KB whatever the number of arrays, which matters
+for the 200 KB of a binarized LeNet.
+
+Loading checks the archive before it trusts it: only known members and
+dtypes (so nothing can be unpickled), each member's length against its npy
+header and against the header's array list (so a forged size cannot make it
+allocate more than the file holds), then the architecture, then every
+array's name and shape against the network built from that architecture.
+Anything else raises :class:`ModelFileError` naming the file and the array
+or layer. Files are written to a temporary name and renamed.
 """
 from __future__ import annotations
 
 import json
+import math
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -32,7 +45,10 @@ from .layers import Module
 
 FORMAT = "tinybnn-model"
 VERSION = 1
-HEADER = "__tinybnn__"
+HEADER = "header"
+#: dtypes a model file may hold (no object dtype, so nothing is ever unpickled)
+DTYPES = ("float32", "float64", "uint64", "int64", "int32", "uint8")
+MAX_HEADER_BYTES = 16 << 20
 
 
 @dataclass
@@ -46,66 +62,165 @@ class ModelFile:
     extra: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def encode_header(header: dict[str, Any]) -> np.ndarray:
-    return np.frombuffer(json.dumps(header, sort_keys=True).encode("utf-8"), dtype=np.uint8)
+# --- writing ------------------------------------------------------------------------
+def _write_member(archive: zipfile.ZipFile, name: str, array: np.ndarray, compress: bool) -> None:
+    info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with archive.open(info, "w", force_zip64=array.nbytes > (1 << 30)) as member:
+        np.lib.format.write_array(member, array, allow_pickle=False)
+
+
+def write_archive(handle: BinaryIO, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` (name -> array) and ``header`` as a model archive to an open file."""
+    listing, blobs = [], {}
+    for name, value in arrays.items():
+        value = np.asarray(value)
+        dtype = value.dtype.name
+        if dtype not in DTYPES:
+            raise ModelFileError(f"array {name}: dtype {dtype} cannot be stored (allowed: {', '.join(DTYPES)})")
+        listing.append([name, dtype, list(value.shape)])
+        blobs.setdefault(dtype, []).append(value.reshape(-1))
+    header = dict(header, arrays=listing)
+    text = np.frombuffer(json.dumps(header, sort_keys=True).encode("utf-8"), dtype=np.uint8)
+    with zipfile.ZipFile(handle, "w") as archive:
+        _write_member(archive, HEADER, text, compress=True)
+        for dtype, parts in blobs.items():
+            _write_member(archive, dtype, np.concatenate(parts), compress=False)
 
 
 def save_model(path: str | Path, model: Module, input_shape: tuple[int, ...],
                metadata: dict[str, Any] | None = None, extra: dict[str, np.ndarray] | None = None,
-               kind: str = "float", state: dict[str, np.ndarray] | None = None) -> Path:
+               kind: str = "float") -> Path:
     """Write ``model`` (built on ``input_shape``) to ``path`` atomically; return the path."""
     path = Path(path)
     header = {"format": FORMAT, "version": VERSION, "kind": kind, "architecture": describe(model),
               "input_shape": list(input_shape), "metadata": metadata or {}}
-    arrays = {HEADER: encode_header(header)}
-    state = model.state_dict() if state is None else state
-    arrays.update((f"state/{name}", value) for name, value in state.items())
+    arrays = {f"state/{name}": value for name, value in model.state_dict().items()}
     arrays.update((f"extra/{name}", value) for name, value in (extra or {}).items())
-    with atomic_write(path) as handle:
-        np.savez(handle, **arrays)
+    try:
+        with atomic_write(path) as handle:
+            write_archive(handle, header, arrays)
+    except OSError as error:
+        raise ModelFileError(f"{path}: cannot write the model file ({error.strerror or error})") from None
     return path
 
 
-def read_arrays(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """The header and every array of a model file, validated only as far as the format."""
+def header_bytes(header: dict[str, Any]) -> int:
+    """Size of ``header`` once deflated, as :func:`write_archive` stores it (for size predictions)."""
+    return len(zlib.compress(json.dumps(header, sort_keys=True).encode("utf-8"), 6))
+
+
+# --- reading ------------------------------------------------------------------------
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, limit: int) -> np.ndarray:
+    """One npy member, refusing anything but a 1-D array of an allowed dtype that fits its member."""
+    name = info.filename
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
+        else:
+            raise ValueError(f"npy format version {version}")
+        if dtype.name not in DTYPES or dtype.byteorder == ">" or len(shape) != 1:
+            raise ModelFileError(f"{path}: member {name} holds {dtype} of shape {shape}, "
+                                 "expected a flat array of one of " + ", ".join(DTYPES))
+        nbytes = shape[0] * dtype.itemsize
+        if nbytes > limit or nbytes != info.file_size - member.tell():
+            raise ModelFileError(f"{path}: member {name} claims {nbytes:,} bytes but holds "
+                                 f"{info.file_size - member.tell():,}; the file is damaged")
+        data = member.read(nbytes)
+    return np.frombuffer(data, dtype=dtype)
+
+
+def read_archive(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The header and every named array of a model file, checked as far as the format goes."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, RuntimeError, NotImplementedError) as error:
-        raise ModelFileError(f"{path}: not a tinybnn model file ({type(error).__name__}: {error})") from None
-    except MemoryError:
-        raise ModelFileError(f"{path}: an array claims more memory than there is; the file is damaged") from None
-    if HEADER not in arrays:
-        raise ModelFileError(f"{path}: not a tinybnn model file (no {HEADER} entry)")
-    raw = arrays.pop(HEADER)
+        with zipfile.ZipFile(path) as archive:
+            infos = {info.filename: info for info in archive.infolist()}
+            if f"{HEADER}.npy" not in infos:
+                raise ModelFileError(f"{path}: not a tinybnn model file (no {HEADER} entry)")
+            raw = _read_member(archive, infos.pop(f"{HEADER}.npy"), path, MAX_HEADER_BYTES)
+            header = _parse_header(raw, path)
+            listing = _check_listing(header.get("arrays"), path)
+            blobs = {}
+            for name, info in infos.items():
+                dtype = name[:-4] if name.endswith(".npy") else ""
+                if dtype not in DTYPES:
+                    raise ModelFileError(f"{path}: unexpected member {name}")
+                blobs[dtype] = _read_member(archive, info, path, 1 << 40)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, KeyError,
+            NotImplementedError, zlib.error) as error:
+        raise ModelFileError(f"{path}: not a tinybnn model file, or a damaged one "
+                             f"({type(error).__name__}: {error})") from None
+    return header, _split(blobs, listing, path)
+
+
+def _parse_header(raw: np.ndarray, path: Path) -> dict[str, Any]:
+    if raw.dtype != np.uint8:
+        raise ModelFileError(f"{path}: damaged header (dtype {raw.dtype})")
     try:
-        if raw.dtype != np.uint8 or raw.ndim != 1:
-            raise ValueError(f"header array has dtype {raw.dtype} and shape {raw.shape}")
         header = json.loads(raw.tobytes().decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as error:
         raise ModelFileError(f"{path}: damaged header ({error})") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise ModelFileError(f"{path}: not a tinybnn model file (format {header.get('format')!r})"
-                             if isinstance(header, dict) else f"{path}: damaged header")
+        found = header.get("format") if isinstance(header, dict) else type(header).__name__
+        raise ModelFileError(f"{path}: not a tinybnn model file (format {found!r})")
     version = header.get("version")
-    if not isinstance(version, int) or version > VERSION or version < 1:
-        raise ModelFileError(
-            f"{path}: format version {version!r} is newer than this tinybnn reads ({VERSION}); "
-            "upgrade tinybnn"
-        )
-    return header, arrays
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ModelFileError(f"{path}: damaged header (version {version!r})")
+    if version > VERSION:
+        raise ModelFileError(f"{path}: format version {version} is newer than this tinybnn reads "
+                             f"({VERSION}); upgrade tinybnn")
+    return header
+
+
+def _check_listing(listing: Any, path: Path) -> list[tuple[str, str, tuple[int, ...]]]:
+    if not isinstance(listing, list):
+        raise ModelFileError(f"{path}: damaged header (no list of arrays)")
+    checked, seen = [], set()
+    for entry in listing:
+        ok = (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str) and entry[1] in DTYPES
+              and isinstance(entry[2], list)
+              and all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 1 << 40 for n in entry[2]))
+        if not ok:
+            raise ModelFileError(f"{path}: damaged header (array entry {str(entry)[:80]})")
+        if entry[0] in seen:
+            raise ModelFileError(f"{path}: array {entry[0]} is listed twice")
+        seen.add(entry[0])
+        checked.append((entry[0], entry[1], tuple(entry[2])))
+    return checked
+
+
+def _split(blobs: dict[str, np.ndarray], listing: list, path: Path) -> dict[str, np.ndarray]:
+    """Cut each dtype's blob into the listed arrays; the lengths must add up exactly."""
+    arrays, offsets = {}, {dtype: 0 for dtype in blobs}
+    for name, dtype, shape in listing:
+        size = math.prod(shape)
+        if dtype not in blobs or offsets[dtype] + size > len(blobs[dtype]):
+            raise ModelFileError(f"{path}: array {name} ({dtype} {shape}) is not in the file: it is truncated")
+        arrays[name] = blobs[dtype][offsets[dtype]:offsets[dtype] + size].reshape(shape)
+        offsets[dtype] += size
+    for dtype, blob in blobs.items():
+        if offsets[dtype] != len(blob):
+            raise ModelFileError(f"{path}: {len(blob) - offsets[dtype]:,} {dtype} values belong to no array")
+    return arrays
 
 
 def load_model(path: str | Path, kind: str | None = None) -> ModelFile:
-    """Load a model file; with ``kind`` given ("float"), refuse files of another kind."""
+    """Load a model file; with ``kind`` given ("float" or "binarized"), refuse the other kind."""
     path = Path(path)
-    header, arrays = read_arrays(path)
-    stored_kind = header.get("kind", "float")
+    header, arrays = read_archive(path)
+    stored_kind = header.get("kind")
+    if stored_kind not in ("float", "binarized"):
+        raise ModelFileError(f"{path}: unknown kind {stored_kind!r}")
     if kind is not None and stored_kind != kind:
-        raise ModelFileError(f"{path}: this is a {stored_kind} model file, a {kind} one is needed")
+        hint = ("convert it first: tinybnn convert" if kind == "binarized"
+                else "use the model it was converted from")
+        raise ModelFileError(f"{path}: this is a {stored_kind} model file, a {kind} one is needed ({hint})")
     input_shape = header.get("input_shape")
     if (not isinstance(input_shape, list) or not input_shape
             or not all(isinstance(n, int) and 0 < n <= 1 << 16 for n in input_shape)):
@@ -127,5 +242,5 @@ def load_model(path: str | Path, kind: str | None = None) -> ModelFile:
     except TinyBNNError as error:
         raise ModelFileError(f"{path}: {error}") from None
     metadata = header.get("metadata") if isinstance(header.get("metadata"), dict) else {}
-    return ModelFile(model=model, input_shape=tuple(input_shape), kind=stored_kind,
-                     metadata=metadata, extra=extra)
+    return ModelFile(model=model, input_shape=tuple(input_shape), kind=stored_kind, metadata=metadata,
+                     extra={name: value.copy() for name, value in extra.items()})

@@ -6,9 +6,10 @@ from .module import Module, Parameter, Sequential, describe
 from .normalization import BatchNorm
 from .pooling import Pooling
 from .quantized import QActivation, QConvolution, QFullyConnected
+from .residual import Residual
 
 __all__ = [
     "Activation", "BatchNorm", "Convolution", "Dropout", "Flatten", "FullyConnected",
-    "Module", "Parameter", "Pooling", "QActivation", "QConvolution", "QFullyConnected", "Sequential",
+    "Module", "Parameter", "Pooling", "QActivation", "QConvolution", "QFullyConnected", "Residual", "Sequential",
     "describe",
 ]

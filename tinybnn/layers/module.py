@@ -143,6 +143,8 @@ class Module:
                 raise ArgumentError(
                     f"array {name} has shape {value.shape}, the network expects {target.shape}"
                 )
+            if value.dtype != target.dtype:
+                raise ArgumentError(f"array {name} has dtype {value.dtype}, the network expects {target.dtype}")
             target[...] = value
 
     # --- description ---------------------------------------------------------

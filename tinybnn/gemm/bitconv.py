@@ -1,0 +1,123 @@
+"""Binary convolution on packed bits: pack channels per pixel, then im2col on words.
+
+A binary convolution needs, for every output pixel, the K = C KH KW signs of
+its input patch packed into words, to XNOR them with the packed filters.
+Rather than building a float im2col matrix and packing it (K floats per
+patch row), the input is binarized and packed once, per pixel along the
+channels, and the patches are gathered as whole words:
+
+    pack_channels:  x (N, C, H, W) float -> (N, H, W, Cw) uint64,  Cw = ceil(C / 64)
+                    bit c % 64 of word c // 64 is 1 iff x[n, c, y, x] >= 0 (sign(0) = +1)
+    im2col_words:   -> (N OH OW, Kw) uint64, row (n, i, j) holding the words of
+                    pixels (i sh + u - ph, j sw + v - pw) in (u, v) order, then
+                    zero words up to Kw (a multiple of 8 for the XNOR kernels)
+
+Filters are packed the same way, (F, C, KH, KW) -> (F, KH, KW, Cw), by
+:func:`pack_filters`. Padding pixels are whole words of a ±1 value (SPEC.md:
+binary convolutions pad after binarization, never with 0): +1 is a word with
+the C valid bits set, -1 the zero word. When C is not a multiple of 64, each
+pixel's last word has 64 Cw - C unused bits, 0 in both operands, so the XNOR
+kernels, given the nominal bit count 64 KH KW Cw, count every unused bit as
+an agreement: the true dot product is the kernel's result minus
+(64 KH KW Cw - C KH KW).
+
+Optimizations: ``prange`` over (image, row) pairs in both kernels; the
+channel packing reads each channel plane once per pixel row; im2col copies
+whole 64-bit words, 64 values at a time.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from .bitpack import WORD_BITS, pack_bits, packed_words
+
+
+@njit(parallel=True, cache=True)
+def _pack_channels(x, cw, out):  # pragma: no cover (compiled)
+    n_images, channels, height, width = x.shape
+    for task in prange(n_images * height):
+        n = task // height
+        y = task % height
+        for xx in range(width):
+            for w in range(cw):
+                out[n, y, xx, w] = 0
+        for c in range(channels):
+            w = c // 64
+            bit = np.uint64(1) << np.uint64(c % 64)
+            for xx in range(width):
+                if x[n, c, y, xx] >= 0:
+                    out[n, y, xx, w] |= bit
+    return out
+
+
+def pack_channels(x: np.ndarray) -> np.ndarray:
+    """Sign bits of x (N, C, H, W) packed per pixel along C: (N, H, W, ceil(C / 64)) uint64."""
+    cw = packed_words(x.shape[1])
+    out = np.empty((x.shape[0], x.shape[2], x.shape[3], cw), dtype=np.uint64)
+    return _pack_channels(x, cw, out)
+
+
+def pad_word(channels: int, pad_value: float) -> np.uint64:
+    """The word of a padding pixel's last channel group: all valid bits set for +1, none for -1."""
+    if pad_value < 0:
+        return np.uint64(0)
+    return np.uint64((1 << (channels % 64 or 64)) - 1)
+
+
+@njit(parallel=True, cache=True)
+def _im2col_words(words, kh, kw, sh, sw, ph, pw, full_word, last_word, out):  # pragma: no cover
+    n_images, height, width, cw = words.shape
+    oh = (height + 2 * ph - kh) // sh + 1
+    ow = (width + 2 * pw - kw) // sw + 1
+    used = kh * kw * cw
+    row_words = out.shape[1]
+    for task in prange(n_images * oh):
+        n = task // oh
+        i = task % oh
+        for j in range(ow):
+            row = (n * oh + i) * ow + j
+            col = 0
+            for u in range(kh):
+                y = i * sh + u - ph
+                for v in range(kw):
+                    xx = j * sw + v - pw
+                    if 0 <= y < height and 0 <= xx < width:
+                        for w in range(cw):
+                            out[row, col + w] = words[n, y, xx, w]
+                    else:
+                        for w in range(cw - 1):
+                            out[row, col + w] = full_word
+                        out[row, col + cw - 1] = last_word
+                    col += cw
+            for w in range(used, row_words):
+                out[row, w] = 0
+    return out
+
+
+def im2col_words(words: np.ndarray, channels: int, kernel: tuple[int, int], stride: tuple[int, int],
+                 pad: tuple[int, int], pad_value: float, pad_words_to: int = 8) -> np.ndarray:
+    """Patches of packed pixels (N, H, W, Cw) as rows of words (N OH OW, Kw), padded with ±1."""
+    n, h, w, cw = words.shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
+    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    row_words = -(-kh * kw * cw // pad_words_to) * pad_words_to
+    out = np.empty((n * oh * ow, row_words), dtype=np.uint64)
+    full = np.uint64(0xFFFFFFFFFFFFFFFF) if pad_value > 0 else np.uint64(0)
+    return _im2col_words(words, kh, kw, sh, sw, ph, pw, full, pad_word(channels, pad_value), out)
+
+
+def pack_filters(weight: np.ndarray, pad_words_to: int = 8) -> np.ndarray:
+    """Filters (F, C, KH, KW) as (F, Kw) words in im2col_words' (u, v, channel) order."""
+    f, c, kh, kw = weight.shape
+    per_pixel = pack_bits(np.ascontiguousarray(weight.transpose(0, 2, 3, 1)), axis=-1)  # (F, KH, KW, Cw)
+    rows = per_pixel.reshape(f, kh * kw * per_pixel.shape[-1])
+    padded = -(-rows.shape[1] // pad_words_to) * pad_words_to
+    out = np.zeros((f, padded), dtype=np.uint64)
+    out[:, :rows.shape[1]] = rows
+    return out
+
+
+def nominal_bits(channels: int, kernel: tuple[int, int]) -> int:
+    """64 KH KW Cw: the bit count to give the XNOR kernel for packed-pixel patches."""
+    return WORD_BITS * kernel[0] * kernel[1] * packed_words(channels)

@@ -1,0 +1,125 @@
+"""Inference layers that run binary convolutions and dense layers on packed bits.
+
+:func:`tinybnn.convert.convert_model` turns every QConvolution and
+QFullyConnected with ``act_bit = weight_bit = 1`` into one of these. They hold
+the filters as bits (``uint64`` words, 1 bit per weight, SPEC.md's order) and
+everything that follows the ±1 dot product and is linear per output channel
+— XNOR-Net's scale alpha, the bias, a BatchNorm in evaluation mode — folded
+into one multiply-add::
+
+    y[f] = dot[f] * scale[f] + shift[f],   dot = K - 2 popcount(bits(x) XOR bits(w))
+
+For a BatchNorm with statistics (mu, var) and (gamma, beta) after a layer with
+scale alpha and bias b: scale = alpha gamma / sqrt(var + eps) and
+shift = (b - mu) gamma / sqrt(var + eps) + beta.
+
+The input is binarized and packed straight from the float activations
+(:func:`tinybnn.gemm.bitconv.pack_channels`), gathered into patches of words
+(:func:`~tinybnn.gemm.bitconv.im2col_words`, padding with ±1 words), and
+multiplied with :func:`tinybnn.gemm.xnor_parallel`. The dot products are
+exact integers, the same numbers the float path computes on ±1 values.
+They are inference-only: no gradient flows through them.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit, prange
+
+from ..autograd import Tensor
+from ..errors import ShapeError
+from ..gemm import pack_bits, packed_words, pad_words, xnor_parallel
+from ..gemm.bitconv import im2col_words, nominal_bits, pack_channels
+from .convolution import check_geometry, positive
+from .module import Module
+
+
+@njit(parallel=True, cache=True)
+def _affine_nchw(dots, correction, scale, shift, n_images, oh, ow, out):  # pragma: no cover
+    """out[n, f, i, j] = (dots[(n, i, j), f] - correction) * scale[f] + shift[f]."""
+    filters = dots.shape[1]
+    for task in prange(n_images * filters):
+        n = task // filters
+        f = task % filters
+        s = scale[f]
+        t = shift[f]
+        for i in range(oh):
+            for j in range(ow):
+                out[n, f, i, j] = (dots[(n * oh + i) * ow + j, f] - correction) * s + t
+    return out
+
+
+class PackedModule(Module):
+    """Shared bookkeeping: the packed filters and the per-channel scale and shift.
+
+    ``weight_bits`` holds exactly the words the bits need (what the file
+    stores); the XNOR kernels get a copy padded to a multiple of 8 words.
+    """
+
+    buffer_names = ("weight_bits", "scale", "shift")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight_bits: np.ndarray | None = None
+        self.scale: np.ndarray | None = None
+        self.shift: np.ndarray | None = None
+
+    def allocate(self, outputs: int, words: int) -> None:
+        self.weight_bits = np.zeros((outputs, words), dtype=np.uint64)
+        self.scale = np.ones(outputs, dtype=np.float32)
+        self.shift = np.zeros(outputs, dtype=np.float32)
+
+
+class PackedConvolution(PackedModule):
+    """Binary convolution on packed bits with a folded per-channel multiply-add."""
+
+    def __init__(self, kernel, num_filter: int, channels: int, stride=1, pad=0, pad_value: float = 1.0):
+        super().__init__()
+        self.kernel, self.stride, self.pad = check_geometry(kernel, stride, pad, "PackedConvolution")
+        self.num_filter = positive(num_filter, "num_filter", "PackedConvolution")
+        self.channels = positive(channels, "channels", "PackedConvolution")
+        self.pad_value = 1.0 if pad_value > 0 else -1.0
+        self.bits = self.channels * self.kernel[0] * self.kernel[1]
+        self.nominal = nominal_bits(self.channels, self.kernel)
+        self.allocate(self.num_filter, packed_words(self.nominal))
+
+    def forward(self, x: Tensor) -> Tensor:
+        data = x.data
+        if data.ndim != 4 or data.shape[1] != self.channels:
+            raise ShapeError(f"{self.label()}: expected input (N, {self.channels}, H, W), got shape {data.shape}")
+        n, _, h, w = data.shape
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.pad
+        if kh > h + 2 * ph or kw > w + 2 * pw:
+            raise ShapeError(f"{self.label()}: kernel {self.kernel} is larger than the padded input {data.shape}")
+        oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+        patches = im2col_words(pack_channels(data), self.channels, self.kernel, self.stride, self.pad,
+                               self.pad_value)
+        dots = xnor_parallel(patches, pad_words(self.weight_bits, 8), self.nominal)
+        out = np.empty((n, self.num_filter, oh, ow), dtype=np.float32)
+        return Tensor(_affine_nchw(dots, np.int32(self.nominal - self.bits), self.scale, self.shift, n, oh, ow, out))
+
+    def config(self) -> dict[str, Any]:
+        return {"kernel": list(self.kernel), "num_filter": self.num_filter, "channels": self.channels,
+                "stride": list(self.stride), "pad": list(self.pad), "pad_value": self.pad_value}
+
+
+class PackedFullyConnected(PackedModule):
+    """Binary dense layer on packed bits with a folded per-channel multiply-add."""
+
+    def __init__(self, num_hidden: int, features: int):
+        super().__init__()
+        self.num_hidden = positive(num_hidden, "num_hidden", "PackedFullyConnected")
+        self.features = positive(features, "features", "PackedFullyConnected")
+        self.allocate(self.num_hidden, packed_words(self.features))
+
+    def forward(self, x: Tensor) -> Tensor:
+        data = x.data.reshape(x.shape[0], -1) if x.ndim > 2 else x.data
+        if data.ndim != 2 or data.shape[1] != self.features:
+            raise ShapeError(f"{self.label()}: expected input with {self.features} features, got shape {x.shape}")
+        dots = xnor_parallel(pack_bits(data, axis=-1, pad_words_to=8), pad_words(self.weight_bits, 8),
+                             self.features)
+        return Tensor(dots.astype(np.float32) * self.scale + self.shift)
+
+    def config(self) -> dict[str, Any]:
+        return {"num_hidden": self.num_hidden, "features": self.features}

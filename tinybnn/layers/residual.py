@@ -1,0 +1,47 @@
+"""Residual: y = activation(body(x) + shortcut(x)), the building block of ResNets.
+
+``body`` and ``shortcut`` are :class:`Sequential` containers (an empty
+shortcut is the identity), so a residual block is described, saved and
+converted like any other stack of layers.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..autograd import Tensor
+from ..errors import ArgumentError, ShapeError
+from .activation import ACTIVATIONS
+from .module import Module, Sequential, describe
+
+
+class Residual(Module):
+    """y = activation(body(x) + shortcut(x)); ``activation`` None means none."""
+
+    def __init__(self, body: Sequential, shortcut: Sequential | None = None, activation: str | None = None):
+        super().__init__()
+        if activation is not None and activation not in ACTIVATIONS:
+            raise ArgumentError(f"Residual: activation must be one of {sorted(ACTIVATIONS)} or None, "
+                                f"got {activation!r}")
+        self.body = body
+        self.shortcut = shortcut if shortcut is not None else Sequential()
+        self.activation = activation
+
+    def forward(self, x: Tensor) -> Tensor:
+        main, skip = self.body(x), self.shortcut(x)
+        if main.shape != skip.shape:
+            raise ShapeError(f"{self.label()}: body gives {main.shape} but the shortcut gives {skip.shape}")
+        y = main + skip
+        return y if self.activation is None else ACTIVATIONS[self.activation](y)
+
+    def config(self) -> dict[str, Any]:
+        return {"body": describe(self.body), "shortcut": describe(self.shortcut), "activation": self.activation}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], construct: Callable[[dict], Module]) -> "Residual":
+        body, shortcut = construct(config["body"]), construct(config["shortcut"])
+        if not isinstance(body, Sequential) or not isinstance(shortcut, Sequential):
+            raise ArgumentError("Residual: body and shortcut must be Sequential")
+        return cls(body, shortcut, config.get("activation"))
+
+    def extra_repr(self) -> str:
+        return f"activation={self.activation!r}"
