@@ -131,6 +131,84 @@ def command_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- convert, summary ---------------------------------------------------------------
+def add_convert_parser(commands) -> None:
+    p = commands.add_parser("convert", help="pack a trained binary model's weights to 1 bit",
+                            description="Write binarized_MODEL.npz beside MODEL: 1-bit layers packed, "
+                                        "BatchNorm folded, everything else float32.")
+    p.add_argument("model", type=Path, help="a model file written by tinybnn train")
+    p.add_argument("--out", type=Path, help="where to write (default: binarized_<name> beside the model)")
+    p.set_defaults(handler=command_convert)
+
+
+def command_convert(args: argparse.Namespace) -> int:
+    from .convert import convert_file
+
+    before = args.model.stat().st_size if args.model.is_file() else 0
+    target, _ = convert_file(args.model, args.out)
+    after = target.stat().st_size
+    print(f"{args.model}: {before:,} bytes -> {target}: {after:,} bytes ({before / after:.1f}x smaller)")
+    return 0
+
+
+def add_summary_parser(commands) -> None:
+    p = commands.add_parser("summary", help="per-layer shapes, parameters, memory and MACs of a model",
+                            description="Summarize a model file (trained or converted).")
+    p.add_argument("model", type=Path)
+    p.set_defaults(handler=command_summary)
+
+
+def command_summary(args: argparse.Namespace) -> int:
+    from .serialization import load_model
+    from .summary import format_summary, summarize
+
+    loaded = load_model(args.model)
+    rows, predicted = summarize(loaded.model, loaded.input_shape, loaded.metadata)
+    size = args.model.stat().st_size
+    title = f"{args.model} ({loaded.kind} model file, {size:,} bytes, input {'x'.join(map(str, loaded.input_shape))})"
+    print(format_summary(rows, predicted, title))
+    return 0
+
+
+# --- predict -------------------------------------------------------------------------
+def add_predict_parser(commands) -> None:
+    p = commands.add_parser("predict", help="classify PNG/JPEG images (top-3 classes)",
+                            description="Classify images with MODEL (trained or converted). If the first "
+                                        "argument is not a .npz file, the binarized LeNet shipped with "
+                                        "tinybnn classifies them as MNIST digits.")
+    p.add_argument("files", nargs="+", metavar="[MODEL] IMAGE")
+    p.add_argument("--json", action="store_true", help="one JSON object per image, one per line")
+    p.add_argument("--top", type=int, default=3, help="how many classes to show (default 3)")
+    p.set_defaults(handler=command_predict)
+
+
+def command_predict(args: argparse.Namespace) -> int:
+    import json
+
+    from .predict import SHIPPED_MODEL, predict_files
+    from .serialization import load_model
+
+    files = list(args.files)
+    model_path = Path(files.pop(0)) if files[0].endswith(".npz") else SHIPPED_MODEL
+    if not files:
+        raise ArgumentError("no image to classify: give MODEL IMAGE... or IMAGE...")
+    if args.top < 1:
+        raise ArgumentError(f"--top must be at least 1, got {args.top}")
+    loaded = load_model(model_path)
+    if loaded.input_shape != (1, 28, 28):
+        raise ArgumentError(f"{model_path}: takes input {loaded.input_shape}, predict handles 28x28 grey images")
+    results = predict_files(loaded.model, files, loaded.metadata, args.top)
+    for result in results:
+        if args.json:
+            print(json.dumps({"file": result.path, "error": result.error,
+                              "top": [{"class": name, "probability": round(p, 6)} for name, p in result.top]}))
+        elif result.error:
+            print(f"{result.path}: error: {result.error}", file=sys.stderr)
+        else:
+            print(f"{result.path}: " + ", ".join(f"{name} {p:.1%}" for name, p in result.top))
+    return 2 if any(result.error for result in results) else 0
+
+
 # --- bench -----------------------------------------------------------------------
 BENCHMARKS = {
     "train": "tinybnn.benchmarks.train",
@@ -158,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     commands.required = True
     add_train_parser(commands)
+    add_convert_parser(commands)
+    add_summary_parser(commands)
+    add_predict_parser(commands)
     add_bench_parser(commands)
     return parser
 

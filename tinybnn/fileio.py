@@ -5,13 +5,14 @@ temporary name; when the block finishes, the data is flushed to disk and the
 file renamed over ``path`` (``os.replace`` is atomic on POSIX and Windows).
 If the block raises, or the process dies, the old ``path`` is untouched and
 the temporary file is removed (or, after a crash, left under a name that
-starts with ``.`` and ends with ``.tmp``).
+starts with ``.`` and ends with ``.tmp``). The new file gets the usual
+permissions (0666 minus the umask), as if it had been opened directly.
 """
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -19,15 +20,15 @@ from typing import BinaryIO, Iterator
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
     target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    handle = tempfile.NamedTemporaryFile(dir=folder, prefix=f".{target.name}.", suffix=".tmp", delete=False)
+    temporary = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        with handle:
+        with os.fdopen(descriptor, "wb") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(handle.name, target)
+        os.replace(temporary, target)
     except BaseException:
         with contextlib.suppress(OSError):
-            os.unlink(handle.name)
+            os.unlink(temporary)
         raise

@@ -28,6 +28,7 @@ or layer. Files are written to a temporary name and renamed.
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import zipfile
@@ -88,15 +89,23 @@ def write_archive(handle: BinaryIO, header: dict[str, Any], arrays: dict[str, np
             _write_member(archive, dtype, np.concatenate(parts), compress=False)
 
 
+def model_contents(model: Module, input_shape: tuple[int, ...], metadata: dict[str, Any] | None = None,
+                   extra: dict[str, np.ndarray] | None = None, kind: str = "float"
+                   ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The header (without its array list) and the named arrays of ``model``'s file."""
+    header = {"format": FORMAT, "version": VERSION, "kind": kind, "architecture": describe(model),
+              "input_shape": list(input_shape), "metadata": metadata or {}}
+    arrays = {f"state/{name}": value for name, value in model.state_dict().items()}
+    arrays.update((f"extra/{name}", value) for name, value in (extra or {}).items())
+    return header, arrays
+
+
 def save_model(path: str | Path, model: Module, input_shape: tuple[int, ...],
                metadata: dict[str, Any] | None = None, extra: dict[str, np.ndarray] | None = None,
                kind: str = "float") -> Path:
     """Write ``model`` (built on ``input_shape``) to ``path`` atomically; return the path."""
     path = Path(path)
-    header = {"format": FORMAT, "version": VERSION, "kind": kind, "architecture": describe(model),
-              "input_shape": list(input_shape), "metadata": metadata or {}}
-    arrays = {f"state/{name}": value for name, value in model.state_dict().items()}
-    arrays.update((f"extra/{name}", value) for name, value in (extra or {}).items())
+    header, arrays = model_contents(model, input_shape, metadata, extra, kind)
     try:
         with atomic_write(path) as handle:
             write_archive(handle, header, arrays)
@@ -105,9 +114,28 @@ def save_model(path: str | Path, model: Module, input_shape: tuple[int, ...],
     return path
 
 
-def header_bytes(header: dict[str, Any]) -> int:
-    """Size of ``header`` once deflated, as :func:`write_archive` stores it (for size predictions)."""
-    return len(zlib.compress(json.dumps(header, sort_keys=True).encode("utf-8"), 6))
+def predicted_size(model: Module, input_shape: tuple[int, ...], metadata: dict[str, Any] | None = None,
+                   kind: str = "binarized") -> int:
+    """Bytes :func:`save_model` would write for ``model``, counted from the format's parts:
+    the arrays' bytes, one npy header per member, the deflated JSON header, and the zip
+    entries (30 + name bytes before each member, 46 + name in the directory, 22 at the end)."""
+    header, arrays = model_contents(model, input_shape, metadata, kind=kind)
+    header["arrays"] = [[name, np.asarray(a).dtype.name, list(np.shape(a))] for name, a in arrays.items()]
+    text = np.frombuffer(json.dumps(header, sort_keys=True).encode("utf-8"), dtype=np.uint8)
+    deflate = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+    header_member = deflate.compress(npy_header(text) + text.tobytes()) + deflate.flush()
+    sizes = {f"{HEADER}.npy": len(header_member)}
+    for dtype in {np.asarray(a).dtype.name for a in arrays.values()}:
+        count = sum(np.size(a) for a in arrays.values() if np.asarray(a).dtype.name == dtype)
+        sizes[f"{dtype}.npy"] = len(npy_header(np.empty(count, dtype))) + count * np.dtype(dtype).itemsize
+    return sum(size + 30 + 46 + 2 * len(name) for name, size in sizes.items()) + 22
+
+
+def npy_header(array: np.ndarray) -> bytes:
+    """The npy header NumPy writes before ``array``'s data."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, np.lib.format.header_data_from_array_1_0(array))
+    return buffer.getvalue()
 
 
 # --- reading ------------------------------------------------------------------------

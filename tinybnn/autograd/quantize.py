@@ -12,7 +12,8 @@ Conventions (SPEC.md):
   piecewise-quadratic approximation of sign.
 - **DoReFa k-bit** (2 <= k <= 31), with n = 2^k - 1 levels above zero:
   ``quantize_k(x) = round(x * n) / n`` for x in [0, 1], gradient straight
-  through the rounding (1).
+  through the rounding (1). If every tanh(w) is 0 (or below the smallest
+  normal float), all weights take the middle level.
 
   - activations: ``q = quantize_k(clip(x, 0, 1))``; gradient ``g * (0 <= x <= 1)``.
   - weights: ``w_q = 2 quantize_k(tanh(w) / (2 max|tanh(w)|) + 1/2) - 1``,
@@ -138,5 +139,6 @@ def quantize_weight(w: Tensor, bits: int) -> Tensor:
         return det_sign(w, grad_cancel=1.0)
     t = w.tanh()
     largest = float(np.abs(t.data).max())
-    scale = 1.0 / (2.0 * largest) if largest > 0 else 0.0
-    return 2.0 * RoundStraightThrough.apply(t * scale + 0.5, bits=bits) - 1.0
+    if largest <= np.finfo(t.dtype).tiny:  # all (near) zero: every weight sits at the middle level
+        return 2.0 * RoundStraightThrough.apply(t * 0.0 + 0.5, bits=bits) - 1.0
+    return 2.0 * RoundStraightThrough.apply(t / (2.0 * largest) + 0.5, bits=bits) - 1.0
