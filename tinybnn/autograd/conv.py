@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ArgumentError, ShapeError
-from . import kernels
+from . import buffers, kernels
 from .function import Context, Function
 
 
@@ -87,12 +87,13 @@ def col2im_reference(cols: np.ndarray, x_shape: tuple[int, int, int, int], kerne
 
 
 def im2col(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
-           pad: tuple[int, int] = (0, 0), pad_value: float = 0.0) -> np.ndarray:
-    """Same result as :func:`im2col_reference`, by the Numba kernel."""
+           pad: tuple[int, int] = (0, 0), pad_value: float = 0.0, ones_column: bool = False) -> np.ndarray:
+    """Same result as :func:`im2col_reference`, by the Numba kernel; with ``ones_column``
+    one more column of ones, so that a bias rides along in the GEMM."""
     n, c, h, w = x.shape
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
     rows = n * output_size(h, kh, sh, ph) * output_size(w, kw, sw, pw)
-    out = np.empty((rows, c * kh * kw), dtype=x.dtype)
+    out = buffers.empty((rows, c * kh * kw + ones_column), x.dtype)
     return kernels.im2col_into(x, kh, kw, sh, sw, ph, pw, x.dtype.type(pad_value), out)
 
 
@@ -101,7 +102,7 @@ def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], kernel: tuple[i
     """Same result as :func:`col2im_reference`, by the Numba kernel."""
     n, c, h, w = x_shape
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
-    out = np.empty(x_shape, dtype=cols.dtype)
+    out = buffers.empty(x_shape, cols.dtype)
     return kernels.col2im_from(np.ascontiguousarray(cols), n, c, h, w, kh, kw, sh, sw, ph, pw, out)
 
 
@@ -136,7 +137,10 @@ class Conv2d(Function):
 
     The GEMM is computed as W (F, K) @ cols^T, giving (F, N OH OW), so that the
     output's (OH, OW) planes are contiguous; the backward pass lays the
-    gradient out the same way.
+    gradient out the same way. A bias is the weight of one more input column
+    that is always 1: ``[W | b] @ [cols | 1]^T``, so adding it costs no pass
+    over the output, and its gradient comes out of the weights' GEMM as the
+    last column of ``G @ [cols | 1]``.
     """
 
     @staticmethod
@@ -145,11 +149,10 @@ class Conv2d(Function):
         stride, pad = pair(stride, "stride"), pair(pad, "pad")
         oh, ow = check_conv_shapes(x.shape, w.shape, pad, stride)
         n, f = x.shape[0], w.shape[0]
-        cols = im2col(x, w.shape[2:], stride, pad, pad_value)
+        cols = im2col(x, w.shape[2:], stride, pad, pad_value, ones_column=b is not None)
         w2 = w.reshape(f, -1)
-        out = w2 @ cols.T
-        if b is not None:
-            out += b[:, None]
+        weights = w2 if b is None else np.concatenate([w2, b.reshape(f, 1).astype(w2.dtype)], axis=1)
+        out = np.matmul(weights, cols.T, out=buffers.empty((f, cols.shape[0]), np.result_type(weights, cols)))
         ctx.save_for_backward(cols, w2)
         ctx.geometry = (x.shape, w.shape, stride, pad)
         return out.reshape(f, n, oh, ow).transpose(1, 0, 2, 3)
@@ -158,12 +161,20 @@ class Conv2d(Function):
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
         cols, w2 = ctx.saved_values
         x_shape, w_shape, stride, pad = ctx.geometry
-        g = grad.transpose(1, 0, 2, 3).reshape(w_shape[0], -1)  # (F, N OH OW)
-        grad_w = (g @ cols).reshape(w_shape) if ctx.needs_input_grad[1] else None
-        grad_x = col2im(g.T @ w2, x_shape, w_shape[2:], stride, pad) if ctx.needs_input_grad[0] else None
-        if len(ctx.needs_input_grad) == 2:  # no bias
+        k = w2.shape[1]
+        g = buffers.empty((w_shape[0], cols.shape[0]), grad.dtype)  # (F, N OH OW)
+        g.reshape(grad.shape[1], grad.shape[0], *grad.shape[2:])[...] = grad.transpose(1, 0, 2, 3)
+        needs = ctx.needs_input_grad
+        with_bias = len(needs) == 3
+        full = g @ cols if needs[1] or (with_bias and needs[2]) else None  # (F, K [+ 1])
+        grad_w = full[:, :k].reshape(w_shape) if needs[1] else None
+        grad_x = None
+        if needs[0]:
+            dcols = np.matmul(g.T, w2, out=buffers.empty((cols.shape[0], k), np.result_type(g, w2)))
+            grad_x = col2im(dcols, x_shape, w_shape[2:], stride, pad)
+        if not with_bias:
             return grad_x, grad_w
-        return grad_x, grad_w, g.sum(axis=1) if ctx.needs_input_grad[2] else None
+        return grad_x, grad_w, full[:, k].copy() if needs[2] else None
 
 
 def conv2d(x, w, b=None, stride=1, pad=0, pad_value: float = 0.0):

@@ -13,8 +13,10 @@ Optimizations:
   the pixels it adds into (no atomics, no races); reads each patch row's
   channel slice contiguously.
 - ``max_pool_forward`` / ``max_pool_backward``: one pass over each window,
-  keeping the flat index of the first maximum (int8, since windows are small)
-  for the backward scatter; ``prange`` over (image, channel) planes.
+  keeping the flat index of the first maximum for the backward scatter;
+  ``max_pool_values`` skips the index when no gradient will be needed;
+  ``prange`` over (image, channel) planes, taken in the order they lie in
+  memory (convolution outputs are channel-major), outputs in the same layout.
 """
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ from numba import njit, prange
 
 @njit(parallel=True, cache=True)
 def im2col_into(x, kh, kw, sh, sw, ph, pw, pad_value, out):  # pragma: no cover (compiled)
-    """out[(n, i, j), (c, u, v)] = x[n, c, i sh + u - ph, j sw + v - pw], or pad_value outside."""
+    """out[(n, i, j), (c, u, v)] = x[n, c, i sh + u - ph, j sw + v - pw], or pad_value outside;
+    columns of ``out`` beyond C KH KW are set to 1 (a bias input)."""
     n_images, channels, height, width = x.shape
     oh = (height + 2 * ph - kh) // sh + 1
     ow = (width + 2 * pw - kw) // sw + 1
@@ -45,6 +48,8 @@ def im2col_into(x, kh, kw, sh, sw, ph, pw, pad_value, out):  # pragma: no cover 
                         else:
                             out[row, col] = pad_value
                         col += 1
+            for extra in range(col, out.shape[1]):
+                out[row, extra] = 1
     return out
 
 
@@ -72,14 +77,21 @@ def col2im_from(cols, n_images, channels, height, width, kh, kw, sh, sw, ph, pw,
     return out
 
 
+@njit(cache=True, inline="always")
+def _plane(task, n_images, channels, channel_major):  # pragma: no cover
+    """(n, c) of the task-th (image, channel) plane in memory order."""
+    if channel_major:
+        return task % n_images, task // n_images
+    return task // channels, task % channels
+
+
 @njit(parallel=True, cache=True)
-def max_pool_forward(x, kh, kw, sh, sw, out, argmax):  # pragma: no cover
+def max_pool_forward(x, kh, kw, sh, sw, out, argmax, channel_major):  # pragma: no cover
     """out = max over each window; argmax = flat index u * kw + v of its first maximum."""
     n_images, channels = x.shape[0], x.shape[1]
     oh, ow = out.shape[2], out.shape[3]
     for task in prange(n_images * channels):
-        n = task // channels
-        c = task % channels
+        n, c = _plane(task, n_images, channels, channel_major)
         for i in range(oh):
             for j in range(ow):
                 best = x[n, c, i * sh, j * sw]
@@ -96,13 +108,29 @@ def max_pool_forward(x, kh, kw, sh, sw, out, argmax):  # pragma: no cover
 
 
 @njit(parallel=True, cache=True)
-def max_pool_backward(grad, argmax, kh, kw, sh, sw, out):  # pragma: no cover
+def max_pool_values(x, kh, kw, sh, sw, out, channel_major):  # pragma: no cover
+    """out = max over each window, without recording where (inference)."""
+    n_images, channels = x.shape[0], x.shape[1]
+    oh, ow = out.shape[2], out.shape[3]
+    for task in prange(n_images * channels):
+        n, c = _plane(task, n_images, channels, channel_major)
+        for i in range(oh):
+            for j in range(ow):
+                best = x[n, c, i * sh, j * sw]
+                for u in range(kh):
+                    for v in range(kw):
+                        best = max(best, x[n, c, i * sh + u, j * sw + v])
+                out[n, c, i, j] = best
+    return out
+
+
+@njit(parallel=True, cache=True)
+def max_pool_backward(grad, argmax, kh, kw, sh, sw, out, channel_major):  # pragma: no cover
     """out[n, c, window's argmax] += grad[n, c, i, j]; zero elsewhere."""
     n_images, channels = grad.shape[0], grad.shape[1]
     oh, ow = grad.shape[2], grad.shape[3]
     for task in prange(n_images * channels):
-        n = task // channels
-        c = task % channels
+        n, c = _plane(task, n_images, channels, channel_major)
         out[n, c, :, :] = 0
         for i in range(oh):
             for j in range(ow):

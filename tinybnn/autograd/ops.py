@@ -11,6 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
+from . import buffers
 from .function import Context, Function
 
 
@@ -239,14 +240,16 @@ class Tanh(Function):
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
-        out = np.tanh(a)
+        out = np.tanh(a, out=buffers.empty_like(a))
         ctx.save_for_backward(out)
         return out
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
         (out,) = ctx.saved_values
-        return grad * (1 - out * out)
+        result = np.multiply(out, out, out=buffers.empty_like(out))
+        np.subtract(1, result, out=result)
+        return np.multiply(grad, result, out=result)
 
 
 class ReLU(Function):

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import ArgumentError, ShapeError
 from .conv import output_size, pair
-from . import kernels
+from . import buffers, kernels
 from .function import Context, Function
 
 
@@ -86,9 +86,12 @@ class MaxPool2d(Function):
         kernel = pair(kernel, "kernel")
         stride = kernel if stride is None else pair(stride, "stride")
         oh, ow = _check(x, kernel, stride, "max_pool2d")
-        out = np.empty((*x.shape[:2], oh, ow), dtype=x.dtype)
-        argmax = np.empty(out.shape, dtype=np.int32)
-        kernels.max_pool_forward(x, *kernel, *stride, out, argmax)
+        layout = buffers.channel_major(x)
+        out = buffers.empty_nchw((*x.shape[:2], oh, ow), x.dtype, like=x)
+        if not ctx.needs_grad:
+            return kernels.max_pool_values(x, *kernel, *stride, out, layout)
+        argmax = buffers.empty_nchw(out.shape, np.int32, like=x)
+        kernels.max_pool_forward(x, *kernel, *stride, out, argmax, layout)
         ctx.save_for_backward(argmax)
         ctx.geometry = (x.shape, kernel, stride)
         return out
@@ -97,8 +100,9 @@ class MaxPool2d(Function):
     def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
         (argmax,) = ctx.saved_values
         x_shape, kernel, stride = ctx.geometry
-        out = np.empty(x_shape, dtype=grad.dtype)
-        return kernels.max_pool_backward(grad, argmax, *kernel, *stride, out)
+        layout = buffers.channel_major(argmax)
+        out = buffers.empty_nchw(x_shape, grad.dtype, like=argmax)
+        return kernels.max_pool_backward(grad, argmax, *kernel, *stride, out, layout)
 
 
 class AvgPool2d(Function):

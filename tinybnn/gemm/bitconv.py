@@ -21,9 +21,10 @@ kernels, given the nominal bit count 64 KH KW Cw, count every unused bit as
 an agreement: the true dot product is the kernel's result minus
 (64 KH KW Cw - C KH KW).
 
-Optimizations: ``prange`` over (image, row) pairs in both kernels; the
-channel packing reads each channel plane once per pixel row; im2col copies
-whole 64-bit words, 64 values at a time.
+Optimizations: the channel packing goes plane by plane, reading each (image,
+channel) plane contiguously whatever the batch's memory layout and setting one
+bit in every pixel's word, ``prange`` over images; im2col copies whole 64-bit
+words, 64 values at a time, ``prange`` over (image, output row).
 """
 from __future__ import annotations
 
@@ -36,18 +37,17 @@ from .bitpack import WORD_BITS, pack_bits, packed_words
 @njit(parallel=True, cache=True)
 def _pack_channels(x, cw, out):  # pragma: no cover (compiled)
     n_images, channels, height, width = x.shape
-    for task in prange(n_images * height):
-        n = task // height
-        y = task % height
-        for xx in range(width):
-            for w in range(cw):
-                out[n, y, xx, w] = 0
+    for n in prange(n_images):
+        for y in range(height):
+            for xx in range(width):
+                for w in range(cw):
+                    out[n, y, xx, w] = 0
         for c in range(channels):
             w = c // 64
             bit = np.uint64(1) << np.uint64(c % 64)
-            for xx in range(width):
-                if x[n, c, y, xx] >= 0:
-                    out[n, y, xx, w] |= bit
+            for y in range(height):
+                for xx in range(width):
+                    out[n, y, xx, w] |= bit * np.uint64(x[n, c, y, xx] >= 0)
     return out
 
 
