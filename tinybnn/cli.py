@@ -211,12 +211,14 @@ def command_predict(args: argparse.Namespace) -> int:
 
 # --- bench -----------------------------------------------------------------------
 BENCHMARKS = {
+    "gemm": "tinybnn.gemm.benchmark",
+    "infer": "tinybnn.benchmarks.infer",
     "train": "tinybnn.benchmarks.train",
 }
 
 
 def add_bench_parser(commands) -> None:
-    p = commands.add_parser("bench", help="benchmarks (train: against PyTorch)", add_help=False,
+    p = commands.add_parser("bench", help="benchmarks: gemm, infer, train", add_help=False,
                             description="Run a benchmark; options after its name go to it "
                                         "(tinybnn bench train --help).")
     p.add_argument("benchmark", choices=sorted(BENCHMARKS))

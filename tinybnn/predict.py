@@ -11,7 +11,8 @@ in the middle. :func:`mnist_style` does the same to any PNG or JPEG:
 3. the digit is cropped to the bounding box of pixels above 20% of the
    brightest, scaled so that its longer side is 20 pixels, and pasted into
    a black 28x28 image with its centre of mass at the centre;
-4. values become float32 in [0, 1].
+4. values become float32 in [0, 1], stretched so that the brightest pixel
+   is 1 (MNIST's strokes are saturated; a photo's ink rarely is).
 
 A shipped model (``tinybnn/assets/binarized_lenet_mnist.npz``, trained by
 ``scripts/train_shipped_model.py``) classifies digits on a fresh install.
@@ -86,8 +87,8 @@ def mnist_style(image: Image.Image, size: int = 28, box: int = 20) -> np.ndarray
     cy, cx = ((ys * resized).sum() / total, (xs * resized).sum() / total) if total > 0 else (0.0, 0.0)
     top = int(np.clip(round(size / 2 - cy), 0, size - resized.shape[0]))
     left = int(np.clip(round(size / 2 - cx), 0, size - resized.shape[1]))
-    canvas[top:top + resized.shape[0], left:left + resized.shape[1]] = resized
-    return np.clip(canvas / 255.0, 0.0, 1.0)
+    canvas[top:top + resized.shape[0], left:left + resized.shape[1]] = np.maximum(resized, 0)
+    return np.clip(canvas / canvas.max(), 0.0, 1.0) if canvas.max() > 0 else canvas
 
 
 def load_image(path: str | Path) -> np.ndarray:

@@ -1,0 +1,140 @@
+"""Packed inference: bit-level convolution pieces, packed layers against the
+float path on ±1 values (exactly: these are integers), and the converter."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinybnn.autograd import Tensor, conv2d, no_grad
+from tinybnn.convert import convert_model
+from tinybnn.gemm import pack_bits
+from tinybnn.gemm.bitconv import im2col_words, pack_channels, pack_filters
+from tinybnn.layers import BatchNorm, QActivation, QConvolution, QFullyConnected, Sequential
+from tinybnn.layers.packed import PackedConvolution, PackedFullyConnected
+from tinybnn.models import lenet
+
+from .strategies import float_arrays
+
+
+def sign(a):
+    return np.where(a >= 0, 1.0, -1.0)
+
+
+@given(st.integers(1, 3), st.integers(1, 140), st.integers(1, 5), st.integers(1, 5), st.booleans(), st.data())
+def test_pack_channels_equals_packing_each_pixel(n, c, h, w, channel_major, data):
+    x = data.draw(float_arrays((n, c, h, w), np.float32, layout="C"))
+    if channel_major:
+        x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    expected = pack_bits(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), axis=-1)
+    assert np.array_equal(pack_channels(x), expected)
+
+
+@st.composite
+def binary_conv_case(draw):
+    c = draw(st.sampled_from([1, 3, 63, 64, 65, 130]))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    h = draw(st.integers(max(1, kh - 2 * ph), 6))
+    w = draw(st.integers(max(1, kw - 2 * pw), 6))
+    return dict(n=draw(st.integers(1, 2)), c=c, f=draw(st.integers(1, 5)), kernel=(kh, kw),
+                stride=(draw(st.integers(1, 2)), draw(st.integers(1, 2))), pad=(ph, pw), h=h, w=w,
+                pad_value=draw(st.sampled_from([1.0, -1.0])))
+
+
+@settings(max_examples=40)
+@given(binary_conv_case(), st.data())
+def test_packed_convolution_equals_float_convolution_on_signs(case, data):
+    x = data.draw(float_arrays((case["n"], case["c"], case["h"], case["w"]), np.float32, layout="C"))
+    weight = data.draw(float_arrays((case["f"], case["c"], *case["kernel"]), np.float32, layout="C"))
+    layer = PackedConvolution(case["kernel"], case["f"], case["c"], stride=case["stride"], pad=case["pad"],
+                              pad_value=case["pad_value"])
+    layer.weight_bits[...] = pack_filters(weight, pad_words_to=1)
+    ph, pw = case["pad"]
+    padded = np.pad(sign(x), ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=case["pad_value"])
+    expected = conv2d(Tensor(padded.astype(np.float64)), Tensor(sign(weight)), stride=case["stride"]).data
+    assert np.array_equal(layer(Tensor(x)).data, expected)
+
+
+def test_packed_words_per_pixel_and_padding_words():
+    x = np.ones((1, 3, 1, 1), np.float32)
+    x[0, 1] = -2.0  # channels + - +
+    words = pack_channels(x)
+    assert words[0, 0, 0, 0] == 0b101
+    patches = im2col_words(words, 3, (1, 3), (1, 1), (0, 1), pad_value=1.0, pad_words_to=4)
+    # padding pixel (+1 in 3 channels), the pixel, padding pixel, then a zero word up to 4
+    assert patches.tolist() == [[0b111, 0b101, 0b111, 0]]
+    patches = im2col_words(words, 3, (1, 3), (1, 1), (0, 1), pad_value=-1.0, pad_words_to=4)
+    assert patches.tolist() == [[0, 0b101, 0, 0]]
+
+
+@given(st.integers(1, 4), st.integers(1, 200), st.integers(1, 6), st.data())
+def test_packed_fully_connected_equals_float_on_signs(n, d, h, data):
+    x = data.draw(float_arrays((n, d), np.float32, layout="C"))
+    weight = data.draw(float_arrays((h, d), np.float32, layout="C"))
+    layer = PackedFullyConnected(h, d)
+    layer.weight_bits[...] = pack_bits(weight, axis=-1)
+    assert np.array_equal(layer(Tensor(x)).data, sign(x) @ sign(weight).T)
+
+
+def random_statistics(model, rng):
+    """Give every BatchNorm non-trivial running statistics and affine parameters."""
+    for _, module in model.named_modules():
+        if isinstance(module, BatchNorm):
+            c = module.beta.shape[0]
+            module.running_mean[...] = rng.normal(0, 3, c)
+            module.running_var[...] = rng.uniform(0.5, 20, c)
+            module.gamma.data[...] = rng.uniform(0.5, 1.5, c)
+            module.beta.data[...] = rng.normal(0, 0.5, c)
+
+
+@pytest.mark.parametrize("scaling, bias", [(False, False), (True, False), (False, True), (True, True)])
+def test_conversion_folds_scaling_bias_and_batchnorm(scaling, bias):
+    rng = np.random.default_rng(0)
+    model = Sequential(QActivation(), QConvolution(3, 8, pad=1, scaling_factor=scaling, no_bias=not bias, rng=rng),
+                       BatchNorm(), QActivation(), QFullyConnected(5, scaling_factor=scaling, no_bias=not bias, rng=rng),
+                       BatchNorm()).build((4, 6, 6))
+    random_statistics(model, rng)
+    if bias:
+        model[1].bias.data[...] = rng.normal(0, 2, 8)
+        model[4].bias.data[...] = rng.normal(0, 2, 5)
+    model.eval()
+    converted = convert_model(model)
+    assert [type(m).__name__ for m in converted] == ["PackedConvolution", "PackedFullyConnected"]
+    x = Tensor(rng.standard_normal((7, 4, 6, 6)).astype(np.float32))
+    with no_grad():
+        # compare the first layer alone: its packed dot products are exact integers
+        np.testing.assert_allclose(converted[0](x).data, model[2](model[1](model[0](x))).data, rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(converted(x).data, model(x).data, rtol=1e-4, atol=1e-3)
+
+
+def test_converted_lenet_matches_the_float_path():
+    rng = np.random.default_rng(1)
+    model = lenet(binary=True, rng=rng).build((1, 28, 28))
+    random_statistics(model, rng)
+    model.eval()
+    converted = convert_model(model)
+    assert [type(m).__name__ for m in converted] == [
+        "Convolution", "Activation", "Pooling", "BatchNorm", "PackedConvolution", "Pooling", "Flatten",
+        "PackedFullyConnected", "Activation", "FullyConnected"]
+    x = Tensor(rng.random((20, 1, 28, 28), dtype=np.float32))
+    with no_grad():
+        a, b = model(x).data, converted(x).data
+    assert np.array_equal(a.argmax(axis=1), b.argmax(axis=1))
+    np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4 * np.abs(a).max())
+
+
+def test_conversion_leaves_k_bit_and_float_layers_alone():
+    rng = np.random.default_rng(2)
+    model = lenet(binary=True, act_bit=2, weight_bit=2, rng=rng).build((1, 28, 28))
+    converted = convert_model(model)
+    assert not any(type(m).__name__.startswith("Packed") for m in converted)
+    assert len(converted) == len(model)
+
+
+def test_conversion_does_not_change_the_model():
+    rng = np.random.default_rng(3)
+    model = lenet(binary=True, rng=rng).build((1, 28, 28))
+    before = model.state_dict()
+    convert_model(model)
+    after = model.state_dict()
+    assert all(np.array_equal(before[k], after[k]) for k in before) and model.training

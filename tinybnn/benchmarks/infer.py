@@ -1,0 +1,132 @@
+"""Inference speed: the converted binary LeNet against its float path and PyTorch.
+
+    python scripts/bench_infer.py --data ../shared/datasets
+    tinybnn bench infer --data ../shared/datasets --threads 2 --batch-sizes 100,1
+
+Contenders, each timed over the MNIST test images in a fresh worker process
+after warm-up batches:
+
+- ``packed``: the binary LeNet converted (1-bit layers on packed bits, XNOR-popcount);
+- ``float path``: the same binary LeNet unconverted, in evaluation mode (its binary
+  layers as float GEMMs on ±1 values);
+- ``tinybnn float``: the float LeNet;
+- ``PyTorch float`` (when installed): the float LeNet in PyTorch, ``inference_mode``.
+
+Weights are random (seeded; speed does not depend on them) unless ``--model``
+gives a trained binary LeNet. Each repeat runs every contender back to back;
+the table gives median milliseconds per batch, images per second, and the
+median paired speed-up of ``packed`` over each other contender.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .workers import format_table, load_images, median, tinybnn_worker, torch_available, torch_worker, write_arrays
+
+CONTENDERS = ("packed", "float path", "tinybnn float")
+WARMUP_BATCHES = 5
+
+
+def build(contender: str, model_file: str | None, seed: int):
+    from ..convert import convert_model
+    from ..models import lenet
+    from ..serialization import load_model
+
+    if contender == "tinybnn float":
+        model = lenet(rng=np.random.default_rng(seed)).build((1, 28, 28))
+    elif model_file:
+        model = load_model(model_file, kind="float").model
+    else:
+        model = lenet(binary=True, rng=np.random.default_rng(seed)).build((1, 28, 28))
+    model.eval()
+    return convert_model(model) if contender == "packed" else model
+
+
+def time_tinybnn(contender: str, images: np.ndarray, batch_size: int, model_file: str | None, seed: int) -> float:
+    from ..autograd import Tensor, no_grad
+
+    model = build(contender, model_file, seed)
+    with no_grad():
+        for _ in range(WARMUP_BATCHES):
+            model(Tensor(images[:batch_size]))
+        start = time.perf_counter()
+        for i in range(0, len(images), batch_size):
+            model(Tensor(images[i:i + batch_size]))
+        return time.perf_counter() - start
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="tinybnn bench infer", description=__doc__.splitlines()[0])
+    p.add_argument("--data", help="folder with mnist-5k/ or mnist/ (default: $TINYBNN_DATA or the cache)")
+    p.add_argument("--model", help="a trained binary LeNet file (default: random weights)")
+    p.add_argument("--threads", default="1,2")
+    p.add_argument("--batch-sizes", default="100,1")
+    p.add_argument("--images", type=int, default=10000, help="test images per timed pass (batch 1 uses a fifth)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-torch", action="store_true", help="skip PyTorch even if it is installed")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--arrays", help=argparse.SUPPRESS)
+    p.add_argument("--contender", help=argparse.SUPPRESS)
+    p.add_argument("--batch-size", type=int, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse(argv)
+    if args.worker:
+        images, _ = load_images(args.arrays)
+        seconds = time_tinybnn(args.contender, images, args.batch_size, args.model, args.seed)
+        print(json.dumps({"seconds": seconds, "images": len(images)}))
+        return 0
+
+    from ..data import load_dataset
+
+    data = load_dataset("mnist", data_dir=args.data, download=False)
+    with_torch = not args.no_torch and torch_available()
+    contenders = list(CONTENDERS) + (["PyTorch float"] if with_torch else [])
+    print(f"inference benchmark: MNIST test images, {args.repeats} repeats, median per batch"
+          + ("" if with_torch else " (PyTorch not installed)"))
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
+            count = args.images if batch_size > 1 else max(1, args.images // 5)
+            arrays = write_arrays(Path(folder) / f"images{batch_size}.npz", data.test_images[:count],
+                                  data.test_labels[:count])
+            for threads in [int(t) for t in args.threads.split(",")]:
+                seconds: dict[str, list[float]] = {c: [] for c in contenders}
+                for _ in range(args.repeats):
+                    for contender in contenders:
+                        if contender == "PyTorch float":
+                            result = torch_worker("infer", ["--arrays", str(arrays), "--batch-size",
+                                                            str(batch_size), "--seed", str(args.seed)], threads)
+                        else:
+                            extra = ["--model", args.model] if args.model else []
+                            result = tinybnn_worker("tinybnn.benchmarks.infer",
+                                                    ["--arrays", str(arrays), "--contender", contender,
+                                                     "--batch-size", str(batch_size), "--seed", str(args.seed),
+                                                     *extra], threads)
+                        seconds[contender].append(result["seconds"])
+                        print(f"  batch {batch_size:>3}  {threads} thread(s)  {contender:14} "
+                              f"{result['seconds']:7.3f} s", flush=True)
+                batches = -(-count // batch_size)
+                for contender, values in seconds.items():
+                    speedup = "" if contender == "packed" else \
+                        f"{median([b / a for a, b in zip(seconds['packed'], values)]):.2f}"
+                    rows.append([batch_size, threads, contender, f"{1000 * median(values) / batches:.3f}",
+                                 f"{count / median(values):,.0f}", speedup])
+    print()
+    print(format_table(["batch", "threads", "implementation", "ms/batch", "images/s", "packed is x faster"], rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
