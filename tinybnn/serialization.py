@@ -31,6 +31,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import tokenize
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -181,7 +182,8 @@ def read_archive(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray
                     raise ModelFileError(f"{path}: unexpected member {name}")
                 blobs[dtype] = _read_member(archive, info, path, 1 << 40)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, KeyError,
-            NotImplementedError, zlib.error) as error:
+            NotImplementedError, RuntimeError, SyntaxError, tokenize.TokenError, zlib.error) as error:
+        # RuntimeError: an "encrypted" member; SyntaxError / TokenError: a garbled npy header
         raise ModelFileError(f"{path}: not a tinybnn model file, or a damaged one "
                              f"({type(error).__name__}: {error})") from None
     return header, _split(blobs, listing, path)
