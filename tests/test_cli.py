@@ -48,6 +48,7 @@ def test_resume_continues_to_the_same_weights(mnist_dir, tmp_path, capsys):
     (["train", "--model", "vgg"], "invalid choice: 'vgg'"),
     (["train", "--resume", "missing.ckpt.npz"], "missing.ckpt.npz: no such model file"),
     (["train", "--data", "no-such-folder"], "--data no-such-folder: no such folder"),
+    (["train", "--out", "no/such/folder/m.npz"], "the folder"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
 ])
 def test_bad_input_gets_one_line_and_status_2(args, message, tmp_path):

@@ -114,6 +114,8 @@ def command_train(args: argparse.Namespace) -> int:
 
     out: Path = args.out
     ckpt = checkpoint_path(out)
+    if not out.absolute().parent.is_dir():
+        raise ArgumentError(f"--out {out}: the folder {out.absolute().parent} does not exist")
     print(f"training {settings['model']} on {data.name} ({len(train_x):,} training images from "
           f"{data.source_dir}, {len(test_x):,} test images), {settings['epochs']} epochs, "
           f"batch {settings['batch_size']}, {settings['optimizer']} lr {settings['lr']:g} "
