@@ -86,6 +86,8 @@ def command_train(args: argparse.Namespace) -> int:
     else:
         settings = run_settings(args)
     check_positive(settings, "epochs", "batch_size", "train_limit", "test_limit")
+    if not args.out.absolute().parent.is_dir():
+        raise ArgumentError(f"--out {args.out}: the folder {args.out.absolute().parent} does not exist")
 
     data = load_dataset(settings["dataset"], data_dir=args.data, log=print)
     train_x, train_y = to_float_nchw(data.train_images), data.train_labels
@@ -114,8 +116,6 @@ def command_train(args: argparse.Namespace) -> int:
 
     out: Path = args.out
     ckpt = checkpoint_path(out)
-    if not out.absolute().parent.is_dir():
-        raise ArgumentError(f"--out {out}: the folder {out.absolute().parent} does not exist")
     print(f"training {settings['model']} on {data.name} ({len(train_x):,} training images from "
           f"{data.source_dir}, {len(test_x):,} test images), {settings['epochs']} epochs, "
           f"batch {settings['batch_size']}, {settings['optimizer']} lr {settings['lr']:g} "
