@@ -12,6 +12,8 @@ Optimizations:
 - ``col2im_from``: ``prange`` over (image, channel) planes, so each thread owns
   the pixels it adds into (no atomics, no races); reads each patch row's
   channel slice contiguously.
+- ``sign_into`` / ``sign_and_mask``: one parallel pass, no temporaries
+  (NumPy's ``where`` with scalars took 4 ns per value).
 - ``max_pool_forward`` / ``max_pool_backward``: one pass over each window,
   keeping the flat index of the first maximum for the backward scatter;
   ``max_pool_values`` skips the index when no gradient will be needed;
@@ -136,4 +138,24 @@ def max_pool_backward(grad, argmax, kh, kw, sh, sw, out, channel_major):  # prag
             for j in range(ow):
                 where = argmax[n, c, i, j]
                 out[n, c, i * sh + where // kw, j * sw + where % kw] += grad[n, c, i, j]
+    return out
+
+
+@njit(parallel=True, cache=True)
+def sign_into(x, out):  # pragma: no cover (compiled)
+    """out = +1 where x >= 0, -1 elsewhere; x and out flat and contiguous."""
+    one = out.dtype.type(1)
+    for i in prange(x.size):
+        out[i] = one if x[i] >= 0 else -one
+    return out
+
+
+@njit(parallel=True, cache=True)
+def sign_and_mask(x, limit, out, mask):  # pragma: no cover (compiled)
+    """out = sign(x) and mask = |x| <= limit, in one pass; flat contiguous arrays."""
+    one = out.dtype.type(1)
+    for i in prange(x.size):
+        value = x[i]
+        out[i] = one if value >= 0 else -one
+        mask[i] = abs(value) <= limit
     return out

@@ -28,13 +28,22 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ArgumentError
+from . import buffers, kernels
 from .function import Context, Function
 from .tensor import Tensor
 
 
+def sign_reference(x: np.ndarray) -> np.ndarray:
+    """+1 where x >= 0, -1 elsewhere (sign(0) = +1), in x's dtype: the obvious NumPy version."""
+    return np.where(x >= 0, 1, -1).astype(x.dtype)
+
+
 def sign(x: np.ndarray) -> np.ndarray:
-    """+1 where x >= 0, -1 elsewhere (sign(0) = +1), in x's dtype."""
-    return np.where(x >= 0, 1, -1).astype(x.dtype, copy=False)
+    """Same as :func:`sign_reference`, by a Numba kernel, into a pooled buffer (float inputs)."""
+    if not np.issubdtype(x.dtype, np.floating):
+        return sign_reference(x)
+    flat = np.ascontiguousarray(x).reshape(-1)
+    return kernels.sign_into(flat, buffers.empty(flat.shape, x.dtype)).reshape(x.shape)
 
 
 class DetSign(Function):
@@ -42,8 +51,11 @@ class DetSign(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, grad_cancel: float = 1.0) -> np.ndarray:
-        ctx.save_for_backward(np.abs(x) <= grad_cancel)
-        return sign(x)
+        flat = np.ascontiguousarray(x).reshape(-1)
+        out, passes = buffers.empty(flat.shape, x.dtype), buffers.empty(flat.shape, np.bool_)
+        kernels.sign_and_mask(flat, grad_cancel, out, passes)
+        ctx.save_for_backward(passes.reshape(x.shape))
+        return out.reshape(x.shape)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:

@@ -12,6 +12,10 @@ convolution computes, for each output element, the ±1 dot product
 values, not BMXNet's (K + dot) / 2), which is what makes the packed
 inference path exact.
 
+- **Speed**: with ``act_bit = weight_bit = 1`` the forward pass runs on packed
+  bits with XNOR-popcount (:mod:`tinybnn.autograd.binary`), giving the same
+  integers as the float operation on ±1 values; the backward pass uses the
+  float GEMMs on ±1 values that the straight-through estimator needs.
 - **Padding** of binary convolutions happens *after* binarization, with
   ``pad_value`` (±1, default +1), never 0: a 0 would be a third value that
   the packed bits cannot hold. k-bit and float inputs are padded with 0.
@@ -31,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd import Tensor, conv2d
+from ..autograd.binary import binary_conv2d, binary_linear
 from ..autograd.quantize import check_bits, quantize_activation, quantize_weight
 from ..errors import ArgumentError
 from .convolution import Convolution
@@ -96,10 +101,12 @@ class QConvolution(Convolution):
 
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x)
-        xq = quantize_activation(x, self.act_bit)
-        wq = quantize_weight(self.weight, self.weight_bit)
-        y = conv2d(xq, wq, stride=self.stride, pad=self.pad,
-                   pad_value=self.pad_value if self.act_bit == 1 else 0.0)
+        if self.act_bit == 1 and self.weight_bit == 1:  # XNOR-popcount forward, same numbers
+            y = binary_conv2d(x, self.weight, stride=self.stride, pad=self.pad, pad_value=self.pad_value)
+        else:
+            xq = quantize_activation(x, self.act_bit)
+            wq = quantize_weight(self.weight, self.weight_bit)
+            y = conv2d(xq, wq, stride=self.stride, pad=self.pad, pad_value=0.0)
         if self.scaling_factor:
             y = y * channel_scale(self.weight).reshape(1, -1, 1, 1)
         return y if self.bias is None else y + self.bias.reshape(1, -1, 1, 1)
@@ -129,7 +136,10 @@ class QFullyConnected(FullyConnected):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.flat_input(x)
-        y = quantize_activation(x, self.act_bit) @ quantize_weight(self.weight, self.weight_bit).T
+        if self.act_bit == 1 and self.weight_bit == 1:  # XNOR-popcount forward, same numbers
+            y = binary_linear(x, self.weight)
+        else:
+            y = quantize_activation(x, self.act_bit) @ quantize_weight(self.weight, self.weight_bit).T
         if self.scaling_factor:
             y = y * channel_scale(self.weight)
         return y if self.bias is None else y + self.bias

@@ -1,0 +1,100 @@
+"""Binary convolution and dense layers for training, with XNOR-popcount forward passes.
+
+``binary_conv2d(x, w)`` computes exactly what the obvious composition does,
+
+    conv2d(det_sign(x, grad_cancel), det_sign(w), pad with ±1)
+
+but its forward pass never builds a float matrix: it packs the signs of the
+input and of the filters into bits (:mod:`tinybnn.gemm.bitconv`) and takes
+the ±1 dot products with :func:`tinybnn.gemm.xnor_parallel`,
+``K - 2 popcount(a XOR b)``, the same integers the float GEMM would give.
+
+The backward pass needs float ±1 values after all, since gradients are
+floats: with G the upstream gradient laid out as (F, N OH OW), ``cols`` the
+im2col matrix of sign(x) and ``S = sign(w)``,
+
+    dL/dw = (G @ cols) * (|w| <= 1)                 (straight-through estimator)
+    dL/dx = col2im(G^T @ S) * (|x| <= grad_cancel)
+
+the very GEMMs the composition's backward runs, in the same order on the same
+values, so gradients agree bit for bit too. ``binary_linear`` is the dense
+version: y = sign(x) sign(W)^T.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..gemm import pack_bits, pad_words, xnor_parallel
+from ..gemm.bitconv import im2col_words, nominal_bits, pack_channels, pack_filters
+from . import buffers
+from .conv import check_conv_shapes, col2im, im2col, pair
+from .function import Context, Function
+from .quantize import sign
+
+
+class BinaryConv2d(Function):
+    """y = conv(sign(x), sign(w)) with ±1 padding, by XNOR-popcount; straight-through gradients."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, w: np.ndarray, stride=(1, 1), pad=(0, 0), pad_value: float = 1.0,
+                grad_cancel: float = 1.0) -> np.ndarray:
+        stride, pad = pair(stride, "stride"), pair(pad, "pad")
+        oh, ow = check_conv_shapes(x.shape, w.shape, pad, stride)
+        n, c = x.shape[:2]
+        f, kernel = w.shape[0], w.shape[2:]
+        patches = im2col_words(pack_channels(x), c, kernel, stride, pad, pad_value)
+        dots = xnor_parallel(patches, pack_filters(w), nominal_bits(c, kernel))  # (N OH OW, F)
+        correction = nominal_bits(c, kernel) - c * kernel[0] * kernel[1]
+        out = buffers.empty((f, n, oh, ow), x.dtype)
+        np.subtract(dots.T.reshape(f, n, oh, ow), correction, out=out, casting="unsafe")
+        ctx.save_for_backward(x, w)
+        ctx.settings = (stride, pad, pad_value, grad_cancel)
+        return out.transpose(1, 0, 2, 3)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        x, w = ctx.saved_values
+        stride, pad, pad_value, grad_cancel = ctx.settings
+        f = w.shape[0]
+        cols = im2col(sign(x), w.shape[2:], stride, pad, pad_value)
+        g = buffers.empty((f, cols.shape[0]), grad.dtype)
+        g.reshape(grad.shape[1], grad.shape[0], *grad.shape[2:])[...] = grad.transpose(1, 0, 2, 3)
+        grad_w = grad_x = None
+        if ctx.needs_input_grad[1]:
+            grad_w = (g @ cols).reshape(w.shape) * (np.abs(w) <= 1.0)
+        if ctx.needs_input_grad[0]:
+            signs = sign(w).reshape(f, -1)
+            dcols = np.matmul(g.T, signs, out=buffers.empty((cols.shape[0], signs.shape[1]), grad.dtype))
+            grad_x = col2im(dcols, x.shape, w.shape[2:], stride, pad) * (np.abs(x) <= grad_cancel)
+        return grad_x, grad_w
+
+
+class BinaryLinear(Function):
+    """y = sign(x) sign(w)^T by XNOR-popcount; straight-through gradients."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, w: np.ndarray, grad_cancel: float = 1.0) -> np.ndarray:
+        dots = xnor_parallel(pack_bits(x, axis=-1, pad_words_to=8), pad_words(pack_bits(w, axis=-1), 8), x.shape[1])
+        ctx.save_for_backward(x, w)
+        ctx.grad_cancel = grad_cancel
+        return dots.astype(x.dtype)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        x, w = ctx.saved_values
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            grad_x = (grad @ sign(w)) * (np.abs(x) <= ctx.grad_cancel)
+        if ctx.needs_input_grad[1]:  # (sign(x)^T G)^T, as the composition's transpose computes it
+            grad_w = (sign(x).T @ grad).T * (np.abs(w) <= 1.0)
+        return grad_x, grad_w
+
+
+def binary_conv2d(x, w, stride=1, pad=0, pad_value: float = 1.0, grad_cancel: float = 1.0):
+    """conv2d(det_sign(x, grad_cancel), det_sign(w)) padded with ``pad_value``, by XNOR-popcount."""
+    return BinaryConv2d.apply(x, w, stride=stride, pad=pad, pad_value=pad_value, grad_cancel=grad_cancel)
+
+
+def binary_linear(x, w, grad_cancel: float = 1.0):
+    """det_sign(x, grad_cancel) @ det_sign(w).T, by XNOR-popcount."""
+    return BinaryLinear.apply(x, w, grad_cancel=grad_cancel)
