@@ -9,9 +9,10 @@ Optimizations:
 - ``im2col_into``: one pass that writes each patch row once, with the padding
   decided per element instead of materialising a padded copy of the input;
   ``prange`` over (image, output row) pairs.
-- ``col2im_from``: ``prange`` over (image, channel) planes, so each thread owns
-  the pixels it adds into (no atomics, no races); reads each patch row's
-  channel slice contiguously.
+- ``col2im_from``: ``prange`` over images, so each thread owns the pixels it
+  adds into (no atomics, no races); it reads an image's patch rows from start
+  to end and adds into that image's gradient, which stays in cache (37 KB for
+  LeNet's second layer): 1.6x faster than going plane by plane.
 - ``sign_into`` / ``sign_and_mask``: one parallel pass, no temporaries
   (NumPy's ``where`` with scalars took 4 ns per value).
 - ``max_pool_forward`` / ``max_pool_backward``: one pass over each window,
@@ -60,22 +61,20 @@ def col2im_from(cols, n_images, channels, height, width, kh, kw, sh, sw, ph, pw,
     """out[n, c, y, x] = sum of cols entries that im2col read from (y, x); padding dropped."""
     oh = (height + 2 * ph - kh) // sh + 1
     ow = (width + 2 * pw - kw) // sw + 1
-    for task in prange(n_images * channels):
-        n = task // channels
-        c = task % channels
-        plane = out[n, c]
-        plane[:, :] = 0
-        base = c * kh * kw
+    for n in prange(n_images):
+        out[n] = 0
         for i in range(oh):
             for j in range(ow):
                 row = (n * oh + i) * ow + j
-                for u in range(kh):
-                    y = i * sh + u - ph
-                    if 0 <= y < height:
+                col = 0
+                for c in range(channels):
+                    for u in range(kh):
+                        y = i * sh + u - ph
                         for v in range(kw):
                             xx = j * sw + v - pw
-                            if 0 <= xx < width:
-                                plane[y, xx] += cols[row, base + u * kw + v]
+                            if 0 <= y < height and 0 <= xx < width:
+                                out[n, c, y, xx] += cols[row, col]
+                            col += 1
     return out
 
 
