@@ -73,3 +73,30 @@ def test_softmax_cross_entropy_refuses_bad_labels():
 def test_batch_norm_refuses_an_empty_training_batch():
     with pytest.raises(ShapeError, match="at least one value per channel"):
         batch_norm(Tensor(np.zeros((0, 3))), Tensor(np.ones(3)), Tensor(np.zeros(3)), np.zeros(3), np.ones(3))
+
+
+@given(st.sampled_from([(7, 5), (4, 3, 5, 6), (3, 4, 1, 1)]), st.booleans(), st.booleans(), st.data())
+def test_batch_norm_kernels_equal_the_numpy_twins(shape, training, channel_major, data):
+    from tinybnn.autograd.normalization import backward_reference, forward_reference
+
+    from .strategies import float_arrays
+
+    x = data.draw(float_arrays(shape, np.float32, layout="C")) * 3 + 1
+    if channel_major and len(shape) == 4:
+        x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    c = shape[1]
+    gamma = data.draw(float_arrays((c,), np.float32, layout="C"))
+    beta = data.draw(float_arrays((c,), np.float32, layout="C"))
+    running = (np.linspace(-1, 1, c), np.linspace(0.5, 2, c))
+    stats = (np.zeros(c), np.ones(c)) if training else tuple(r.copy() for r in running)
+    x_t, gamma_t, beta_t = (Tensor(a, requires_grad=True) for a in (x, gamma, beta))
+    y = batch_norm(x_t, gamma_t, beta_t, *stats, training=training, eps=1e-3)
+    expected, xhat, inv_std, _, _ = forward_reference(x, gamma, beta, None if training else running[0],
+                                                      None if training else running[1], 1e-3)
+    np.testing.assert_allclose(y.data, expected, rtol=1e-5, atol=1e-5)
+    g = data.draw(float_arrays(shape, np.float32, layout="C"))
+    y.backward(g)
+    dx, dgamma, dbeta = backward_reference(g, xhat, gamma, inv_std, training)
+    np.testing.assert_allclose(x_t.grad, dx, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(gamma_t.grad, dgamma, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(beta_t.grad, dbeta, rtol=1e-4, atol=1e-4)

@@ -13,6 +13,9 @@ Optimizations:
   adds into (no atomics, no races); it reads an image's patch rows from start
   to end and adds into that image's gradient, which stays in cache (37 KB for
   LeNet's second layer): 1.6x faster than going plane by plane.
+- ``batch_norm_forward`` / ``batch_norm_backward``: ``prange`` over channels,
+  two passes over a channel's values for the statistics (float64 sums) and
+  one to write, instead of NumPy's seven temporaries.
 - ``sign_into`` / ``sign_and_mask``: one parallel pass, no temporaries
   (NumPy's ``where`` with scalars took 4 ns per value).
 - ``max_pool_forward`` / ``max_pool_backward``: one pass over each window,
@@ -157,4 +160,66 @@ def sign_and_mask(x, limit, out, mask):  # pragma: no cover (compiled)
         value = x[i]
         out[i] = one if value >= 0 else -one
         mask[i] = abs(value) <= limit
+    return out
+
+
+@njit(parallel=True, cache=True)
+def batch_norm_forward(x, gamma, beta, eps, training, mean, var, inv_std, out, xhat):  # pragma: no cover
+    """Per channel c of x (N, C, H, W): with training, mean[c] and var[c] (biased) of the batch,
+    summed in float64; then xhat = (x - mean) inv_std and out = gamma xhat + beta."""
+    n_images, channels, height, width = x.shape
+    count = n_images * height * width
+    for c in prange(channels):
+        if training:
+            total = 0.0
+            for n in range(n_images):
+                for i in range(height):
+                    for j in range(width):
+                        total += x[n, c, i, j]
+            mean[c] = total / count
+            squares = 0.0
+            for n in range(n_images):
+                for i in range(height):
+                    for j in range(width):
+                        d = x[n, c, i, j] - mean[c]
+                        squares += d * d
+            var[c] = squares / count
+        inv = x.dtype.type(1.0 / np.sqrt(var[c] + eps))
+        inv_std[c] = inv
+        m = x.dtype.type(mean[c])
+        g = gamma[c]
+        b = beta[c]
+        for n in range(n_images):
+            for i in range(height):
+                for j in range(width):
+                    h = (x[n, c, i, j] - m) * inv
+                    xhat[n, c, i, j] = h
+                    out[n, c, i, j] = h * g + b
+    return out
+
+
+@njit(parallel=True, cache=True)
+def batch_norm_backward(grad, xhat, gamma, inv_std, training, out, dgamma, dbeta):  # pragma: no cover
+    """dbeta = sum g, dgamma = sum g xhat; dx = gamma inv_std (g - mean g - xhat mean(g xhat))
+    when training, gamma inv_std g otherwise; per channel, sums in float64."""
+    n_images, channels, height, width = grad.shape
+    count = n_images * height * width
+    for c in prange(channels):
+        sum_g = 0.0
+        sum_gx = 0.0
+        for n in range(n_images):
+            for i in range(height):
+                for j in range(width):
+                    g = grad[n, c, i, j]
+                    sum_g += g
+                    sum_gx += g * xhat[n, c, i, j]
+        dbeta[c] = sum_g
+        dgamma[c] = sum_gx
+        k = grad.dtype.type(gamma[c] * inv_std[c])
+        mean_g = grad.dtype.type(sum_g / count) if training else grad.dtype.type(0.0)
+        mean_gx = grad.dtype.type(sum_gx / count) if training else grad.dtype.type(0.0)
+        for n in range(n_images):
+            for i in range(height):
+                for j in range(width):
+                    out[n, c, i, j] = k * (grad[n, c, i, j] - mean_g - xhat[n, c, i, j] * mean_gx)
     return out

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError
+from . import buffers, kernels
 from .function import Context, Function
 
 
@@ -29,8 +30,51 @@ def _broadcast_shape(ndim: int, channels: int) -> tuple[int, ...]:
     return (1, channels) + (1,) * (ndim - 2)
 
 
+def forward_reference(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray | None,
+                      var: np.ndarray | None, eps: float) -> tuple[np.ndarray, ...]:
+    """(y, xhat, inv_std, mean, var) with NumPy; batch statistics when ``mean`` is None."""
+    axes = (0,) if x.ndim == 2 else (0, 2, 3)
+    shape = _broadcast_shape(x.ndim, x.shape[1])
+    if mean is None:
+        mean = x.mean(axis=axes)
+        centered = x - mean.reshape(shape)
+        var = np.mean(centered * centered, axis=axes)
+    else:
+        centered = x - mean.reshape(shape).astype(x.dtype)
+    inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
+    xhat = centered * inv_std.reshape(shape)
+    return xhat * gamma.reshape(shape) + beta.reshape(shape), xhat, inv_std, mean, var
+
+
+def backward_reference(grad: np.ndarray, xhat: np.ndarray, gamma: np.ndarray, inv_std: np.ndarray,
+                       training: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dx, dgamma, dbeta) with NumPy."""
+    axes = (0,) if grad.ndim == 2 else (0, 2, 3)
+    shape = _broadcast_shape(grad.ndim, grad.shape[1])
+    grad_beta = grad.sum(axis=axes)
+    grad_gamma = (grad * xhat).sum(axis=axes)
+    gx = grad * gamma.reshape(shape)
+    if training:
+        count = grad.size // grad.shape[1]
+        mean_gx = gx.sum(axis=axes) / count
+        mean_gx_xhat = (gx * xhat).sum(axis=axes) / count
+        grad_x = (gx - mean_gx.reshape(shape) - xhat * mean_gx_xhat.reshape(shape)) * inv_std.reshape(shape)
+    else:
+        grad_x = gx * inv_std.reshape(shape)
+    return grad_x, grad_gamma, grad_beta
+
+
+def _as_4d(a: np.ndarray) -> np.ndarray:
+    return a.reshape(*a.shape, 1, 1) if a.ndim == 2 else a
+
+
 class BatchNorm(Function):
-    """y = gamma * (x - mu) / sqrt(var + eps) + beta (see the module docstring)."""
+    """y = gamma * (x - mu) / sqrt(var + eps) + beta (see the module docstring).
+
+    Runs the per-channel Numba kernels of :mod:`.kernels` (statistics summed in
+    float64); :func:`forward_reference` and :func:`backward_reference` are
+    their NumPy twins.
+    """
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
@@ -43,43 +87,32 @@ class BatchNorm(Function):
             raise ShapeError(
                 f"batch_norm: input has {channels} channels, parameters have shape {gamma.shape}"
             )
-        axes = (0,) if x.ndim == 2 else (0, 2, 3)
-        shape = _broadcast_shape(x.ndim, channels)
         if training and x.size == 0:
             raise ShapeError(f"batch_norm: training needs at least one value per channel, got shape {x.shape}")
+        out = buffers.empty_nchw(x.shape, x.dtype, like=x) if x.ndim == 4 else buffers.empty(x.shape, x.dtype)
+        xhat = buffers.empty_like(out) if ctx.needs_grad else out
+        mean = np.empty(channels) if training else running_mean.astype(np.float64)
+        var = np.empty(channels) if training else running_var.astype(np.float64)
+        inv_std = np.empty(channels, x.dtype)
+        kernels.batch_norm_forward(_as_4d(x), gamma.astype(x.dtype, copy=False), beta.astype(x.dtype, copy=False),
+                                   eps, training, mean, var, inv_std, _as_4d(out), _as_4d(xhat))
         if training:
-            mean = x.mean(axis=axes)
-            centered = x - mean.reshape(shape)
-            var = np.mean(centered * centered, axis=axes)
             running_mean *= momentum
             running_mean += (1 - momentum) * mean
             running_var *= momentum
             running_var += (1 - momentum) * var
-        else:
-            centered = x - running_mean.reshape(shape).astype(x.dtype)
-            var = running_var
-        inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
-        xhat = centered * inv_std.reshape(shape)
         ctx.save_for_backward(xhat, gamma, inv_std)
         ctx.training = training
-        ctx.axes = axes
-        return xhat * gamma.reshape(shape) + beta.reshape(shape)
+        return out
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
         xhat, gamma, inv_std = ctx.saved_values
-        axes = ctx.axes
-        shape = _broadcast_shape(grad.ndim, grad.shape[1])
-        grad_beta = grad.sum(axis=axes)
-        grad_gamma = (grad * xhat).sum(axis=axes)
-        gx = grad * gamma.reshape(shape)
-        if ctx.training:
-            count = grad.size // grad.shape[1]
-            mean_gx = gx.sum(axis=axes) / count
-            mean_gx_xhat = (gx * xhat).sum(axis=axes) / count
-            grad_x = (gx - mean_gx.reshape(shape) - xhat * mean_gx_xhat.reshape(shape)) * inv_std.reshape(shape)
-        else:
-            grad_x = gx * inv_std.reshape(shape)
+        channels = grad.shape[1]
+        grad_x = buffers.empty_like(xhat)
+        grad_gamma, grad_beta = np.empty(channels, grad.dtype), np.empty(channels, grad.dtype)
+        kernels.batch_norm_backward(_as_4d(grad), _as_4d(xhat), gamma.astype(grad.dtype, copy=False), inv_std,
+                                    ctx.training, _as_4d(grad_x), grad_gamma, grad_beta)
         return grad_x, grad_gamma, grad_beta
 
 
