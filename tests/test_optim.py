@@ -120,3 +120,19 @@ def test_schedules():
     assert isinstance(make_schedule("cosine", 0.1, 10), CosineLR)
     with pytest.raises(ArgumentError, match="schedule must be"):
         make_schedule("linear", 0.1, 10)
+
+
+def test_adam_kernel_equals_the_numpy_twin():
+    from tinybnn.optim import adam_step_reference
+
+    rng = np.random.default_rng(0)
+    values, grads = rng.standard_normal((2, 4, 5)).astype(np.float32)
+    p = param(values, grads)
+    opt = Adam([p], lr=0.01, weight_decay=0.1)
+    w, m, v = values.copy(), np.zeros_like(values), np.zeros_like(values)
+    for t in (1, 2, 3):
+        opt.step()
+        adam_step_reference(w, grads, m, v, 0.01, 0.9, 0.999, 1e-8, t, 0.1)
+        np.testing.assert_allclose(p.data, w, rtol=1e-6, atol=1e-7)  # float32 rounding, another order
+        np.testing.assert_allclose(opt.m[0], m, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(opt.v[0], v, rtol=1e-6, atol=1e-9)

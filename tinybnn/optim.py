@@ -16,6 +16,9 @@ Adam (Kingma and Ba), step t from 1::
     g = grad + lambda w
     m = b1 m + (1 - b1) g,        v = b2 v + (1 - b2) g^2
     w = w - eta (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+
+Adam updates float32 parameters in one Numba pass (``_adam_kernel``);
+``adam_step_reference`` is the same step in NumPy, its tested twin.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import math
 from typing import Any, Iterable
 
 import numpy as np
+from numba import njit, prange
 
 from .errors import ArgumentError
 from .layers import Parameter
@@ -127,21 +131,41 @@ class Adam(Optimizer):
 
     def update(self, index: int, p: Parameter) -> None:
         b1, b2 = self.betas
-        g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
-        m, v = self.m[index], self.v[index]
-        m *= b1
-        m += (1 - b1) * g
-        v *= b2
-        v += (1 - b2) * (g * g)
         t = self.step_count
-        step_size = self.lr / (1 - b1**t)
-        denom = np.sqrt(v / (1 - b2**t)) + self.eps
-        p.data -= (step_size * m / denom).astype(p.data.dtype, copy=False)
+        arrays = (p.data, p.grad, self.m[index], self.v[index])
+        if all(a.flags.c_contiguous and a.dtype == np.float32 for a in arrays):
+            _adam_kernel(*(a.reshape(-1) for a in arrays), self.lr / (1 - b1**t), b1, b2, self.eps,
+                         1 - b2**t, self.weight_decay)
+        else:
+            adam_step_reference(*arrays, self.lr, b1, b2, self.eps, t, self.weight_decay)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         state = {f"m.{i}": m for i, m in enumerate(self.m)}
         state.update((f"v.{i}", v) for i, v in enumerate(self.v))
         return state
+
+
+def adam_step_reference(w: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray, lr: float, b1: float,
+                        b2: float, eps: float, t: int, weight_decay: float) -> None:
+    """One Adam step on ``w`` in place, with NumPy, exactly as the module docstring writes it."""
+    g = grad + weight_decay * w if weight_decay else grad
+    m *= b1
+    m += (1 - b1) * g
+    v *= b2
+    v += (1 - b2) * (g * g)
+    step_size = lr / (1 - b1**t)
+    denom = np.sqrt(v / (1 - b2**t)) + eps
+    w -= (step_size * m / denom).astype(w.dtype, copy=False)
+
+
+@njit(parallel=True, cache=True)
+def _adam_kernel(w, grad, m, v, step_size, b1, b2, eps, bias2, weight_decay):  # pragma: no cover
+    """:func:`adam_step_reference` in one parallel pass over flat float32 arrays."""
+    for i in prange(w.size):
+        g = grad[i] + weight_decay * w[i]
+        m[i] = b1 * m[i] + (1 - b1) * g
+        v[i] = b2 * v[i] + (1 - b2) * g * g
+        w[i] -= step_size * m[i] / (np.sqrt(v[i] / bias2) + eps)
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam}
