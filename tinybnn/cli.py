@@ -12,8 +12,6 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
 from .errors import ArgumentError, TinyBNNError
 
 
@@ -35,7 +33,7 @@ def add_train_parser(commands) -> None:
     p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
     p.add_argument("--data", metavar="DIR", help="folder holding the IDX files (or mnist/, mnist-5k/, "
                    "fashion-mnist/ subfolders); default: $TINYBNN_DATA, then the cache, then download")
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, help="epochs to train (default 10; with --resume: as the checkpoint says)")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: 1e-3 adam, 0.1 sgd)")
@@ -52,84 +50,22 @@ def add_train_parser(commands) -> None:
     p.set_defaults(handler=command_train)
 
 
-def run_settings(args: argparse.Namespace) -> dict:
-    """The settings that define a run (stored in checkpoints, restored on --resume)."""
-    lr = args.lr if args.lr is not None else (1e-3 if args.optimizer == "adam" else 0.1)
-    return {"model": args.model, "act_bit": args.act_bit, "weight_bit": args.weight_bit,
-            "dataset": args.dataset, "epochs": args.epochs, "batch_size": args.batch_size,
-            "optimizer": args.optimizer, "lr": lr, "momentum": args.momentum,
-            "weight_decay": args.weight_decay, "schedule": args.schedule, "seed": args.seed,
-            "train_limit": args.train_limit, "test_limit": args.test_limit}
-
-
-def check_positive(settings: dict, *names: str) -> None:
-    for name in names:
-        value = settings[name]
-        if value is not None and value < 1:
-            raise ArgumentError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-
-
 def command_train(args: argparse.Namespace) -> int:
-    from .checkpoint import load_checkpoint, save_checkpoint
-    from .data import load_dataset, to_float_nchw
-    from .models import build_model
-    from .optim import OPTIMIZERS, make_schedule
-    from .serialization import save_model
-    from .training import checkpoint_path, fit
+    from .checkpoint import load_checkpoint
+    from .recipe import RunSettings, run
 
-    checkpoint = None
     if args.resume is not None:
-        checkpoint = load_checkpoint(args.resume)
-        settings = dict(checkpoint.run)
-        if args.epochs_given:
-            settings["epochs"] = args.epochs
+        settings = RunSettings.from_checkpoint(load_checkpoint(args.resume), args.resume)
+        if args.epochs is not None:  # train longer (or shorter) than first planned
+            settings.epochs = args.epochs
     else:
-        settings = run_settings(args)
-    check_positive(settings, "epochs", "batch_size", "train_limit", "test_limit")
-    if not args.out.absolute().parent.is_dir():
-        raise ArgumentError(f"--out {args.out}: the folder {args.out.absolute().parent} does not exist")
-
-    data = load_dataset(settings["dataset"], data_dir=args.data, log=print)
-    train_x, train_y = to_float_nchw(data.train_images), data.train_labels
-    test_x, test_y = to_float_nchw(data.test_images), data.test_labels
-    if settings["train_limit"]:
-        keep = np.sort(np.random.default_rng(settings["seed"]).permutation(len(train_x))[:settings["train_limit"]])
-        train_x, train_y = train_x[keep], train_y[keep]
-    if settings["test_limit"]:
-        test_x, test_y = test_x[:settings["test_limit"]], test_y[:settings["test_limit"]]
-
-    rng = np.random.default_rng(settings["seed"])
-    model, input_shape = build_model(settings["model"], rng=rng, act_bit=settings["act_bit"],
-                                     weight_bit=settings["weight_bit"])
-    optimizer_class = OPTIMIZERS[settings["optimizer"]]
-    extra = {"momentum": settings["momentum"]} if settings["optimizer"] == "sgd" else {}
-    optimizer = optimizer_class(model.parameters(), lr=settings["lr"],
-                                weight_decay=settings["weight_decay"], **extra)
-    schedule = make_schedule(settings["schedule"], settings["lr"], settings["epochs"])
-    state = None
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint.model_file.model.state_dict())
-        checkpoint.restore_optimizer(optimizer, args.resume)
-        rng.bit_generator.state = checkpoint.state.rng_state
-        state = checkpoint.state
-        print(f"resuming {args.resume} after epoch {state.epoch} of {settings['epochs']}")
-
-    out: Path = args.out
-    ckpt = checkpoint_path(out)
-    print(f"training {settings['model']} on {data.name} ({len(train_x):,} training images from "
-          f"{data.source_dir}, {len(test_x):,} test images), {settings['epochs']} epochs, "
-          f"batch {settings['batch_size']}, {settings['optimizer']} lr {settings['lr']:g} "
-          f"({settings['schedule']}), seed {settings['seed']}")
-
-    def on_epoch_end(state) -> None:
-        save_checkpoint(ckpt, model, input_shape, optimizer, state, settings)
-
-    state = fit(model, optimizer, schedule, (train_x, train_y), (test_x, test_y), settings["epochs"],
-                settings["batch_size"], rng, state=state, on_epoch_end=on_epoch_end)
-    metadata = {"training": settings, "history": state.history, "dataset_source": str(data.source_dir)}
-    save_model(out, model, input_shape, metadata=metadata)
-    final = state.history[-1]["test_accuracy"] if state.history else float("nan")
-    print(f"saved {out} (test accuracy {final:.4f}); checkpoint {ckpt}")
+        lr = args.lr if args.lr is not None else (1e-3 if args.optimizer == "adam" else 0.1)
+        settings = RunSettings(
+            model=args.model, act_bit=args.act_bit, weight_bit=args.weight_bit, dataset=args.dataset,
+            epochs=10 if args.epochs is None else args.epochs, batch_size=args.batch_size,
+            optimizer=args.optimizer, lr=lr, momentum=args.momentum, weight_decay=args.weight_decay,
+            schedule=args.schedule, seed=args.seed, train_limit=args.train_limit, test_limit=args.test_limit)
+    run(settings, args.out, data_dir=args.data, resume=args.resume)
     return 0
 
 
@@ -251,7 +187,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    args.epochs_given = "--epochs" in argv
     try:
         return args.handler(args)
     except TinyBNNError as error:

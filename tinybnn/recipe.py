@@ -1,0 +1,113 @@
+"""A training run as the ``tinybnn train`` command describes it.
+
+:class:`RunSettings` are the choices that define a run (model, data, epochs,
+optimizer, schedule, seed, ...); they are stored in every checkpoint, so
+``--resume`` continues with exactly the same ones. :func:`run` loads the data,
+builds the model and the optimizer, restores a checkpoint if given, trains
+with :func:`tinybnn.training.fit` writing a checkpoint after every epoch,
+and saves the final model with the settings and the per-epoch history in
+its metadata.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .data import load_dataset, to_float_nchw
+from .errors import ArgumentError, ModelFileError
+from .models import build_model
+from .optim import OPTIMIZERS, make_schedule
+from .serialization import save_model
+from .training import TrainState, checkpoint_path, fit
+
+
+@dataclass
+class RunSettings:
+    """Everything that decides a run's numbers (the data folder and output path do not)."""
+
+    model: str = "binary-lenet"
+    act_bit: int = 1
+    weight_bit: int = 1
+    dataset: str = "mnist"
+    epochs: int = 10
+    batch_size: int = 100
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    seed: int = 0
+    train_limit: int | None = None
+    test_limit: int | None = None
+
+    def check(self) -> None:
+        for name in ("epochs", "batch_size", "train_limit", "test_limit"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ArgumentError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ArgumentError(f"--optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}")
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Checkpoint, path: Path) -> "RunSettings":
+        try:
+            return cls(**checkpoint.run)
+        except TypeError as error:
+            raise ModelFileError(f"{path}: the checkpoint's run settings are not this tinybnn's ({error})") from None
+
+
+def training_data(settings: RunSettings, data_dir: str | Path | None, log: Callable[[str], None]):
+    """((train images, labels), (test images, labels), dataset) as float32 NCHW, limited as asked.
+
+    ``--train-limit N`` keeps N training images drawn with the run's seed (the
+    MNIST subset on disk is sorted by class, so the first N would be one digit)."""
+    data = load_dataset(settings.dataset, data_dir=data_dir, log=log)
+    train = to_float_nchw(data.train_images), data.train_labels
+    test = to_float_nchw(data.test_images), data.test_labels
+    if settings.train_limit:
+        keep = np.sort(np.random.default_rng(settings.seed).permutation(len(train[0]))[:settings.train_limit])
+        train = train[0][keep], train[1][keep]
+    if settings.test_limit:
+        test = test[0][:settings.test_limit], test[1][:settings.test_limit]
+    return train, test, data
+
+
+def run(settings: RunSettings, out: Path, data_dir: str | Path | None = None, resume: Path | None = None,
+        log: Callable[[str], None] = print) -> TrainState:
+    """Train as ``settings`` say, checkpointing to ``MODEL.ckpt.npz``; save the model to ``out``."""
+    settings.check()
+    if not out.absolute().parent.is_dir():
+        raise ArgumentError(f"--out {out}: the folder {out.absolute().parent} does not exist")
+    train, test, data = training_data(settings, data_dir, log)
+
+    rng = np.random.default_rng(settings.seed)
+    model, input_shape = build_model(settings.model, rng=rng, act_bit=settings.act_bit,
+                                     weight_bit=settings.weight_bit)
+    extra = {"momentum": settings.momentum} if settings.optimizer == "sgd" else {}
+    optimizer = OPTIMIZERS[settings.optimizer](model.parameters(), lr=settings.lr,
+                                               weight_decay=settings.weight_decay, **extra)
+    state = None
+    if resume is not None:
+        checkpoint = load_checkpoint(resume)
+        model.load_state_dict(checkpoint.model_file.model.state_dict())
+        checkpoint.restore_optimizer(optimizer, resume)
+        rng.bit_generator.state = checkpoint.state.rng_state
+        state = checkpoint.state
+        log(f"resuming {resume} after epoch {state.epoch} of {settings.epochs}")
+
+    ckpt = checkpoint_path(out)
+    log(f"training {settings.model} on {data.name} ({len(train[0]):,} training images from {data.source_dir}, "
+        f"{len(test[0]):,} test images), {settings.epochs} epochs, batch {settings.batch_size}, "
+        f"{settings.optimizer} lr {settings.lr:g} ({settings.schedule}), seed {settings.seed}")
+    state = fit(model, optimizer, make_schedule(settings.schedule, settings.lr, settings.epochs), train, test,
+                settings.epochs, settings.batch_size, rng, state=state, log=log,
+                on_epoch_end=lambda s: save_checkpoint(ckpt, model, input_shape, optimizer, s, asdict(settings)))
+    metadata = {"training": asdict(settings), "history": state.history, "dataset_source": str(data.source_dir)}
+    save_model(out, model, input_shape, metadata=metadata)
+    final = state.history[-1]["test_accuracy"] if state.history else float("nan")
+    log(f"saved {out} (test accuracy {final:.4f}); checkpoint {ckpt}")
+    return state
