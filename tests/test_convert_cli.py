@@ -179,3 +179,11 @@ def test_converted_resnet18_is_smaller_than_bmxnets(tmp_path):
     assert abs(predicted - size) <= 0.01 * size
     converted = load_model(converted_path).model
     assert sum(type(m).__name__ == "PackedConvolution" for _, m in converted.named_modules()) == 19
+
+
+def test_class_names_come_from_the_training_dataset():
+    from tinybnn.predict import class_labels
+
+    assert class_labels({"training": {"dataset": "fashion-mnist"}}, 10)[0] == "T-shirt/top"
+    assert class_labels({"training": {"dataset": "mnist"}}, 10)[3] == "3"
+    assert class_labels({}, 4) == ["0", "1", "2", "3"]

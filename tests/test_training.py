@@ -112,3 +112,45 @@ def test_one_epoch_on_real_mnist_5k(mnist_dir):
                 log=lambda line: None)
     assert state.history[0]["test_accuracy"] > 0.9
     assert isinstance(model(Tensor(test[0][:1])).data, np.ndarray)
+
+
+def test_resume_restores_dropout_masks(tmp_path):
+    """A layer with its own generator (dropout) draws the same masks after a resume."""
+    from tinybnn.layers import Dropout, FullyConnected, Sequential
+
+    def network():
+        return Sequential(FullyConnected(16, rng=np.random.default_rng(1)), Dropout(0.5, rng=np.random.default_rng(2)),
+                          FullyConnected(10, rng=np.random.default_rng(3))).build((4, 7, 7))
+
+    x, y = toy_data(n=40)
+    x = x[:, :, :7, :7].repeat(4, axis=1)
+
+    def train(model, optimizer, rng, epochs, state=None, stop_after=None):
+        def stop(s):
+            if s.epoch == stop_after:
+                raise KeyboardInterrupt
+
+        try:
+            return fit(model, optimizer, ConstantLR(1e-2), (x, y), (x, y), epochs, 10, rng, state=state,
+                       log=lambda line: None, on_epoch_end=stop)
+        except KeyboardInterrupt:
+            return None
+
+    straight = network()
+    train(straight, Adam(straight.parameters(), lr=1e-2), np.random.default_rng(0), 4)
+
+    first = network()
+    first_opt, first_rng = Adam(first.parameters(), lr=1e-2), np.random.default_rng(0)
+    train(first, first_opt, first_rng, 4, stop_after=2)
+    path = save_checkpoint(tmp_path / "c.npz", first, (4, 7, 7), first_opt,
+                           TrainState(2, first_rng.bit_generator.state, []), run={})
+    ckpt = load_checkpoint(path)
+    second = network()
+    second.load_state_dict(ckpt.model_file.model.state_dict())
+    ckpt.restore_generators(second)
+    second_opt, second_rng = Adam(second.parameters(), lr=1e-2), np.random.default_rng(0)
+    ckpt.restore_optimizer(second_opt, path)
+    second_rng.bit_generator.state = ckpt.state.rng_state
+    train(second, second_opt, second_rng, 4, state=ckpt.state)
+    a, b = straight.state_dict(), second.state_dict()
+    assert all(np.array_equal(a[k], b[k]) for k in a)

@@ -2,8 +2,8 @@
 
 A checkpoint is an ordinary model file (:mod:`tinybnn.serialization`) whose
 metadata has a ``"checkpoint"`` entry — the epochs completed, the shuffling
-generator's state, the history so far, the optimizer's scalars and the run's
-settings — and whose extra arrays are the optimizer's state (``optimizer/m.3``).
+generator's state and the layers' generators' states (dropout masks), the
+history so far, the optimizer's scalars and the run's settings — and whose extra arrays are the optimizer's state (``optimizer/m.3``).
 Resuming from it repeats exactly the computation an uninterrupted run would
 have done, so the weights come out bit for bit the same.
 """
@@ -32,6 +32,13 @@ class Checkpoint:
     optimizer: dict[str, Any]
     optimizer_arrays: dict[str, np.ndarray]
 
+    def restore_generators(self, model: Module) -> None:
+        """Put the layers' random generators back in the states they had at the checkpoint."""
+        saved = self.model_file.metadata["checkpoint"].get("generators", {})
+        for name, rng in model.generators().items():
+            if name in saved:
+                rng.bit_generator.state = saved[name]
+
     def restore_optimizer(self, optimizer: Optimizer, path: Path) -> None:
         """Load the saved moments/velocities and step counter into ``optimizer``."""
         try:
@@ -46,7 +53,8 @@ def save_checkpoint(path: str | Path, model: Module, input_shape: tuple[int, ...
     """Write model, optimizer state and training state to ``path`` atomically."""
     metadata = {"checkpoint": {
         "epoch": state.epoch, "rng_state": state.rng_state, "history": state.history,
-        "optimizer": optimizer.hyperparameters(), "run": run}}
+        "optimizer": optimizer.hyperparameters(), "run": run,
+        "generators": {path: rng.bit_generator.state for path, rng in model.generators().items()}}}
     extra = {f"optimizer/{name}": value for name, value in optimizer.state_arrays().items()}
     return save_model(path, model, input_shape, metadata=metadata, extra=extra)
 

@@ -26,15 +26,11 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .autograd import Tensor, no_grad, softmax
+from .data import DATASETS
 from .errors import DataFileError
 from .layers import Module
 
 SHIPPED_MODEL = Path(__file__).with_name("assets") / "binarized_lenet_mnist.npz"
-LABELS = {
-    "mnist": [str(d) for d in range(10)],
-    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                      "Ankle boot"],
-}
 
 
 @dataclass
@@ -98,9 +94,10 @@ def load_image(path: str | Path) -> np.ndarray:
 
 def class_labels(metadata: dict, classes: int) -> list[str]:
     """Names of the classes of a model trained on ``metadata["training"]["dataset"]``, else "0", "1", ..."""
-    dataset = metadata.get("training", {}).get("dataset") if isinstance(metadata.get("training"), dict) else None
-    names = LABELS.get(dataset) if isinstance(dataset, str) else None
-    return names if names is not None and len(names) == classes else [str(k) for k in range(classes)]
+    training = metadata.get("training")
+    dataset = training.get("dataset") if isinstance(training, dict) else None
+    names = list(DATASETS[dataset].class_names) if dataset in DATASETS else []
+    return names if len(names) == classes else [str(k) for k in range(classes)]
 
 
 def probabilities(model: Module, images: np.ndarray) -> np.ndarray:

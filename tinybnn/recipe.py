@@ -95,6 +95,7 @@ def run(settings: RunSettings, out: Path, data_dir: str | Path | None = None, re
         checkpoint = load_checkpoint(resume)
         model.load_state_dict(checkpoint.model_file.model.state_dict())
         checkpoint.restore_optimizer(optimizer, resume)
+        checkpoint.restore_generators(model)
         rng.bit_generator.state = checkpoint.state.rng_state
         state = checkpoint.state
         log(f"resuming {resume} after epoch {state.epoch} of {settings.epochs}")
