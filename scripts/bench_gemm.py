@@ -1,14 +1,19 @@
 """Benchmark every registered GEMM; the same as ``tinybnn bench gemm``.
 
-    PYTHONPATH=. python scripts/bench_gemm.py --threads 2 --chart docs/img/gemm_speedup.png
+    python scripts/bench_gemm.py --threads 2 --chart docs/img/gemm_speedup.png
 
 See ``python scripts/bench_gemm.py --help`` and :mod:`tinybnn.gemm.benchmark`.
 np.dot is timed in child processes, so OPENBLAS_* variables need not be set
-here; the options choose the OpenBLAS baselines.
+here; ``--baselines`` chooses the OpenBLAS configurations to compare with.
 """
 import sys
+from pathlib import Path
 
-from tinybnn.gemm.benchmark import main
+try:
+    from tinybnn.gemm.benchmark import main
+except ImportError:  # run from a source checkout without installing
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tinybnn.gemm.benchmark import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,6 +1,6 @@
 """Does the compiled XNOR kernel use a vector popcount? Print what LLVM emitted.
 
-    PYTHONPATH=. python scripts/check_popcount_asm.py [--show]
+    python scripts/check_popcount_asm.py [--show]
 
 Numba's ``inspect_asm`` returns nothing useful for functions loaded from the
 on-disk cache, so the kernels are compiled afresh here (without cache) from
@@ -13,12 +13,17 @@ the hot loop. Not a unit test: the answer depends on the CPU.
 """
 import re
 import sys
+from pathlib import Path
 
 import numba
 import numpy as np
 from llvmlite import binding as llvm
 
-from tinybnn.gemm import xnor
+try:
+    from tinybnn.gemm import xnor
+except ImportError:  # run from a source checkout without installing
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tinybnn.gemm import xnor
 from tinybnn.gemm.bitpack import pack_bits
 
 

@@ -244,12 +244,8 @@ def _tile_edge(a, b, i0, j0, k, out):
 
 
 @njit(cache=True, inline="always")
-def _tile(a, b, t, n_i_tiles, k, out):
-    """Compute tile number ``t``; tiles are numbered along A's rows first, then B's."""
-    jt = t // n_i_tiles
-    it = t - jt * n_i_tiles
-    i0 = it * 4
-    j0 = jt * 4
+def _tile(a, b, i0, j0, k, out):
+    """Compute the tile of ``out`` whose top-left corner is ``(i0, j0)``."""
     if i0 + 4 <= a.shape[0] and j0 + 4 <= b.shape[0]:
         _tile_4x4(a, b, i0, j0, k, out)
     else:
@@ -258,18 +254,25 @@ def _tile(a, b, t, n_i_tiles, k, out):
 
 @njit(cache=True)
 def _xnor_blocked_kernel(a, b, k, out):
-    n_i_tiles = (a.shape[0] + 3) // 4
-    n_j_tiles = (b.shape[0] + 3) // 4
-    for t in range(n_i_tiles * n_j_tiles):
-        _tile(a, b, t, n_i_tiles, k, out)
+    for j0 in range(0, b.shape[0], 4):
+        for i0 in range(0, a.shape[0], 4):
+            _tile(a, b, i0, j0, k, out)
 
 
 @njit(parallel=True, cache=True)
 def _xnor_parallel_kernel(a, b, k, out):
     n_i_tiles = (a.shape[0] + 3) // 4
     n_j_tiles = (b.shape[0] + 3) // 4
-    for t in prange(n_i_tiles * n_j_tiles):
-        _tile(a, b, t, n_i_tiles, k, out)
+    if n_j_tiles >= 16 or n_j_tiles >= n_i_tiles:
+        # The usual case (N = batch x positions is large): bands of B's rows.
+        for jt in prange(n_j_tiles):
+            for it in range(n_i_tiles):
+                _tile(a, b, it * 4, jt * 4, k, out)
+    else:
+        # Few rows of B (e.g. a batch of one): bands of A's rows instead.
+        for it in prange(n_i_tiles):
+            for jt in range(n_j_tiles):
+                _tile(a, b, it * 4, jt * 4, k, out)
 
 
 def xnor_blocked(a_packed, b_packed, k) -> np.ndarray:
@@ -286,7 +289,8 @@ def xnor_blocked(a_packed, b_packed, k) -> np.ndarray:
     * K padding: with Kw a multiple of 8 words (``pack_bits(..., pad_words_to=8)``)
       the word loop has no scalar remainder; padding words are 0, so still exact;
     * tile order: consecutive tiles walk down A with the same 4 rows of B, so
-      the B rows stay in L1 while A streams from L2.
+      the B rows stay in L1 while A (the weights, usually the smaller operand)
+      streams from L2.
     """
     a_packed, b_packed, k = _check_packed_operands(a_packed, b_packed, k)
     out = np.empty((a_packed.shape[0], b_packed.shape[0]), dtype=np.int32)
@@ -299,9 +303,9 @@ def xnor_parallel(a_packed, b_packed, k) -> np.ndarray:
 
     Optimizations: everything :func:`xnor_blocked` does (4x4 register tiles,
     ``vpopcntq`` vectorization confirmed with ``inspect_asm``, Kw padded to a
-    multiple of 8 words) plus ``prange`` over the flat list of tiles: each
-    thread takes a contiguous run of tiles, that is a band of B's rows (N), and
-    it also splits over A's rows when N is small. Set the thread count with
+    multiple of 8 words) plus ``prange`` over bands of 4 rows of B (N, the
+    batch x positions side), each band meeting all of A; when B has few rows
+    (a batch of one), over bands of A's rows instead. Set the thread count with
     ``numba.set_num_threads``.
     """
     a_packed, b_packed, k = _check_packed_operands(a_packed, b_packed, k)
