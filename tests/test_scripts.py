@@ -19,6 +19,14 @@ def test_train_mnist_example_runs(data_root, tmp_path):
     assert (tmp_path / "lenet.npz").is_file()
 
 
+def test_bench_infer_runs_on_a_few_images(data_root):
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_infer.py"), "--data", str(data_root),
+                           "--threads", "1", "--repeats", "1", "--images", "200", "--batch-sizes", "100",
+                           "--no-torch", "--no-skylakex"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "packed [OpenBLAS" in done.stdout and "float path" in done.stdout
+
+
 def test_bench_train_runs_on_a_few_images(data_root):
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_train.py"), "--data", str(data_root),
                            "--dataset", "mnist", "--models", "binary-lenet", "--threads", "1", "--repeats", "1",
@@ -28,10 +36,13 @@ def test_bench_train_runs_on_a_few_images(data_root):
     assert "s/epoch" in done.stdout and "binary-lenet" in done.stdout
 
 
-def test_thread_environment_limits_every_library():
+def test_thread_environment_limits_every_library(monkeypatch):
     env = thread_environment(1, "SkylakeX")
     assert env["OPENBLAS_NUM_THREADS"] == env["NUMBA_NUM_THREADS"] == env["OMP_NUM_THREADS"] == "1"
     assert env["OPENBLAS_CORETYPE"] == "SkylakeX"
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")  # without a choice, the environment's stays
+    assert thread_environment(2)["OPENBLAS_CORETYPE"] == "Haswell"
+    monkeypatch.delenv("OPENBLAS_CORETYPE")
     assert "OPENBLAS_CORETYPE" not in thread_environment(2)
 
 

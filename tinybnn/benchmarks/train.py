@@ -6,10 +6,10 @@
 Every measurement is one epoch (60,000 images, batch 100, Adam) in a fresh
 worker process after a few warm-up batches (Numba compilation and first-touch
 page faults stay out of the timed region). Each repeat runs tinybnn with
-OpenBLAS's default kernel, tinybnn with ``OPENBLAS_CORETYPE=SkylakeX``, and
-PyTorch (when installed; ``torch_worker.py``) back to back on the same
-images; the table gives median seconds and the median of the paired ratios
-tinybnn / PyTorch.
+OpenBLAS as the environment has it, tinybnn with ``OPENBLAS_CORETYPE=SkylakeX``,
+and PyTorch (when installed; ``torch_worker.py``) back to back on the same
+images; the table gives median seconds, the OpenBLAS kernel each worker
+reported, and the median of the paired ratios tinybnn / PyTorch.
 """
 from __future__ import annotations
 
@@ -23,8 +23,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .workers import (SKYLAKEX, format_table, load_images, median, tinybnn_worker, torch_available,
-                      torch_worker, write_arrays)
+from .workers import (SKYLAKEX, format_table, label, load_images, median, openblas_core, paired_runs,
+                      tinybnn_worker, torch_available, torch_worker, write_arrays)
+
+MODULE = "tinybnn.benchmarks.train"
 
 WARMUP_BATCHES = 5
 
@@ -82,47 +84,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.worker:
         x, y = load_images(args.arrays)
         seconds = time_tinybnn_epoch(args.model, x, y, args.batch_size, args.seed)
-        print(json.dumps({"seconds": seconds, "images": len(x)}))
+        print(json.dumps({"seconds": seconds, "images": len(x), "openblas": openblas_core()}))
         return 0
 
     from ..data import load_dataset
 
     data = load_dataset(args.dataset, data_dir=args.data, download=False)
     with_torch = not args.no_torch and torch_available()
-    contenders = [("tinybnn", None)] + ([] if args.no_skylakex else [("tinybnn", SKYLAKEX)])
-    contenders += [("torch", None)] if with_torch else []
     print(f"training benchmark: {args.images:,} {args.dataset} images per epoch, batch {args.batch_size}, "
-          f"Adam, {args.repeats} repeats, median seconds per epoch"
+          f"Adam, {args.repeats} repeats; median seconds per epoch, median of paired ratios"
           + ("" if with_torch else " (PyTorch not installed: tinybnn only)"))
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        arrays = write_arrays(Path(folder) / "images.npz", data.train_images[:args.images],
-                              data.train_labels[:args.images])
+        images, labels = data.train_images[:args.images], data.train_labels[:args.images]
+        arrays = write_arrays(Path(folder) / "images.npz", images, labels)
         common = ["--arrays", str(arrays), "--batch-size", str(args.batch_size), "--seed", str(args.seed)]
         for model in args.models.split(","):
             for threads in [int(t) for t in args.threads.split(",")]:
-                seconds: dict[str, list[float]] = {}
-                for _ in range(args.repeats):
-                    for framework, coretype in contenders:
-                        label = framework + (f" ({coretype})" if coretype else "")
-                        if framework == "torch":
-                            result = torch_worker("train", [*common, "--model", model], threads)
-                        else:
-                            result = tinybnn_worker("tinybnn.benchmarks.train", [*common, "--model", model],
-                                                    threads, coretype)
-                        seconds.setdefault(label, []).append(result["seconds"])
-                        print(f"  {model:13} {threads} thread(s)  {label:20} {result['seconds']:7.2f} s", flush=True)
-                torch_times = seconds.get("torch")
-                for label, values in seconds.items():
-                    ratio = ""
-                    if torch_times and label != "torch":
-                        ratio = f"{median([a / b for a, b in zip(values, torch_times)]):.2f}"
-                    rows.append([model, threads, label, f"{median(values):.2f}",
-                                 f"{len(data.train_images[:args.images]) / median(values):.0f}", ratio])
+                worker_args = [*common, "--model", model]
+                contenders = {"tinybnn": lambda: tinybnn_worker(MODULE, worker_args, threads)}
+                if not args.no_skylakex:
+                    contenders["tinybnn, SkylakeX"] = lambda: tinybnn_worker(MODULE, worker_args, threads, SKYLAKEX)
+                if with_torch:
+                    contenders["PyTorch"] = lambda: torch_worker("train", worker_args, threads)
+                runs = paired_runs(contenders, args.repeats, lambda name, result: print(
+                    f"  {model:13} {threads} thread(s)  {name:18} {result['seconds']:7.2f} s", flush=True))
+                seconds = {name: [r["seconds"] for r in results] for name, results in runs.items()}
+                for name, values in seconds.items():
+                    ratio = "" if name == "PyTorch" or "PyTorch" not in seconds else \
+                        f"{median([a / b for a, b in zip(values, seconds['PyTorch'])]):.2f}"
+                    rows.append([model, threads, label(name, runs[name]), f"{median(values):.2f}",
+                                 f"{len(images) / median(values):.0f}", ratio])
     print()
-    print(format_table(["model", "threads", "implementation", "s/epoch", "images/s", "x PyTorch"], rows))
+    print(format_table(["model", "threads", "implementation", "s/epoch", "images/s", "x PyTorch's time"], rows))
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,13 +1,14 @@
 """Running benchmark workers in subprocesses and summarising their timings."""
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import statistics
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -20,7 +21,8 @@ TORCH_WORKER = Path(__file__).with_name("torch_worker.py")
 
 
 def thread_environment(threads: int, coretype: str | None = None, tinybnn_settings: bool = True) -> dict[str, str]:
-    """The environment of a worker limited to ``threads`` threads in every library.
+    """The environment of a worker limited to ``threads`` threads in every library, with
+    ``OPENBLAS_CORETYPE=coretype`` if given.
 
     ``tinybnn_settings=False`` removes the thread-pool settings tinybnn's import
     made (for PyTorch's worker, whose pool should run as PyTorch ships it).
@@ -28,8 +30,7 @@ def thread_environment(threads: int, coretype: str | None = None, tinybnn_settin
     env = dict(os.environ)
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         env[name] = str(threads)
-    env.pop("OPENBLAS_CORETYPE", None)
-    if coretype:
+    if coretype:  # otherwise OpenBLAS runs as the environment has it (this machine sets Haswell)
         env["OPENBLAS_CORETYPE"] = coretype
     if not tinybnn_settings:
         for name in THREAD_SETTINGS:
@@ -54,6 +55,22 @@ def torch_worker(task: str, args: Sequence[str], threads: int) -> dict[str, Any]
                       thread_environment(threads, tinybnn_settings=False))
 
 
+def openblas_core() -> str:
+    """The name of the kernel OpenBLAS uses in this process ("Haswell", "SkylakeX", ...)."""
+    try:
+        path = next(line.split()[-1] for line in open("/proc/self/maps") if "openblas" in line.lower())
+        library = ctypes.CDLL(path)
+    except (OSError, StopIteration):
+        return "unknown"
+    for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename", "openblas_get_corename64_",
+                 "openblas_get_corename"):
+        if hasattr(library, name):
+            function = getattr(library, name)
+            function.restype = ctypes.c_char_p
+            return function().decode()
+    return "unknown"
+
+
 def torch_available() -> bool:
     """True if ``import torch`` works in a subprocess (checked without importing it here)."""
     return subprocess.run([sys.executable, "-c", "import torch"], capture_output=True).returncode == 0
@@ -69,6 +86,23 @@ def load_images(path: str) -> tuple[np.ndarray, np.ndarray]:
     """write_arrays' file as float32 (N, 1, H, W) in [0, 1] and int64 labels."""
     with np.load(path) as arrays:
         return arrays["images"].astype(np.float32)[:, None] / np.float32(255), arrays["labels"].astype(np.int64)
+
+
+def paired_runs(contenders: dict[str, Callable[[], dict[str, Any]]], repeats: int,
+                progress: Callable[[str, dict[str, Any]], None]) -> dict[str, list[dict[str, Any]]]:
+    """Run every contender once per repeat, back to back, so that their timings pair up."""
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in contenders}
+    for _ in range(repeats):
+        for name, runner in contenders.items():
+            results[name].append(runner())
+            progress(name, results[name][-1])
+    return results
+
+
+def label(name: str, runs: list[dict[str, Any]]) -> str:
+    """A contender's name with the OpenBLAS kernel its workers reported, if any."""
+    core = runs[0].get("openblas") if runs else None
+    return f"{name} [OpenBLAS {core}]" if core else name
 
 
 def median(values: Sequence[float]) -> float:
