@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 from PIL import Image
 
 from tinybnn import show
@@ -28,7 +27,7 @@ from tinybnn.predict import SHIPPED_MODEL
 from tinybnn.serialization import load_model, save_model
 from tinybnn.training import EpochResult, TrainState
 
-from .strategies import float_arrays
+from .strategies import binary_conv_weights
 
 
 def tile_colours(grid: np.ndarray) -> set:
@@ -97,17 +96,8 @@ def test_the_shipped_model_draws_a_two_coloured_packed_layer(shipped):
     assert image.width >= packed_grid.shape[1] and contains(image, packed_grid)
 
 
-@st.composite
-def qconv_cases(draw):
-    channels = draw(st.sampled_from([1, 3, 63, 64, 65, 130]))
-    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    filters = draw(st.integers(1, 5))
-    weight = draw(float_arrays((filters, channels, *kernel), np.float32, layout="C"))
-    return channels, kernel, filters, weight
-
-
 @settings(max_examples=30)
-@given(qconv_cases())
+@given(binary_conv_weights())
 def test_a_converted_layer_draws_the_same_signs_as_the_trained_one(case):
     channels, kernel, filters, weight = case
     model = Sequential(QActivation(1), QConvolution(kernel, filters, rng=np.random.default_rng(0)), BatchNorm())
