@@ -122,3 +122,15 @@ def with_zeros(array: np.ndarray, data, fraction_max: float = 0.5) -> np.ndarray
     where = data.draw(st.lists(st.integers(0, flat.size - 1), min_size=count, max_size=count))
     flat[where] = 0
     return out
+
+
+# --- binary convolution weights (pictures) ---------------------------------------------
+@st.composite
+def binary_conv_weights(draw, channels=(1, 3, 63, 64, 65, 130), max_kernel: int = 3, max_filters: int = 5):
+    """``(channels, (KH, KW), filters, weight)``: latent weights (F, C, KH, KW) of a binary
+    convolution, float32 with zeros, C around the 64-bit word boundaries, non-square kernels."""
+    c = draw(st.sampled_from(channels))
+    kernel = (draw(st.integers(1, max_kernel)), draw(st.integers(1, max_kernel)))
+    filters = draw(st.integers(1, max_filters))
+    weight = draw(float_arrays((filters, c, *kernel), np.float32, layout="C"))
+    return c, kernel, filters, weight

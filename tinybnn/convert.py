@@ -38,7 +38,15 @@ def is_binary(layer: Module) -> bool:
 
 
 def folded_affine(layer: QConvolution | QFullyConnected, bn: BatchNorm | None) -> tuple[np.ndarray, np.ndarray]:
-    """(scale, shift) with layer's alpha and bias and ``bn`` (evaluation mode) folded in."""
+    """(scale, shift) with layer's alpha and bias and ``bn`` (evaluation mode) folded in::
+
+        scale = alpha gamma / sqrt(running_var + eps)
+        shift = (b - running_mean) gamma / sqrt(running_var + eps) + beta
+
+    alpha = mean |W_f| with ``scaling_factor`` (else 1), b the bias (else 0);
+    without ``bn``, scale = alpha and shift = b. Computed in float64, stored
+    as float32.
+    """
     weight = layer.weight.data.astype(np.float64)
     outputs = weight.shape[0]
     scale = np.abs(weight).reshape(outputs, -1).mean(axis=1) if layer.scaling_factor else np.ones(outputs)
@@ -86,7 +94,24 @@ def convert_layers(layers: list[Module]) -> list[Module]:
 
 
 def convert_model(model: Module) -> Module:
-    """The packed inference twin of ``model`` (built, in any mode); ``model`` is not changed."""
+    """The packed inference twin of ``model`` (built, in any mode); ``model`` is not changed.
+
+    The result, in evaluation mode, computes what ``model`` computes in
+    evaluation mode: the dot products are the same integers, and only the
+    folded multiply-add rounds differently (float32).
+
+    >>> import numpy as np
+    >>> from tinybnn.autograd import Tensor
+    >>> from tinybnn.models import lenet
+    >>> model = lenet(binary=True, rng=np.random.default_rng(0)).build((1, 28, 28)).eval()
+    >>> packed = convert_model(model)
+    >>> [type(layer).__name__ for layer in packed]      # doctest: +NORMALIZE_WHITESPACE
+    ['Convolution', 'Activation', 'Pooling', 'BatchNorm', 'PackedConvolution', 'Pooling', 'Flatten',
+     'PackedFullyConnected', 'Activation', 'FullyConnected']
+    >>> x = Tensor(np.random.default_rng(1).random((2, 1, 28, 28), dtype=np.float32))
+    >>> bool(np.abs(model(x).data - packed(x).data).max() < 1e-4)
+    True
+    """
     if isinstance(model, Sequential):
         converted = Sequential(*convert_layers(list(model.layers)))
     elif isinstance(model, Residual):

@@ -81,7 +81,14 @@ class History:
 
 
 class Function:
-    """Base class of differentiable operations (see the module docstring)."""
+    """Base class of differentiable operations (see the module docstring).
+
+    A subclass computes ``z = f(a, b, ...)`` in ``forward(ctx, a, b, ..., **params)``
+    on NumPy arrays, and in ``backward(ctx, g)``, given ``g = dL/dz``, returns
+    the vector-Jacobian products ``dL/da = g dz/da``, ``dL/db = g dz/db``, ...
+    (one per positional input, ``None`` for one that needs none), each of the
+    broadcast result's shape. ``apply`` wraps both for tensors.
+    """
 
     @staticmethod
     def forward(ctx: Context, *inputs: np.ndarray, **params: Any) -> np.ndarray:

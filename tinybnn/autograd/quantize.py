@@ -118,12 +118,32 @@ def check_bits(bits: int, name: str, where: str = "") -> int:
 
 
 def det_sign(x, grad_cancel: float = 1.0) -> Tensor:
-    """sign(x) with the straight-through estimator (gradient where |x| <= grad_cancel)."""
+    """sign(x) with the straight-through estimator (gradient where |x| <= grad_cancel).
+
+    Forward ``+1 if x >= 0 else -1`` (sign(0) = +1); backward
+    ``dL/dx = g * (|x| <= grad_cancel)``, the derivative of hardtanh:
+
+    >>> import numpy as np
+    >>> x = Tensor(np.array([-2.0, -1.0, 0.0, 0.5, 2.0], dtype=np.float32), requires_grad=True)
+    >>> y = det_sign(x)
+    >>> y.data
+    array([-1., -1.,  1.,  1.,  1.], dtype=float32)
+    >>> y.sum().backward()
+    >>> x.grad
+    array([0., 1., 1., 1., 0.], dtype=float32)
+    """
     return DetSign.apply(x, grad_cancel=grad_cancel)
 
 
 def approx_sign(x) -> Tensor:
-    """sign(x) with Bi-Real Net's gradient 2 - 2|x| inside [-1, 1]."""
+    """sign(x) with Bi-Real Net's gradient: ``dL/dx = g * max(2 - 2|x|, 0)``.
+
+    >>> import numpy as np
+    >>> x = Tensor(np.array([-1.5, -0.5, 0.0, 0.5, 1.5], dtype=np.float32), requires_grad=True)
+    >>> approx_sign(x).sum().backward()
+    >>> x.grad
+    array([0., 1., 2., 1., 0.], dtype=float32)
+    """
     return ApproxSign.apply(x)
 
 
@@ -143,7 +163,18 @@ def quantize_activation(x, bits: int, grad_cancel: float = 1.0, method: str = "d
 
 
 def quantize_weight(w: Tensor, bits: int) -> Tensor:
-    """Weights to ``bits`` bits: sign for 1 (straight-through), DoReFa for 2..31, identity for 32."""
+    """Weights to ``bits`` bits: sign for 1 (straight-through), DoReFa for 2..31, identity for 32.
+
+    For k = ``bits`` in 2..31, ``2 round((tanh(w) / (2 max|tanh(w)|) + 1/2) (2^k - 1)) / (2^k - 1) - 1``:
+    2^k levels evenly spaced in [-1, 1] (none of them 0):
+
+    >>> import numpy as np
+    >>> w = Tensor(np.array([-0.6, -0.2, 0.0, 0.2, 0.6], dtype=np.float32))
+    >>> quantize_weight(w, 2).data.round(4)
+    array([-1.    , -0.3333,  0.3333,  0.3333,  1.    ], dtype=float32)
+    >>> quantize_weight(w, 1).data
+    array([-1., -1.,  1.,  1.,  1.], dtype=float32)
+    """
     bits = check_bits(bits, "weight_bit")
     if bits == 32:
         return w

@@ -15,7 +15,23 @@ import numpy as np
 
 
 class Tensor:
-    """An array with an optional gradient and the history of its computation."""
+    """An array with an optional gradient and the history of its computation.
+
+    ``Tensor(data, requires_grad=False, dtype=None)``. Operators and methods
+    (``+ - * / @ **``, ``sum``, ``mean``, ``reshape``, ``tanh``, ...) apply
+    :class:`~tinybnn.autograd.function.Function` subclasses and return new
+    tensors. ``y.backward()`` adds ``dy/dx`` to ``x.grad`` for every leaf
+    ``x`` that requires a gradient (the chain rule, walked once in reverse
+    topological order); gradients are accumulated with ``+=``, so a tensor
+    used twice gets both contributions:
+
+    >>> import numpy as np
+    >>> x = Tensor(np.array([1.0, 2.0, 3.0], dtype=np.float32), requires_grad=True)
+    >>> y = ((x + x) * x).sum()          # y = sum_i 2 x_i^2
+    >>> y.backward()
+    >>> x.grad                           # dy/dx_i = 4 x_i
+    array([ 4.,  8., 12.], dtype=float32)
+    """
 
     __slots__ = ("data", "grad", "requires_grad", "history", "__weakref__")
     __array_priority__ = 100  # so that ndarray + Tensor calls Tensor.__radd__

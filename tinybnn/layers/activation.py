@@ -34,7 +34,7 @@ class Activation(Module):
 
 
 class Flatten(Module):
-    """(N, ...) -> (N, prod(...))."""
+    """(N, ...) -> (N, prod(...)), in C order: y[n] = x[n].ravel()."""
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim < 2:
@@ -43,7 +43,8 @@ class Flatten(Module):
 
 
 class Dropout(Module):
-    """Inverted dropout with probability ``p`` while training; identity in evaluation."""
+    """Inverted dropout while training: y = x m / (1 - p), m ~ Bernoulli(1 - p) per element
+    (drawn from ``rng``); the identity in evaluation mode."""
 
     def __init__(self, p: float = 0.5, rng: np.random.Generator | None = None):
         super().__init__()

@@ -31,11 +31,23 @@ def check_geometry(kernel: Any, stride: Any, pad: Any, where: str) -> tuple:
 
 
 class Convolution(Module):
-    """y = conv2d(x, W) + b, with W of shape (num_filter, C, KH, KW).
+    """MXNet's 2-D convolution (NCHW) with float weights W (num_filter, C, KH, KW) and bias b.
 
-    C is taken from the first input (deferred initialization). Weights are
+    For input x (N, C, H, W), stride (sh, sw) and zero padding (ph, pw)::
+
+        OH = (H + 2 ph - KH) // sh + 1,   OW = (W + 2 pw - KW) // sw + 1
+        y[n, f, i, j] = b[f] + sum_{c, u, v} W[f, c, u, v] * xp[n, c, i sh + u, j sw + v]
+
+    computed as im2col + one GEMM (:mod:`tinybnn.autograd.conv`). C is taken
+    from the first input (deferred initialization). Weights are
     Kaiming-uniform (``weight_init="kaiming"``, PyTorch's default) or
     Xavier-uniform (``"xavier"``); the bias is U(+-1/sqrt(fan_in)).
+
+    >>> import numpy as np
+    >>> from tinybnn.autograd import Tensor
+    >>> layer = Convolution(kernel=(5, 5), num_filter=64, rng=np.random.default_rng(0))
+    >>> layer(Tensor(np.zeros((2, 1, 28, 28), np.float32))).shape, layer.weight.shape
+    ((2, 64, 24, 24), (64, 1, 5, 5))
     """
 
     def __init__(self, kernel, num_filter: int, stride=1, pad=0, no_bias: bool = False,

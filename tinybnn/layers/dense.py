@@ -13,10 +13,18 @@ from .module import Module, Parameter
 
 
 class FullyConnected(Module):
-    """y = x W^T + b with W of shape (num_hidden, D).
+    """MXNet's dense layer: ``y[n, h] = b[h] + sum_d x[n, d] W[h, d]``, i.e. y = x W^T + b.
 
-    As in MXNet (``flatten=True``), an input of rank > 2 is flattened to
-    (N, D) first. D is taken from the first input (deferred initialization).
+    W has shape (num_hidden, D). As in MXNet (``flatten=True``), an input of
+    rank > 2 is flattened to (N, D) first. D is taken from the first input
+    (deferred initialization); weights and bias are initialized as in
+    :class:`Convolution`.
+
+    >>> import numpy as np
+    >>> from tinybnn.autograd import Tensor
+    >>> layer = FullyConnected(10, rng=np.random.default_rng(0))
+    >>> layer(Tensor(np.zeros((3, 64, 4, 4), np.float32))).shape, layer.weight.shape
+    ((3, 10), (10, 1024))
     """
 
     def __init__(self, num_hidden: int, no_bias: bool = False, weight_init: str = "kaiming",

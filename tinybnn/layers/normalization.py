@@ -13,9 +13,21 @@ from .module import Module, Parameter
 class BatchNorm(Module):
     """Normalize each channel (axis 1), then scale by gamma and shift by beta.
 
+    For x (N, C) or (N, C, H, W), per channel c::
+
+        y = gamma[c] (x - mu[c]) / sqrt(var[c] + eps) + beta[c]
+
+    Training mode: mu and var are the batch's mean and (biased) variance
+    over every axis but the channel's, and the running statistics move
+    towards them. Evaluation mode: mu and var are the running statistics.
     ``momentum`` follows MXNet: running = momentum * running + (1 - momentum) * batch
     (0.9 here is PyTorch's 0.1). ``fix_gamma=True`` keeps gamma at 1, as
     MXNet's default does; the default here is a learned gamma.
+
+    After a binary layer, whose outputs are integers of order sqrt(K), it
+    brings each channel back to a unit scale, and its shift decides where
+    the next sign flips. In evaluation mode it is a per-channel multiply-add,
+    which :func:`tinybnn.convert.convert_model` folds into the packed layer.
     """
 
     buffer_names = ("running_mean", "running_var")

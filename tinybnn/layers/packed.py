@@ -72,7 +72,23 @@ class PackedModule(Module):
 
 
 class PackedConvolution(PackedModule):
-    """Binary convolution on packed bits with a folded per-channel multiply-add."""
+    """Binary convolution on packed bits with a folded per-channel multiply-add (inference only).
+
+    For input x (N, C, H, W), K = C KH KW and filter f::
+
+        y[n, f, i, j] = dot * scale[f] + shift[f],
+        dot = K - 2 popcount(bits(patch (i, j) of sign(x), padded with pad_value) XOR bits(sign(W_f)))
+
+    the same as a QConvolution (act_bit = weight_bit = 1) followed by the
+    BatchNorm folded into ``scale`` and ``shift`` (module docstring). Bits
+    are 1 for +1 and 0 for -1, with sign(0) = +1.
+
+    ``weight_bits`` (F, KH KW Cw) uint64, Cw = ceil(C / 64), holds each
+    filter pixel by pixel in (u, v) order, each pixel's C channel signs in
+    Cw words, least significant bit first (bit c % 64 of word c // 64;
+    :func:`tinybnn.gemm.bitconv.pack_filters`); unused bits are 0. The input
+    is packed the same way per pixel and gathered into patches of words.
+    """
 
     def __init__(self, kernel, num_filter: int, channels: int, stride=1, pad=0, pad_value: float = 1.0):
         super().__init__()
@@ -105,7 +121,12 @@ class PackedConvolution(PackedModule):
 
 
 class PackedFullyConnected(PackedModule):
-    """Binary dense layer on packed bits with a folded per-channel multiply-add."""
+    """Binary dense layer on packed bits with a folded per-channel multiply-add (inference only).
+
+    ``y[n, h] = (D - 2 popcount(bits(sign(x_n)) XOR bits(sign(W_h)))) * scale[h] + shift[h]``,
+    with ``weight_bits`` (num_hidden, ceil(D / 64)) uint64 holding the signs
+    of each row of W, least significant bit first, 1 for +1 (tail bits 0).
+    """
 
     def __init__(self, num_hidden: int, features: int):
         super().__init__()

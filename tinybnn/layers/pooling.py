@@ -12,6 +12,11 @@ from .module import Module
 class Pooling(Module):
     """MXNet's Pooling: ``pool_type`` "max" or "avg" over ``kernel`` windows.
 
+    For kernel (KH, KW) and stride (sh, sw), with OH = (H - KH) // sh + 1::
+
+        max: y[n, c, i, j] = max over u < KH, v < KW of x[n, c, i sh + u, j sw + v]
+        avg: y[n, c, i, j] = the mean of the same KH KW values
+
     ``stride`` defaults to the kernel (non-overlapping windows, as Gluon's
     MaxPool2D). ``global_pool=True`` pools each channel's whole image to 1x1.
     """

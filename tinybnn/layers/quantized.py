@@ -57,9 +57,37 @@ def channel_scale(weight: Tensor) -> Tensor:
 
 
 class QActivation(Module):
-    """Quantize activations to ``act_bit`` bits: sign for 1 bit (``method`` ``"det_sign"``
-    with gradient where |x| <= grad_cancel, or ``"approx_sign"``), DoReFa for 2..31,
-    identity for 32."""
+    """Quantize activations to ``act_bit`` bits (BMXNet's QActivation), elementwise.
+
+    Forward, for ``act_bit`` = k::
+
+        k = 1:       y = sign(x) = +1 if x >= 0 else -1          (sign(0) = +1)
+        2 <= k < 32: y = round(clip(x, 0, 1) (2^k - 1)) / (2^k - 1)     (DoReFa)
+        k = 32:      y = x
+
+    Backward (straight-through estimators), with g = dL/dy:
+
+    - k = 1, ``method="det_sign"`` (default): ``dL/dx = g`` where
+      ``|x| <= grad_cancel`` (default 1.0), 0 elsewhere, the derivative of
+      hardtanh; ``method="approx_sign"`` (Bi-Real Net): ``g (2 - 2|x|)``
+      inside [-1, 1], 0 outside;
+    - 2 <= k < 32: ``g`` where 0 <= x <= 1, straight through the rounding.
+
+    Parameters: ``act_bit`` 1..32 (default 1), ``grad_cancel`` > 0,
+    ``method`` "det_sign" or "approx_sign". No weights.
+
+    >>> import numpy as np
+    >>> from tinybnn.autograd import Tensor
+    >>> x = Tensor(np.array([-1.5, -0.5, 0.0, 0.5, 1.5], dtype=np.float32), requires_grad=True)
+    >>> y = QActivation(act_bit=1)(x)
+    >>> y.data
+    array([-1., -1.,  1.,  1.,  1.], dtype=float32)
+    >>> y.sum().backward()
+    >>> x.grad
+    array([0., 1., 1., 1., 0.], dtype=float32)
+    >>> QActivation(act_bit=2)(Tensor(np.array([-0.2, 0.2, 0.5, 2.0], dtype=np.float32))).data.round(4)
+    array([0.    , 0.3333, 0.6667, 1.    ], dtype=float32)
+    """
 
     def __init__(self, act_bit: int = 1, grad_cancel: float = 1.0, method: str = "det_sign"):
         super().__init__()
@@ -79,9 +107,71 @@ class QActivation(Module):
 
 
 class QConvolution(Convolution):
-    """Convolution on quantized input and weights (see the module docstring).
+    """Binary or k-bit 2-D convolution (NCHW), a drop-in replacement for :class:`Convolution`.
 
-    ``y = conv2d(q_a(x), q_w(W), pad with pad_value) [* alpha] [+ b]``
+    Forward, for input x (N, C, H, W) and latent weights W (F, C, KH, KW),
+    stride (sh, sw) and padding (ph, pw)::
+
+        OH = (H + 2 ph - KH) // sh + 1,   OW = (W + 2 pw - KW) // sw + 1
+        y[n, f, i, j] = sum_{c, u, v} q_w(W)[f, c, u, v] * xp[n, c, i sh + u, j sw + v]  [* alpha_f]  [+ b_f]
+
+    - ``q_a``, ``q_w``: the input quantized to ``act_bit`` bits and the
+      weights to ``weight_bit`` bits (:mod:`tinybnn.autograd.quantize`):
+      sign for 1 bit (sign(0) = +1), DoReFa for 2..31, identity for 32;
+    - ``xp``: ``q_a(x)`` padded with ``pad_value`` (+1 or -1) when both are
+      1-bit, so padding happens after binarization and never with 0 (0 is
+      not a ±1 value, and the packed path could not hold it); padded with 0
+      otherwise;
+    - ``alpha_f = mean |W_f|`` over the C KH KW latent weights of filter f,
+      only with ``scaling_factor=True`` (XNOR-Net); ``b`` only with
+      ``no_bias=False``.
+
+    With ``act_bit = weight_bit = 1`` every output is the ±1 dot product of
+    K = C KH KW terms, computed by XNOR-popcount on packed bits
+    (:func:`tinybnn.autograd.binary.binary_conv2d`)::
+
+        y = K - 2 popcount(bits(patch of x) XOR bits(W_f))     (bit 1 for +1, 0 for -1)
+
+    the very integer the float convolution gives on ±1 values (not BMXNet's
+    (K + y) / 2).
+
+    Backward: straight-through estimators, ``dL/dx`` passes where |x| <= 1
+    and ``dL/dW`` where |W| <= 1 (1 bit), or straight through the rounding
+    (k bits). The latent weights of a ``weight_bit=1`` layer carry
+    ``clip=(-1, 1)``, which every optimizer applies after each step. A
+    BatchNorm usually follows; :func:`tinybnn.convert.convert_model` packs
+    the layer and folds that BatchNorm into a :class:`PackedConvolution`.
+
+    Parameters
+    ----------
+    kernel : int or (KH, KW)
+    num_filter : F, the number of output channels
+    stride, pad : int or pair (stride >= 1, pad >= 0); default 1 and 0
+    act_bit, weight_bit : bits of the input and of the weights, 1..32 (default 1: binary)
+    scaling_factor : multiply output channel f by alpha_f (default False)
+    pad_value : +1 (default) or -1, the value binary padding uses
+    no_bias : True (default) for no bias b, since a BatchNorm follows
+    weight_init : "kaiming" (default) or "xavier"; ``rng`` draws the weights
+
+    C is taken from the first input (deferred initialization, as in MXNet).
+
+    A 1-bit QConvolution equals the float convolution of sign(x) and
+    sign(W), padded with +1; its outputs are odd here, since K = 27:
+
+    >>> import numpy as np
+    >>> from tinybnn.autograd import Tensor, conv2d
+    >>> layer = QConvolution(kernel=3, num_filter=2, pad=1, rng=np.random.default_rng(0))
+    >>> x = Tensor(np.random.default_rng(1).standard_normal((1, 3, 4, 4)).astype(np.float32))
+    >>> y = layer(x)
+    >>> y.shape, layer.weight.shape, layer.weight.clip
+    ((1, 2, 4, 4), (2, 3, 3, 3), (-1.0, 1.0))
+    >>> def sign(a):
+    ...     return np.where(a >= 0, 1.0, -1.0).astype(np.float32)
+    >>> expected = conv2d(Tensor(sign(x.data)), Tensor(sign(layer.weight.data)), pad=1, pad_value=1.0)
+    >>> bool(np.array_equal(y.data, expected.data)), bool(np.all(y.data % 2 == 1))
+    (True, True)
+    >>> y.data[0, 0, 0]
+    array([-1.,  3., -1.,  1.], dtype=float32)
     """
 
     def __init__(self, kernel, num_filter: int, stride=1, pad=0, act_bit: int = 1, weight_bit: int = 1,
@@ -119,8 +209,32 @@ class QConvolution(Convolution):
 
 
 class QFullyConnected(FullyConnected):
-    """Fully connected layer on quantized input and weights:
-    ``y = q_a(x) q_w(W)^T [* alpha] [+ b]``."""
+    """Binary or k-bit fully connected layer, a drop-in replacement for :class:`FullyConnected`.
+
+    Forward, for input x (N, D) (a larger rank is flattened to (N, D)) and
+    latent weights W (num_hidden, D)::
+
+        y[n, h] = sum_d q_a(x)[n, d] * q_w(W)[h, d]   [* alpha_h]   [+ b_h]
+
+    with ``q_a``, ``q_w`` as in :class:`QConvolution` (sign for 1 bit, sign(0)
+    = +1; DoReFa for 2..31; identity for 32) and ``alpha_h = mean |W_h|``
+    with ``scaling_factor=True``. With ``act_bit = weight_bit = 1`` each
+    output is the ±1 dot product ``D - 2 popcount(bits(x_n) XOR bits(W_h))``,
+    computed by XNOR-popcount (:func:`tinybnn.autograd.binary.binary_linear`).
+    Backward: ``dL/dx`` passes where |x| <= 1 and ``dL/dW`` where |W| <= 1;
+    latent weights of ``weight_bit=1`` layers are clipped to [-1, 1] after
+    every optimizer step. D is taken from the first input.
+
+    >>> import numpy as np
+    >>> from tinybnn.autograd import Tensor
+    >>> layer = QFullyConnected(2, rng=np.random.default_rng(0))
+    >>> x = Tensor(np.array([[0.5, -1.0, 2.0, 0.0]], dtype=np.float32))
+    >>> layer(x).data                        # 4 - 2 * (number of sign disagreements)
+    array([[0., 2.]], dtype=float32)
+    >>> np.where(layer.weight.data >= 0, 1, -1)
+    array([[ 1, -1, -1, -1],
+           [ 1,  1,  1,  1]])
+    """
 
     def __init__(self, num_hidden: int, act_bit: int = 1, weight_bit: int = 1, scaling_factor: bool = False,
                  no_bias: bool = True, weight_init: str = "kaiming", rng: np.random.Generator | None = None):
