@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from . import show
 from .errors import ArgumentError, TinyBNNError
 
 
@@ -180,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_summary_parser(commands)
     add_predict_parser(commands)
     add_bench_parser(commands)
+    show.add_parser(commands)
     return parser
 
 
