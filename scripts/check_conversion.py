@@ -4,11 +4,12 @@
     tinybnn convert binary-lenet.npz
     python scripts/check_conversion.py binary-lenet.npz --data ../shared/datasets
 
-Runs the trained model (evaluation mode, binary layers as float GEMMs on ±1
-values) and its converted twin (1-bit layers on packed bits) over the 10,000
-test digits, and prints: how many predictions differ (should be 0), the
-largest difference of the logits relative to each image's largest logit
-(should be below 1e-4), both accuracies, and both files' sizes.
+Runs the trained model on its float path (evaluation mode, binary layers as
+float GEMMs on ±1 values: the obvious computation) and its converted twin
+(1-bit layers on packed bits, BatchNorm folded) over the 10,000 test digits,
+and prints: how many predictions differ (should be 0), the largest
+difference of the logits relative to each image's largest logit (should be
+below 1e-4), both accuracies, and both files' sizes.
 """
 import argparse
 import sys
@@ -18,6 +19,7 @@ import numpy as np
 
 from tinybnn.convert import binarized_path
 from tinybnn.data import load_dataset, to_float_nchw
+from tinybnn.layers import use_float_path
 from tinybnn.serialization import load_model
 from tinybnn.training import predict_logits
 
@@ -29,7 +31,7 @@ def main() -> int:
     parser.add_argument("--data", help="folder with mnist-5k/ or mnist/ (default: $TINYBNN_DATA or the cache)")
     args = parser.parse_args()
     converted_path = args.converted or binarized_path(args.model)
-    original = load_model(args.model, kind="float").model
+    original = use_float_path(load_model(args.model, kind="float").model)
     converted = load_model(converted_path, kind="binarized").model
     data = load_dataset("mnist", data_dir=args.data, download=False)
     images, labels = to_float_nchw(data.test_images), data.test_labels

@@ -10,6 +10,7 @@ from PIL import Image, ImageDraw
 from tinybnn.cli import main
 from tinybnn.convert import convert_file, convert_model
 from tinybnn.errors import ModelFileError
+from tinybnn.layers import use_float_path
 from tinybnn.models import lenet, resnet18
 from tinybnn.predict import SHIPPED_MODEL, load_image, mnist_style
 from tinybnn.serialization import load_model, save_model
@@ -40,7 +41,8 @@ def test_digits(mnist_dir):
 
 
 def test_converted_predictions_equal_the_float_path(trained, test_digits):
-    original, converted = load_model(trained[0]).model, load_model(trained[1], kind="binarized").model
+    original = use_float_path(load_model(trained[0]).model)
+    converted = load_model(trained[1], kind="binarized").model
     a, b = predict_logits(original, test_digits[0], 100), predict_logits(converted, test_digits[0], 100)
     assert np.array_equal(a.argmax(axis=1), b.argmax(axis=1))
     relative = np.abs(a - b) / np.abs(a).max(axis=1, keepdims=True)

@@ -9,7 +9,7 @@ from tinybnn.autograd import Tensor, conv2d, no_grad
 from tinybnn.convert import convert_model
 from tinybnn.gemm import pack_bits
 from tinybnn.gemm.bitconv import im2col_words, pack_channels, pack_filters
-from tinybnn.layers import BatchNorm, QActivation, QConvolution, QFullyConnected, Sequential
+from tinybnn.layers import BatchNorm, QActivation, QConvolution, QFullyConnected, Sequential, use_float_path
 from tinybnn.layers.packed import PackedConvolution, PackedFullyConnected
 from tinybnn.models import lenet
 
@@ -113,6 +113,7 @@ def test_converted_lenet_matches_the_float_path():
     random_statistics(model, rng)
     model.eval()
     converted = convert_model(model)
+    use_float_path(model)
     assert [type(m).__name__ for m in converted] == [
         "Convolution", "Activation", "Pooling", "BatchNorm", "PackedConvolution", "Pooling", "Flatten",
         "PackedFullyConnected", "Activation", "FullyConnected"]

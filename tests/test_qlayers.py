@@ -183,3 +183,26 @@ def test_binary_lenet_learns_a_tiny_problem():
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
     assert all(np.abs(p.data).max() <= 1 for p in (net[5].weight, net[10].weight))
+
+
+def test_a_one_bit_input_is_padded_with_pad_value_whatever_the_weight_bits():
+    layer = QConvolution(3, 1, pad=1, act_bit=1, weight_bit=2, pad_value=-1.0, rng=np.random.default_rng(9))
+    x = np.ones((1, 1, 3, 3))
+    layer(Tensor(x))
+    layer.weight.data[...] = 1.0  # every 2-bit weight at the top level, +1
+    # the centre sees 9 ones; a corner sees 4 ones and 5 padding values of -1
+    y = layer(Tensor(x)).data[0, 0]
+    assert y[1, 1] == 9 and y[0, 0] == 4 - 5
+
+
+def test_float_path_gives_the_same_numbers_as_the_xnor_path():
+    from tinybnn.layers import use_float_path
+
+    rng = np.random.default_rng(10)
+    model = lenet(binary=True, rng=rng).build((1, 28, 28)).eval()
+    x = Tensor(rng.standard_normal((4, 1, 28, 28)).astype(np.float32))
+    xnor = model(x).data
+    assert use_float_path(model) is model and not model[5].xnor and not model[10].xnor
+    assert np.array_equal(model(x).data, xnor)
+    use_float_path(model, enabled=False)
+    assert model[5].xnor and model[10].xnor

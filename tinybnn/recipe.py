@@ -107,7 +107,7 @@ def run(settings: RunSettings, out: Path, data_dir: str | Path | None = None, re
     state = fit(model, optimizer, make_schedule(settings.schedule, settings.lr, settings.epochs), train, test,
                 settings.epochs, settings.batch_size, rng, state=state, log=log,
                 on_epoch_end=lambda s: save_checkpoint(ckpt, model, input_shape, optimizer, s, asdict(settings)))
-    metadata = {"training": asdict(settings), "history": state.history, "dataset_source": str(data.source_dir)}
+    metadata = {"training": asdict(settings), "history": state.history}
     save_model(out, model, input_shape, metadata=metadata)
     final = state.history[-1]["test_accuracy"] if state.history else float("nan")
     log(f"saved {out} (test accuracy {final:.4f}); checkpoint {ckpt}")

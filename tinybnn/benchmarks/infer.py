@@ -6,9 +6,12 @@
 Contenders, each timed over the MNIST test images in a fresh worker process
 after warm-up batches:
 
-- ``packed``: the binary LeNet converted (1-bit layers on packed bits, XNOR-popcount);
-- ``float path``: the same binary LeNet unconverted, in evaluation mode (its binary
-  layers as float GEMMs on ±1 values);
+- ``packed``: the binary LeNet converted (1-bit layers on packed bits, XNOR-popcount,
+  BatchNorm folded);
+- ``unconverted``: the same binary LeNet as trained, in evaluation mode (its binary
+  layers run XNOR-popcount forward passes too, on latent weights packed per call);
+- ``float path``: the same binary LeNet with :func:`tinybnn.layers.use_float_path`
+  (its binary layers as float GEMMs on ±1 values, the obvious computation);
 - ``tinybnn float``: the float LeNet;
 - ``PyTorch float`` (when installed): the float LeNet in PyTorch, ``inference_mode``.
 
@@ -38,12 +41,13 @@ from .workers import (SKYLAKEX, format_table, label, load_images, median, openbl
 
 MODULE = "tinybnn.benchmarks.infer"
 
-CONTENDERS = ("packed", "float path", "tinybnn float")
+CONTENDERS = ("packed", "unconverted", "float path", "tinybnn float")
 WARMUP_BATCHES = 5
 
 
 def build(contender: str, model_file: str | None, seed: int):
     from ..convert import convert_model
+    from ..layers import use_float_path
     from ..models import lenet
     from ..serialization import load_model
 
@@ -54,6 +58,8 @@ def build(contender: str, model_file: str | None, seed: int):
     else:
         model = lenet(binary=True, rng=np.random.default_rng(seed)).build((1, 28, 28))
     model.eval()
+    if contender == "float path":
+        use_float_path(model)
     return convert_model(model) if contender == "packed" else model
 
 

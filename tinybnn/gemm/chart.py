@@ -13,6 +13,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from tinybnn.fileio import atomic_write
+
 PALETTE = [
     (31, 119, 180),
     (255, 127, 14),
@@ -185,7 +187,6 @@ def draw_speedup_chart(panels, styles, path, title="", size=(1400, 620)) -> Path
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    image.save(tmp, format="PNG")
-    tmp.replace(path)  # never leave a half-written chart in place of a good one
+    with atomic_write(path) as handle:  # never leave a half-written chart in place of a good one
+        image.save(handle, format="PNG")
     return path

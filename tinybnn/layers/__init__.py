@@ -5,11 +5,11 @@ from .dense import FullyConnected
 from .module import Module, Parameter, Sequential, describe
 from .normalization import BatchNorm
 from .pooling import Pooling
-from .quantized import QActivation, QConvolution, QFullyConnected
+from .quantized import QActivation, QConvolution, QFullyConnected, use_float_path
 from .residual import Residual
 
 __all__ = [
     "Activation", "BatchNorm", "Convolution", "Dropout", "Flatten", "FullyConnected",
     "Module", "Parameter", "Pooling", "QActivation", "QConvolution", "QFullyConnected", "Residual", "Sequential",
-    "describe",
+    "describe", "use_float_path",
 ]

@@ -18,7 +18,7 @@ inference path exact.
   float GEMMs on ±1 values that the straight-through estimator needs.
 - **Padding** of binary convolutions happens *after* binarization, with
   ``pad_value`` (±1, default +1), never 0: a 0 would be a third value that
-  the packed bits cannot hold. k-bit and float inputs are padded with 0.
+  the packed bits cannot hold. k-bit (2..32) inputs are padded with 0.
 - **Scaling** (XNOR-Net): ``scaling_factor=True`` multiplies output channel f
   by ``alpha_f = mean |W_f|`` over its C KH KW latent weights; the gradient
   flows into alpha as well.
@@ -118,10 +118,10 @@ class QConvolution(Convolution):
     - ``q_a``, ``q_w``: the input quantized to ``act_bit`` bits and the
       weights to ``weight_bit`` bits (:mod:`tinybnn.autograd.quantize`):
       sign for 1 bit (sign(0) = +1), DoReFa for 2..31, identity for 32;
-    - ``xp``: ``q_a(x)`` padded with ``pad_value`` (+1 or -1) when both are
-      1-bit, so padding happens after binarization and never with 0 (0 is
+    - ``xp``: ``q_a(x)`` padded with ``pad_value`` (+1 or -1) when the input
+      is 1-bit, so padding happens after binarization and never with 0 (0 is
       not a ±1 value, and the packed path could not hold it); padded with 0
-      otherwise;
+      when the input has 2 or more bits (0 is a level of DoReFa's grid);
     - ``alpha_f = mean |W_f|`` over the C KH KW latent weights of filter f,
       only with ``scaling_factor=True`` (XNOR-Net); ``b`` only with
       ``no_bias=False``.
@@ -183,6 +183,7 @@ class QConvolution(Convolution):
         self.weight_bit = check_bits(weight_bit, "weight_bit", "QConvolution")
         self.scaling_factor = bool(scaling_factor)
         self.pad_value = check_pad_value(pad_value)
+        self.xnor = True  # False: the float path (see use_float_path)
 
     def create_parameters(self, channels: int) -> None:
         super().create_parameters(channels)
@@ -191,12 +192,12 @@ class QConvolution(Convolution):
 
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x)
-        if self.act_bit == 1 and self.weight_bit == 1:  # XNOR-popcount forward, same numbers
+        if self.xnor and self.act_bit == 1 and self.weight_bit == 1:  # XNOR-popcount forward, same numbers
             y = binary_conv2d(x, self.weight, stride=self.stride, pad=self.pad, pad_value=self.pad_value)
         else:
             xq = quantize_activation(x, self.act_bit)
             wq = quantize_weight(self.weight, self.weight_bit)
-            y = conv2d(xq, wq, stride=self.stride, pad=self.pad, pad_value=0.0)
+            y = conv2d(xq, wq, stride=self.stride, pad=self.pad, pad_value=self.pad_value if self.act_bit == 1 else 0.0)
         if self.scaling_factor:
             y = y * channel_scale(self.weight).reshape(1, -1, 1, 1)
         return y if self.bias is None else y + self.bias.reshape(1, -1, 1, 1)
@@ -242,6 +243,7 @@ class QFullyConnected(FullyConnected):
         self.act_bit = check_bits(act_bit, "act_bit", "QFullyConnected")
         self.weight_bit = check_bits(weight_bit, "weight_bit", "QFullyConnected")
         self.scaling_factor = bool(scaling_factor)
+        self.xnor = True  # False: the float path (see use_float_path)
 
     def create_parameters(self, features: int) -> None:
         super().create_parameters(features)
@@ -250,7 +252,7 @@ class QFullyConnected(FullyConnected):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.flat_input(x)
-        if self.act_bit == 1 and self.weight_bit == 1:  # XNOR-popcount forward, same numbers
+        if self.xnor and self.act_bit == 1 and self.weight_bit == 1:  # XNOR-popcount forward, same numbers
             y = binary_linear(x, self.weight)
         else:
             y = quantize_activation(x, self.act_bit) @ quantize_weight(self.weight, self.weight_bit).T
@@ -262,3 +264,19 @@ class QFullyConnected(FullyConnected):
         config = super().config()
         config.update(act_bit=self.act_bit, weight_bit=self.weight_bit, scaling_factor=self.scaling_factor)
         return config
+
+
+def use_float_path(model: Module, enabled: bool = True) -> Module:
+    """Make every 1-bit Q-layer of ``model`` run its float path (or, with ``enabled=False``,
+    its XNOR path again); returns ``model``.
+
+    The float path is the obvious computation, ``conv2d(det_sign(x), det_sign(w))``
+    as float GEMMs on ±1 values; the XNOR path (the default) gives the same
+    numbers from packed bits. The float path is the reference to check a binary
+    kernel against, and the baseline that shows what packing buys. It is a
+    runtime choice, not stored in model files.
+    """
+    for _, module in model.named_modules():
+        if isinstance(module, (QConvolution, QFullyConnected)):
+            module.xnor = not enabled
+    return model
