@@ -66,3 +66,22 @@ def test_lenet_pooling_by_hand():
 def test_pooling_refuses_a_kernel_larger_than_the_input():
     with pytest.raises(ShapeError, match="larger than the input"):
         max_pool2d(Tensor(np.zeros((1, 1, 2, 2))), 3)
+
+
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(2, 7), st.integers(2, 7), st.booleans(), st.data())
+def test_the_2x2_kernels_equal_the_reference(n, c, h, w, channel_major, data):
+    """LeNet's pooling (2x2, stride 2) has its own unrolled kernels; odd sizes leave a row or column out."""
+    x = np.array(data.draw(st.lists(st.integers(-2, 2), min_size=n * c * h * w, max_size=n * c * h * w)),
+                 dtype=np.float32).reshape(n, c, h, w)  # many ties: the first maximum must win
+    if channel_major:
+        x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    t = Tensor(x, requires_grad=True)
+    y = max_pool2d(t, 2)
+    expected, argmax = max_pool_reference(np.ascontiguousarray(x), (2, 2), (2, 2))
+    assert np.array_equal(y.data, expected)
+    g = data.draw(arrays_f64(y.shape)).astype(np.float32)
+    y.backward(g)
+    assert np.array_equal(t.grad, max_pool_backward_reference(g, argmax, x.shape, (2, 2), (2, 2)))
+    from tinybnn.autograd import no_grad
+    with no_grad():
+        assert np.array_equal(max_pool2d(Tensor(x), 2).data, expected)

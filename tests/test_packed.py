@@ -115,8 +115,9 @@ def test_converted_lenet_matches_the_float_path():
     converted = convert_model(model)
     use_float_path(model)
     assert [type(m).__name__ for m in converted] == [
-        "Convolution", "Activation", "Pooling", "BatchNorm", "PackedConvolution", "Pooling", "Flatten",
-        "PackedFullyConnected", "Activation", "FullyConnected"]
+        "Convolution", "Activation", "Pooling", "PackedConvolution", "Flatten", "PackedFullyConnected",
+        "Activation", "FullyConnected"]
+    assert converted[3].input_norm and converted[3].pool_kernel == (2, 2)
     x = Tensor(rng.random((20, 1, 28, 28), dtype=np.float32))
     with no_grad():
         a, b = model(x).data, converted(x).data
@@ -139,3 +140,42 @@ def test_conversion_does_not_change_the_model():
     convert_model(model)
     after = model.state_dict()
     assert all(np.array_equal(before[k], after[k]) for k in before) and model.training
+
+
+@given(st.integers(1, 3), st.sampled_from([1, 5, 64, 70]), st.integers(1, 4), st.booleans(), st.data())
+def test_normalized_packing_gives_the_batchnorm_layers_signs(n, c, h, channel_major, data):
+    """Values placed right at BatchNorm's threshold, where a differently rounded formula would flip signs."""
+    from tinybnn.autograd import batch_norm
+    from tinybnn.gemm.bitconv import pack_normalized_channels
+
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    mean = rng.normal(0, 2, c).astype(np.float32)
+    var = rng.uniform(0.01, 9, c).astype(np.float32)
+    gamma = rng.uniform(-1.5, 1.5, c).astype(np.float32)
+    beta = rng.normal(0, 1, c).astype(np.float32)
+    threshold = mean - beta * np.sqrt(var + 1e-5) / np.where(gamma == 0, 1, gamma)  # BN(x) = 0 here
+    x = (threshold[None, :, None, None] + rng.normal(0, 1e-6, (n, c, h, h))).astype(np.float32)
+    if channel_major:
+        x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    y = batch_norm(Tensor(x), Tensor(gamma), Tensor(beta), mean, var, training=False, eps=1e-5).data
+    inv_std = (1.0 / np.sqrt(var.astype(np.float64) + 1e-5)).astype(np.float32)
+    assert np.array_equal(pack_normalized_channels(x, mean, inv_std, gamma, beta), pack_channels(y))
+
+
+@given(binary_conv_case(), st.sampled_from([(1, 1), (2, 2), (2, 1)]), st.data())
+def test_pooling_in_the_epilogue_equals_pooling_after(case, pool, data):
+    from tinybnn.autograd import max_pool2d
+
+    x = data.draw(float_arrays((case["n"], case["c"], case["h"] + 2, case["w"] + 2), np.float32, layout="C"))
+    weight = data.draw(float_arrays((case["f"], case["c"], *case["kernel"]), np.float32, layout="C"))
+    plain = PackedConvolution(case["kernel"], case["f"], case["c"], stride=case["stride"], pad=case["pad"])
+    pooled = PackedConvolution(case["kernel"], case["f"], case["c"], stride=case["stride"], pad=case["pad"],
+                               pool_kernel=pool)
+    for layer in (plain, pooled):
+        layer.weight_bits[...] = pack_filters(weight, pad_words_to=1)
+        layer.scale[...] = np.linspace(-1, 2, case["f"])
+        layer.shift[...] = np.linspace(0.5, -0.5, case["f"])
+    full = plain(Tensor(x)).data
+    if full.shape[2] < pool[0] or full.shape[3] < pool[1]:
+        return
+    assert np.array_equal(pooled(Tensor(x)).data, max_pool2d(Tensor(full), pool).data)

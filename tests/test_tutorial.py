@@ -215,9 +215,6 @@ def test_pictures_and_links_exist(path):
         if "://" in target:
             continue
         resolved = (path.parent / target).resolve()
-        if (not resolved.exists() and resolved.name == "gemm_speedup.png"
-                and "<!-- LEAD: gemm numbers -->" in text):
-            continue  # the lead adds the benchmark's chart together with its numbers
         assert resolved.exists(), f"{path.name} links {target}, which does not exist"
 
 

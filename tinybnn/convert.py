@@ -10,7 +10,10 @@ and weights are both 1-bit by a :class:`PackedConvolution` /
   evaluation mode) fold into one per-channel multiply-add (see
   :mod:`tinybnn.layers.packed`), and the BatchNorm disappears;
 - a QActivation(act_bit=1) directly before it disappears too: the packed
-  layer takes the sign of its input itself (sign(sign(x)) = sign(x)).
+  layer takes the sign of its input itself (sign(sign(x)) = sign(x));
+- a BatchNorm before a binary convolution moves into the packing of its
+  input, and a max pooling after it into its epilogue, both computing the
+  same numbers as the layers they replace (see ``PackedConvolution``).
 
 Every other layer (float layers, k-bit Q-layers) is kept as it is.
 ``convert_file`` writes the result as ``binarized_<name>.npz`` beside the
@@ -25,7 +28,8 @@ import numpy as np
 from .errors import ModelFileError
 from .gemm import pack_bits
 from .gemm.bitconv import pack_filters
-from .layers import (BatchNorm, Module, QActivation, QConvolution, QFullyConnected, Residual, Sequential)
+from .layers import (BatchNorm, Module, Pooling, QActivation, QConvolution, QFullyConnected, Residual,
+                     Sequential)
 from .layers.packed import PackedConvolution, PackedFullyConnected, PackedModule
 from .serialization import ModelFile, load_model, save_model
 
@@ -58,13 +62,51 @@ def folded_affine(layer: QConvolution | QFullyConnected, bn: BatchNorm | None) -
     return scale.astype(np.float32), shift.astype(np.float32)
 
 
-def packed_layer(layer: QConvolution | QFullyConnected, bn: BatchNorm | None) -> PackedModule:
-    """The packed twin of a built 1-bit Q-layer (and the BatchNorm after it)."""
+def binary_run(layers: list[Module], i: int) -> tuple[int, PackedModule] | None:
+    """The layers from ``i`` that one packed layer replaces, as (how many, packed layer), or None.
+
+    The run is ``[BatchNorm] [QActivation(1)] <1-bit Q-layer> [BatchNorm] [Pooling(max)]``:
+    a BatchNorm before a binary convolution moves into its input packing, the
+    QActivation is a sign the packed layer takes anyway, the BatchNorm after
+    folds into its multiply-add, and a max pooling after a convolution is
+    taken in its epilogue.
+    """
+    def at(j: int) -> Module | None:
+        return layers[j] if j < len(layers) else None
+
+    j, input_bn = i, None
+    if isinstance(at(j), BatchNorm):
+        input_bn, j = at(j), j + 1
+    if isinstance(at(j), QActivation) and at(j).act_bit == 1:
+        j += 1
+    layer = at(j)
+    if not is_binary(layer) or (input_bn is not None and not isinstance(layer, QConvolution)):
+        return None
+    j += 1
+    bn = at(j) if isinstance(at(j), BatchNorm) else None
+    j += bn is not None
+    pool = at(j) if isinstance(layer, QConvolution) and isinstance(at(j), Pooling) else None
+    if pool is not None and (pool.pool_type != "max" or pool.global_pool):
+        pool = None
+    j += pool is not None
+    return j - i, packed_layer(layer, bn, input_bn, pool)
+
+
+def packed_layer(layer: QConvolution | QFullyConnected, bn: BatchNorm | None = None,
+                 input_bn: BatchNorm | None = None, pool: Pooling | None = None) -> PackedModule:
+    """The packed twin of a built 1-bit Q-layer, with the layers around it that it absorbs."""
     weight = layer.weight.data
     if isinstance(layer, QConvolution):
-        packed: PackedModule = PackedConvolution(layer.kernel, layer.num_filter, channels=weight.shape[1],
-                                                 stride=layer.stride, pad=layer.pad, pad_value=layer.pad_value)
+        packed: PackedModule = PackedConvolution(
+            layer.kernel, layer.num_filter, channels=weight.shape[1], stride=layer.stride, pad=layer.pad,
+            pad_value=layer.pad_value, input_norm=input_bn is not None,
+            pool_kernel=None if pool is None else pool.kernel, pool_stride=None if pool is None else pool.stride)
         bits = pack_filters(weight, pad_words_to=1)
+        if input_bn is not None:  # the very numbers the BatchNorm kernel computes with
+            packed.input_mean[...] = input_bn.running_mean
+            packed.input_inv_std[...] = 1.0 / np.sqrt(input_bn.running_var.astype(np.float64) + input_bn.eps)
+            packed.input_gamma[...] = input_bn.gamma.data
+            packed.input_beta[...] = input_bn.beta.data
     else:
         packed = PackedFullyConnected(layer.num_hidden, features=weight.shape[1])
         bits = pack_bits(weight, axis=-1)
@@ -78,18 +120,14 @@ def convert_layers(layers: list[Module]) -> list[Module]:
     out: list[Module] = []
     i = 0
     while i < len(layers):
-        layer = layers[i]
-        following = layers[i + 1] if i + 1 < len(layers) else None
-        if isinstance(layer, QActivation) and layer.act_bit == 1 and following is not None and is_binary(following):
+        run = binary_run(layers, i)
+        if run is not None:
+            count, packed = run
+            out.append(packed)
+            i += count
+        else:
+            out.append(convert_model(layers[i]))
             i += 1
-            continue
-        if is_binary(layer):
-            bn = following if isinstance(following, BatchNorm) else None
-            out.append(packed_layer(layer, bn))
-            i += 2 if bn is not None else 1
-            continue
-        out.append(convert_model(layer))
-        i += 1
     return out
 
 
@@ -106,8 +144,8 @@ def convert_model(model: Module) -> Module:
     >>> model = lenet(binary=True, rng=np.random.default_rng(0)).build((1, 28, 28)).eval()
     >>> packed = convert_model(model)
     >>> [type(layer).__name__ for layer in packed]      # doctest: +NORMALIZE_WHITESPACE
-    ['Convolution', 'Activation', 'Pooling', 'BatchNorm', 'PackedConvolution', 'Pooling', 'Flatten',
-     'PackedFullyConnected', 'Activation', 'FullyConnected']
+    ['Convolution', 'Activation', 'Pooling', 'PackedConvolution', 'Flatten', 'PackedFullyConnected',
+     'Activation', 'FullyConnected']
     >>> x = Tensor(np.random.default_rng(1).random((2, 1, 28, 28), dtype=np.float32))
     >>> bool(np.abs(model(x).data - packed(x).data).max() < 1e-4)
     True

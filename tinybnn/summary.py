@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .autograd import Tensor, no_grad
+from .autograd.conv import output_size
 from .convert import convert_model, count_binary_layers, is_binary
 from .gemm import packed_words
 from .layers import (BatchNorm, Convolution, FullyConnected, Module, QConvolution, QFullyConnected, Residual,
@@ -81,16 +82,23 @@ def row(name: str, layer: Module, x: Tensor, y: Tensor, after_binary: bool) -> L
         weights = 0 if getattr(layer, "weight", None) is None else layer.weight.size
     params = sum(p.size for _, p in layer.named_parameters())
     arrays = params + sum(b.size for _, b in layer.named_buffers())
-    if isinstance(layer, PackedModule):  # what the float layer it replaces held: weights, scale, shift
-        params = arrays = weights + 2 * outputs
+    floats = 0  # float32 values a packed layer keeps besides its bits
+    if isinstance(layer, PackedModule):  # what the float layers it replaces held
+        floats = sum(b.size for name, b in layer.named_buffers() if name != "weight_bits")
+        params = arrays = weights + floats
     if binary:
-        stored, bits = outputs * binary_words(layer, x) * 8 + 2 * outputs * 4, 1
+        floats = floats or 2 * outputs  # a Q-layer keeps a scale and a shift per output once converted
+        stored, bits = outputs * binary_words(layer, x) * 8 + 4 * floats, 1
     else:
         stored = 0 if isinstance(layer, BatchNorm) and after_binary else 4 * arrays
         bits = (layer.weight_bit if isinstance(layer, (QConvolution, QFullyConnected))
                 else 32 if arrays else None)
+    positions = math.prod(y.shape[2:])
+    if isinstance(layer, PackedConvolution) and layer.pool_kernel is not None:  # MACs before the pooling
+        positions = math.prod(output_size(n, k, s, p)
+                              for n, k, s, p in zip(x.shape[2:], layer.kernel, layer.stride, layer.pad))
     is_linear = isinstance(layer, (Convolution, FullyConnected, PackedModule))
-    count = weights // outputs * math.prod(y.shape[1:]) if is_linear else 0
+    count = weights * positions if is_linear else 0
     return LayerRow(f"{name} {type(layer).__name__}", type(layer).__name__, tuple(y.shape[1:]), params, bits,
                     4 * arrays, stored, count if binary else 0, 0 if binary else count)
 

@@ -16,8 +16,10 @@ im2col matrix of sign(x) and ``S = sign(w)``,
     dL/dw = (G @ cols) * (|w| <= 1)                 (straight-through estimator)
     dL/dx = col2im(G^T @ S) * (|x| <= grad_cancel)
 
-the very GEMMs the composition's backward runs, in the same order on the same
-values, so gradients agree bit for bit too. ``binary_linear`` is the dense
+through :func:`tinybnn.autograd.conv.conv_backward`, the very GEMMs the
+composition's backward runs, in the same order on the same values, so
+gradients agree bit for bit too; ``cols`` is built a few images at a time
+and never whole. ``binary_linear`` is the dense
 version: y = sign(x) sign(W)^T.
 """
 from __future__ import annotations
@@ -26,10 +28,19 @@ import numpy as np
 
 from ..gemm import pack_bits, pad_words, xnor_parallel
 from ..gemm.bitconv import im2col_words, nominal_bits, pack_channels, pack_filters
-from . import buffers
-from .conv import check_conv_shapes, col2im, im2col, pair
+from . import buffers, kernels
+from .conv import check_conv_shapes, conv_backward, im2col, pair
 from .function import Context, Function
 from .quantize import sign
+
+
+def straight_through(grad: np.ndarray, x: np.ndarray, limit: float) -> np.ndarray:
+    """grad where |x| <= limit, 0 elsewhere; in place, in one pass when the layouts allow."""
+    flat = buffers.flat_in_memory_order(grad, x) if grad.dtype == x.dtype else None
+    if flat is None:
+        return grad * (np.abs(x) <= limit)
+    kernels.pass_where_within(flat[0], flat[1], limit, flat[0])
+    return grad
 
 
 class BinaryConv2d(Function):
@@ -56,16 +67,16 @@ class BinaryConv2d(Function):
         x, w = ctx.saved_values
         stride, pad, pad_value, grad_cancel = ctx.settings
         f = w.shape[0]
-        cols = im2col(sign(x), w.shape[2:], stride, pad, pad_value)
-        g = buffers.empty((f, cols.shape[0]), grad.dtype)
+        rows = grad.shape[2] * grad.shape[3]
+        g = buffers.empty((f, grad.shape[0] * rows), grad.dtype)
         g.reshape(grad.shape[1], grad.shape[0], *grad.shape[2:])[...] = grad.transpose(1, 0, 2, 3)
-        grad_w = grad_x = None
-        if ctx.needs_input_grad[1]:
-            grad_w = (g @ cols).reshape(w.shape) * (np.abs(w) <= 1.0)
-        if ctx.needs_input_grad[0]:
-            signs = sign(w).reshape(f, -1)
-            dcols = np.matmul(g.T, signs, out=buffers.empty((cols.shape[0], signs.shape[1]), grad.dtype))
-            grad_x = col2im(dcols, x.shape, w.shape[2:], stride, pad) * (np.abs(x) <= grad_cancel)
+        needs = ctx.needs_input_grad
+        grad_w, grad_x = conv_backward(g, lambda n0, n1: im2col(sign(x[n0:n1]), w.shape[2:], stride, pad, pad_value),
+                                       sign(w).reshape(f, -1), x.shape, w.shape[2:], stride, pad, needs[1], needs[0])
+        if grad_w is not None:
+            grad_w = grad_w.reshape(w.shape) * (np.abs(w) <= 1.0)
+        if grad_x is not None:
+            grad_x = straight_through(grad_x, x, grad_cancel)
         return grad_x, grad_w
 
 
@@ -84,7 +95,7 @@ class BinaryLinear(Function):
         x, w = ctx.saved_values
         grad_x = grad_w = None
         if ctx.needs_input_grad[0]:
-            grad_x = (grad @ sign(w)) * (np.abs(x) <= ctx.grad_cancel)
+            grad_x = straight_through(grad @ sign(w), x, ctx.grad_cancel)
         if ctx.needs_input_grad[1]:  # (sign(x)^T G)^T, as the composition's transpose computes it
             grad_w = (sign(x).T @ grad).T * (np.abs(w) <= 1.0)
         return grad_x, grad_w

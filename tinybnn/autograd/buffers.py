@@ -72,6 +72,19 @@ def empty_like(x: np.ndarray) -> np.ndarray:
     return np.empty_like(x)
 
 
+def flat_in_memory_order(*arrays: np.ndarray) -> tuple[np.ndarray, ...] | None:
+    """Flat views of arrays that share one shape and one layout (C order or channel-major),
+    element i of each being the same (n, c, y, x); None when they do not."""
+    first = arrays[0]
+    if any(a.shape != first.shape for a in arrays):
+        return None
+    if all(a.flags.c_contiguous for a in arrays):
+        return tuple(a.reshape(-1) for a in arrays)
+    if all(channel_major(a) and a.transpose(1, 0, 2, 3).flags.c_contiguous for a in arrays):
+        return tuple(a.transpose(1, 0, 2, 3).reshape(-1) for a in arrays)
+    return None
+
+
 def clear() -> None:
     """Drop every pooled array (their memory goes back once nothing else holds it)."""
     with _lock:

@@ -23,6 +23,8 @@ which adds every patch gradient back where the patch came from.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from ..errors import ArgumentError, ShapeError
@@ -98,12 +100,46 @@ def im2col(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
 
 
 def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], kernel: tuple[int, int],
-           stride: tuple[int, int], pad: tuple[int, int] = (0, 0)) -> np.ndarray:
-    """Same result as :func:`col2im_reference`, by the Numba kernel."""
+           stride: tuple[int, int], pad: tuple[int, int] = (0, 0), out: np.ndarray | None = None) -> np.ndarray:
+    """Same result as :func:`col2im_reference`, by the Numba kernel (into ``out`` if given)."""
     n, c, h, w = x_shape
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
-    out = buffers.empty(x_shape, cols.dtype)
+    out = buffers.empty(x_shape, cols.dtype) if out is None else out
     return kernels.col2im_from(np.ascontiguousarray(cols), n, c, h, w, kh, kw, sh, sw, ph, pw, out)
+
+
+#: bytes of im2col matrix a backward pass works on at a time (a few images; stays in cache)
+CHUNK_BYTES = 4 << 20
+
+
+def conv_backward(g: np.ndarray, patches: Callable[[int, int], np.ndarray], weights: np.ndarray,
+                  x_shape: tuple[int, int, int, int], kernel: tuple[int, int], stride: tuple[int, int],
+                  pad: tuple[int, int], need_w: bool, need_x: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(G @ cols, col2im(G^T @ W)) for G (F, N OH OW), a few images at a time.
+
+    ``patches(n0, n1)`` gives the im2col rows of images n0..n1 (with a ones
+    column if there is a bias), ``weights`` is W (F, C KH KW). Working on
+    chunks of about CHUNK_BYTES keeps each chunk's patches and their gradient
+    in cache between the GEMM that makes them and the one (or col2im) that
+    reads them; the weight gradient is summed chunk by chunk. Convolutions
+    of float and of binary layers both go through here, so their gradients
+    agree bit for bit.
+    """
+    n, positions = x_shape[0], g.shape[1] // x_shape[0]
+    per_chunk = max(1, CHUNK_BYTES // (positions * weights.shape[1] * g.itemsize))
+    grad_w = None
+    grad_x = buffers.empty(x_shape, g.dtype) if need_x else None
+    for n0 in range(0, n, per_chunk):
+        n1 = min(n, n0 + per_chunk)
+        cols = patches(n0, n1)
+        g_chunk = g[:, n0 * positions:n1 * positions]
+        if need_w:
+            part = g_chunk @ cols
+            grad_w = part if grad_w is None else np.add(grad_w, part, out=grad_w)
+        if need_x:
+            dcols = np.matmul(g_chunk.T, weights, out=buffers.empty((cols.shape[0], weights.shape[1]), g.dtype))
+            col2im(dcols, (n1 - n0, *x_shape[1:]), kernel, stride, pad, out=grad_x[n0:n1])
+    return grad_w, grad_x
 
 
 def check_conv_shapes(x_shape: tuple, w_shape: tuple, pad: tuple[int, int],
@@ -166,12 +202,10 @@ class Conv2d(Function):
         g.reshape(grad.shape[1], grad.shape[0], *grad.shape[2:])[...] = grad.transpose(1, 0, 2, 3)
         needs = ctx.needs_input_grad
         with_bias = len(needs) == 3
-        full = g @ cols if needs[1] or (with_bias and needs[2]) else None  # (F, K [+ 1])
-        grad_w = full[:, :k].reshape(w_shape) if needs[1] else None
-        grad_x = None
-        if needs[0]:
-            dcols = np.matmul(g.T, w2, out=buffers.empty((cols.shape[0], k), np.result_type(g, w2)))
-            grad_x = col2im(dcols, x_shape, w_shape[2:], stride, pad)
+        rows = cols.shape[0] // x_shape[0]
+        full, grad_x = conv_backward(g, lambda n0, n1: cols[n0 * rows:n1 * rows], w2, x_shape, w_shape[2:],
+                                     stride, pad, needs[1] or (with_bias and needs[2]), needs[0])
+        grad_w = full[:, :k].reshape(w_shape) if needs[1] else None  # (F, K [+ 1]): the bias is last
         if not with_bias:
             return grad_x, grad_w
         return grad_x, grad_w, full[:, k].copy() if needs[2] else None

@@ -7,12 +7,15 @@ says what, this module says how fast.
 Optimizations:
 
 - ``im2col_into``: one pass that writes each patch row once, with the padding
-  decided per element instead of materialising a padded copy of the input;
-  ``prange`` over (image, output row) pairs.
+  decided per element instead of materialising a padded copy of the input,
+  and no check at all for patches wholly inside the image (all of them
+  without padding); ``prange`` over (image, output row) pairs.
 - ``col2im_from``: ``prange`` over images, so each thread owns the pixels it
   adds into (no atomics, no races); it reads an image's patch rows from start
   to end and adds into that image's gradient, which stays in cache (37 KB for
   LeNet's second layer): 1.6x faster than going plane by plane.
+- ``tanh_backward_into`` / ``pass_where_within``: elementwise backward formulas
+  in one parallel pass instead of NumPy's two or three with temporaries.
 - ``batch_norm_forward`` / ``batch_norm_backward``: ``prange`` over channels,
   two passes over a channel's values for the statistics (float64 sums) and
   one to write, instead of NumPy's seven temporaries.
@@ -21,6 +24,8 @@ Optimizations:
 - ``max_pool_forward`` / ``max_pool_backward``: one pass over each window,
   keeping the flat index of the first maximum for the backward scatter;
   ``max_pool_values`` skips the index when no gradient will be needed;
+  2x2 windows with stride 2 (LeNet's) have unrolled twins, ``max_pool_2x2``
+  and ``max_pool_backward_2x2``, 2-3x faster;
   ``prange`` over (image, channel) planes, taken in the order they lie in
   memory (convolution outputs are channel-major), outputs in the same layout.
 """
@@ -40,20 +45,30 @@ def im2col_into(x, kh, kw, sh, sw, ph, pw, pad_value, out):  # pragma: no cover 
     for task in prange(n_images * oh):
         n = task // oh
         i = task % oh
+        y0 = i * sh - ph
+        rows_inside = y0 >= 0 and y0 + kh <= height
         for j in range(ow):
             row = (n * oh + i) * ow + j
+            x0 = j * sw - pw
             col = 0
-            for c in range(channels):
-                for u in range(kh):
-                    y = i * sh + u - ph
-                    inside_y = 0 <= y < height
-                    for v in range(kw):
-                        xx = j * sw + v - pw
-                        if inside_y and 0 <= xx < width:
-                            out[row, col] = x[n, c, y, xx]
-                        else:
-                            out[row, col] = pad_value
-                        col += 1
+            if rows_inside and x0 >= 0 and x0 + kw <= width:  # the whole patch is inside: no checks
+                for c in range(channels):
+                    for u in range(kh):
+                        for v in range(kw):
+                            out[row, col + v] = x[n, c, y0 + u, x0 + v]
+                        col += kw
+            else:
+                for c in range(channels):
+                    for u in range(kh):
+                        y = y0 + u
+                        inside_y = 0 <= y < height
+                        for v in range(kw):
+                            xx = x0 + v
+                            if inside_y and 0 <= xx < width:
+                                out[row, col] = x[n, c, y, xx]
+                            else:
+                                out[row, col] = pad_value
+                            col += 1
             for extra in range(col, out.shape[1]):
                 out[row, extra] = 1
     return out
@@ -67,17 +82,27 @@ def col2im_from(cols, n_images, channels, height, width, kh, kw, sh, sw, ph, pw,
     for n in prange(n_images):
         out[n] = 0
         for i in range(oh):
+            y0 = i * sh - ph
+            rows_inside = y0 >= 0 and y0 + kh <= height
             for j in range(ow):
                 row = (n * oh + i) * ow + j
+                x0 = j * sw - pw
                 col = 0
-                for c in range(channels):
-                    for u in range(kh):
-                        y = i * sh + u - ph
-                        for v in range(kw):
-                            xx = j * sw + v - pw
-                            if 0 <= y < height and 0 <= xx < width:
-                                out[n, c, y, xx] += cols[row, col]
-                            col += 1
+                if rows_inside and x0 >= 0 and x0 + kw <= width:  # the whole patch is inside
+                    for c in range(channels):
+                        for u in range(kh):
+                            for v in range(kw):
+                                out[n, c, y0 + u, x0 + v] += cols[row, col + v]
+                            col += kw
+                else:
+                    for c in range(channels):
+                        for u in range(kh):
+                            y = y0 + u
+                            for v in range(kw):
+                                xx = x0 + v
+                                if 0 <= y < height and 0 <= xx < width:
+                                    out[n, c, y, xx] += cols[row, col]
+                                col += 1
     return out
 
 
@@ -125,6 +150,53 @@ def max_pool_values(x, kh, kw, sh, sw, out, channel_major):  # pragma: no cover
                     for v in range(kw):
                         best = max(best, x[n, c, i * sh + u, j * sw + v])
                 out[n, c, i, j] = best
+    return out
+
+
+@njit(parallel=True, cache=True)
+def max_pool_2x2(x, out, argmax, with_argmax, channel_major):  # pragma: no cover
+    """max_pool_forward (or max_pool_values) for 2x2 windows with stride 2, unrolled."""
+    n_images, channels = x.shape[0], x.shape[1]
+    oh, ow = out.shape[2], out.shape[3]
+    for task in prange(n_images * channels):
+        n, c = _plane(task, n_images, channels, channel_major)
+        for i in range(oh):
+            for j in range(ow):
+                best = x[n, c, 2 * i, 2 * j]
+                where = 0
+                value = x[n, c, 2 * i, 2 * j + 1]
+                if value > best:
+                    best, where = value, 1
+                value = x[n, c, 2 * i + 1, 2 * j]
+                if value > best:
+                    best, where = value, 2
+                value = x[n, c, 2 * i + 1, 2 * j + 1]
+                if value > best:
+                    best, where = value, 3
+                out[n, c, i, j] = best
+                if with_argmax:
+                    argmax[n, c, i, j] = where
+    return out
+
+
+@njit(parallel=True, cache=True)
+def max_pool_backward_2x2(grad, argmax, out, channel_major):  # pragma: no cover
+    """max_pool_backward for 2x2 windows with stride 2: each input pixel written once."""
+    n_images, channels = grad.shape[0], grad.shape[1]
+    oh, ow = grad.shape[2], grad.shape[3]
+    height, width = out.shape[2], out.shape[3]
+    for task in prange(n_images * channels):
+        n, c = _plane(task, n_images, channels, channel_major)
+        if height > 2 * oh or width > 2 * ow:  # odd sizes: rows / columns no window covers
+            out[n, c, :, :] = 0
+        for i in range(oh):
+            for j in range(ow):
+                g = grad[n, c, i, j]
+                where = argmax[n, c, i, j]
+                out[n, c, 2 * i, 2 * j] = g if where == 0 else 0
+                out[n, c, 2 * i, 2 * j + 1] = g if where == 1 else 0
+                out[n, c, 2 * i + 1, 2 * j] = g if where == 2 else 0
+                out[n, c, 2 * i + 1, 2 * j + 1] = g if where == 3 else 0
     return out
 
 
@@ -223,3 +295,19 @@ def batch_norm_backward(grad, xhat, gamma, inv_std, training, out, dgamma, dbeta
                 for j in range(width):
                     out[n, c, i, j] = k * (grad[n, c, i, j] - mean_g - xhat[n, c, i, j] * mean_gx)
     return out
+
+
+@njit(parallel=True, cache=True)
+def tanh_backward_into(grad, out, result):  # pragma: no cover (compiled)
+    """result = grad * (1 - out^2), flat arrays in the same memory order."""
+    for i in prange(grad.size):
+        result[i] = grad[i] * (1 - out[i] * out[i])
+    return result
+
+
+@njit(parallel=True, cache=True)
+def pass_where_within(grad, x, limit, result):  # pragma: no cover (compiled)
+    """result = grad where |x| <= limit, else 0 (the straight-through estimator), flat arrays."""
+    for i in prange(grad.size):
+        result[i] = grad[i] if abs(x[i]) <= limit else 0
+    return result

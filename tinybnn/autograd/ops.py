@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from . import buffers
+from . import buffers, kernels
 from .function import Context, Function
 
 
@@ -247,9 +247,12 @@ class Tanh(Function):
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
         (out,) = ctx.saved_values
-        result = np.multiply(out, out, out=buffers.empty_like(out))
-        np.subtract(1, result, out=result)
-        return np.multiply(grad, result, out=result)
+        result = buffers.empty_like(out)
+        flat = buffers.flat_in_memory_order(grad, out, result) if grad.dtype == out.dtype else None
+        if flat is None:
+            return grad * (1 - out * out)
+        kernels.tanh_backward_into(*flat)
+        return result
 
 
 class ReLU(Function):

@@ -88,10 +88,15 @@ class MaxPool2d(Function):
         oh, ow = _check(x, kernel, stride, "max_pool2d")
         layout = buffers.channel_major(x)
         out = buffers.empty_nchw((*x.shape[:2], oh, ow), x.dtype, like=x)
+        argmax = buffers.empty_nchw(out.shape, np.int32, like=x) if ctx.needs_grad else np.empty((0, 0, 0, 0), np.int32)
+        if kernel == stride == (2, 2):
+            kernels.max_pool_2x2(x, out, argmax, ctx.needs_grad, layout)
+        elif ctx.needs_grad:
+            kernels.max_pool_forward(x, *kernel, *stride, out, argmax, layout)
+        else:
+            kernels.max_pool_values(x, *kernel, *stride, out, layout)
         if not ctx.needs_grad:
-            return kernels.max_pool_values(x, *kernel, *stride, out, layout)
-        argmax = buffers.empty_nchw(out.shape, np.int32, like=x)
-        kernels.max_pool_forward(x, *kernel, *stride, out, argmax, layout)
+            return out
         ctx.save_for_backward(argmax)
         ctx.geometry = (x.shape, kernel, stride)
         return out
@@ -102,6 +107,8 @@ class MaxPool2d(Function):
         x_shape, kernel, stride = ctx.geometry
         layout = buffers.channel_major(argmax)
         out = buffers.empty_nchw(x_shape, grad.dtype, like=argmax)
+        if kernel == stride == (2, 2):
+            return kernels.max_pool_backward_2x2(grad, argmax, out, layout)
         return kernels.max_pool_backward(grad, argmax, *kernel, *stride, out, layout)
 
 

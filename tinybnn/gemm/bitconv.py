@@ -58,6 +58,36 @@ def pack_channels(x: np.ndarray) -> np.ndarray:
     return _pack_channels(x, cw, out)
 
 
+@njit(parallel=True, cache=True)
+def _pack_normalized_channels(x, mean, inv_std, gamma, beta, cw, out):  # pragma: no cover (compiled)
+    n_images, channels, height, width = x.shape
+    for n in prange(n_images):
+        for y in range(height):
+            for xx in range(width):
+                for w in range(cw):
+                    out[n, y, xx, w] = 0
+        for c in range(channels):
+            w = c // 64
+            bit = np.uint64(1) << np.uint64(c % 64)
+            m, inv, g, b = mean[c], inv_std[c], gamma[c], beta[c]
+            for y in range(height):
+                for xx in range(width):
+                    value = (x[n, c, y, xx] - m) * inv * g + b
+                    out[n, y, xx, w] |= bit * np.uint64(value >= 0)
+    return out
+
+
+def pack_normalized_channels(x: np.ndarray, mean: np.ndarray, inv_std: np.ndarray, gamma: np.ndarray,
+                             beta: np.ndarray) -> np.ndarray:
+    """Sign bits of a BatchNorm's output ``(x - mean) inv_std gamma + beta`` (evaluation mode),
+    packed per pixel along C, without writing that output: the float32 operations are those of
+    :func:`tinybnn.autograd.kernels.batch_norm_forward`, in the same order, so every sign is
+    the one the BatchNorm layer followed by :func:`pack_channels` would give."""
+    cw = packed_words(x.shape[1])
+    out = np.empty((x.shape[0], x.shape[2], x.shape[3], cw), dtype=np.uint64)
+    return _pack_normalized_channels(x, mean, inv_std, gamma, beta, cw, out)
+
+
 def pad_word(channels: int, pad_value: float) -> np.uint64:
     """The word of a padding pixel's last channel group: all valid bits set for +1, none for -1."""
     if pad_value < 0:

@@ -27,26 +27,33 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
-from ..autograd import Tensor
+from ..autograd import Tensor, buffers
 from ..errors import ShapeError
 from ..gemm import pack_bits, packed_words, pad_words, xnor_parallel
-from ..gemm.bitconv import im2col_words, nominal_bits, pack_channels
+from ..gemm.bitconv import im2col_words, nominal_bits, pack_channels, pack_normalized_channels
 from .convolution import check_geometry, positive
 from .module import Module
 
 
 @njit(parallel=True, cache=True)
-def _affine_nchw(dots, correction, scale, shift, n_images, oh, ow, out):  # pragma: no cover
-    """out[n, f, i, j] = (dots[(n, i, j), f] - correction) * scale[f] + shift[f]."""
+def _affine_pool_nchw(dots, correction, scale, shift, n_images, oh, ow, qh, qw, qsh, qsw, out):  # pragma: no cover
+    """out[n, f, i, j] = max over the (qh, qw) window at (i qsh, j qsw) of
+    (dots[(n, y, x), f] - correction) * scale[f] + shift[f]; a 1x1 window is no pooling."""
     filters = dots.shape[1]
+    out_h, out_w = out.shape[2], out.shape[3]
     for task in prange(n_images * filters):
         n = task // filters
         f = task % filters
         s = scale[f]
         t = shift[f]
-        for i in range(oh):
-            for j in range(ow):
-                out[n, f, i, j] = (dots[(n * oh + i) * ow + j, f] - correction) * s + t
+        for i in range(out_h):
+            for j in range(out_w):
+                best = -np.inf
+                for u in range(qh):
+                    for v in range(qw):
+                        row = (n * oh + i * qsh + u) * ow + j * qsw + v
+                        best = max(best, (dots[row, f] - correction) * s + t)
+                out[n, f, i, j] = best
     return out
 
 
@@ -88,17 +95,40 @@ class PackedConvolution(PackedModule):
     Cw words, least significant bit first (bit c % 64 of word c // 64;
     :func:`tinybnn.gemm.bitconv.pack_filters`); unused bits are 0. The input
     is packed the same way per pixel and gathered into patches of words.
+
+    Two optional steps absorb the layers around it, exactly:
+
+    - ``input_norm=True``: a BatchNorm (evaluation mode) before it; the signs
+      of ``(x - input_mean) input_inv_std input_gamma + input_beta`` are
+      packed without that output ever being written, by the BatchNorm's own
+      float32 operations in its order (so the signs are the same);
+    - ``pool_kernel``: a max pooling after it, taken over the values of the
+      multiply-add as they are computed (the maximum of the same numbers).
     """
 
-    def __init__(self, kernel, num_filter: int, channels: int, stride=1, pad=0, pad_value: float = 1.0):
+    def __init__(self, kernel, num_filter: int, channels: int, stride=1, pad=0, pad_value: float = 1.0,
+                 input_norm: bool = False, pool_kernel=None, pool_stride=None):
         super().__init__()
-        self.kernel, self.stride, self.pad = check_geometry(kernel, stride, pad, "PackedConvolution")
-        self.num_filter = positive(num_filter, "num_filter", "PackedConvolution")
-        self.channels = positive(channels, "channels", "PackedConvolution")
+        where = "PackedConvolution"
+        self.kernel, self.stride, self.pad = check_geometry(kernel, stride, pad, where)
+        self.num_filter = positive(num_filter, "num_filter", where)
+        self.channels = positive(channels, "channels", where)
         self.pad_value = 1.0 if pad_value > 0 else -1.0
         self.bits = self.channels * self.kernel[0] * self.kernel[1]
         self.nominal = nominal_bits(self.channels, self.kernel)
         self.allocate(self.num_filter, packed_words(self.nominal))
+        self.input_norm = bool(input_norm)
+        if self.input_norm:
+            self.buffer_names = PackedModule.buffer_names + ("input_mean", "input_inv_std", "input_gamma",
+                                                             "input_beta")
+            self.input_mean = np.zeros(self.channels, np.float32)
+            self.input_inv_std = np.ones(self.channels, np.float32)
+            self.input_gamma = np.ones(self.channels, np.float32)
+            self.input_beta = np.zeros(self.channels, np.float32)
+        self.pool_kernel = self.pool_stride = None
+        if pool_kernel is not None:
+            self.pool_kernel, self.pool_stride, _ = check_geometry(
+                pool_kernel, pool_kernel if pool_stride is None else pool_stride, 0, where)
 
     def forward(self, x: Tensor) -> Tensor:
         data = x.data
@@ -109,15 +139,28 @@ class PackedConvolution(PackedModule):
         if kh > h + 2 * ph or kw > w + 2 * pw:
             raise ShapeError(f"{self.label()}: kernel {self.kernel} is larger than the padded input {data.shape}")
         oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-        patches = im2col_words(pack_channels(data), self.channels, self.kernel, self.stride, self.pad,
-                               self.pad_value)
+        (qh, qw), (qsh, qsw) = self.pool_kernel or (1, 1), self.pool_stride or (1, 1)
+        if qh > oh or qw > ow:
+            raise ShapeError(f"{self.label()}: pooling {self.pool_kernel} is larger than the output {oh}x{ow}")
+        if self.input_norm:
+            words = pack_normalized_channels(data, self.input_mean, self.input_inv_std, self.input_gamma,
+                                             self.input_beta)
+        else:
+            words = pack_channels(data)
+        patches = im2col_words(words, self.channels, self.kernel, self.stride, self.pad, self.pad_value)
         dots = xnor_parallel(patches, pad_words(self.weight_bits, 8), self.nominal)
-        out = np.empty((n, self.num_filter, oh, ow), dtype=np.float32)
-        return Tensor(_affine_nchw(dots, np.int32(self.nominal - self.bits), self.scale, self.shift, n, oh, ow, out))
+        out = buffers.empty((n, self.num_filter, (oh - qh) // qsh + 1, (ow - qw) // qsw + 1), np.float32)
+        return Tensor(_affine_pool_nchw(dots, np.int32(self.nominal - self.bits), self.scale, self.shift,
+                                        n, oh, ow, qh, qw, qsh, qsw, out))
 
     def config(self) -> dict[str, Any]:
-        return {"kernel": list(self.kernel), "num_filter": self.num_filter, "channels": self.channels,
-                "stride": list(self.stride), "pad": list(self.pad), "pad_value": self.pad_value}
+        config = {"kernel": list(self.kernel), "num_filter": self.num_filter, "channels": self.channels,
+                  "stride": list(self.stride), "pad": list(self.pad), "pad_value": self.pad_value}
+        if self.input_norm:
+            config["input_norm"] = True
+        if self.pool_kernel is not None:
+            config.update(pool_kernel=list(self.pool_kernel), pool_stride=list(self.pool_stride))
+        return config
 
 
 class PackedFullyConnected(PackedModule):
