@@ -85,7 +85,7 @@ def test_binary_tiles_show_the_signs_of_the_latent_weights_with_sign0_plus_one()
 def test_the_shipped_model_draws_a_two_coloured_packed_layer(shipped):
     panels = filter_panels(shipped.model)
     assert [(p.name, p.layer_type, p.kind) for p in panels] == [
-        ("0", "Convolution", "float"), ("4", "PackedConvolution", "binary")]
+        ("0", "Convolution", "float"), ("3", "PackedConvolution", "binary")]
     assert panels[1].values.shape == (64, 64, 5, 5)
     image = filters_image(shipped.model, title="shipped")
     assert image.mode == "RGB"
