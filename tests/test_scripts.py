@@ -3,6 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tinybnn.benchmarks.train import paired_ratio
 from tinybnn.benchmarks.workers import format_table, thread_environment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,10 +31,19 @@ def test_bench_infer_runs_on_a_few_images(data_root):
 def test_bench_train_runs_on_a_few_images(data_root):
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_train.py"), "--data", str(data_root),
                            "--dataset", "mnist", "--models", "binary-lenet", "--threads", "1", "--repeats", "1",
-                           "--images", "300", "--no-torch", "--no-skylakex"],
+                           "--images", "300", "--no-torch", "--no-skylakex", "--float-path"],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    assert "s/epoch" in done.stdout and "binary-lenet" in done.stdout
+    assert "s/epoch" in done.stdout and "x float path's time" in done.stdout
+    table_rows = [line for line in done.stdout.splitlines() if "[OpenBLAS" in line]
+    assert len(table_rows) == 2 and "tinybnn, float path" in table_rows[1]
+
+
+def test_paired_ratio_is_the_median_of_per_repeat_ratios():
+    seconds = {"tinybnn": [2.0, 3.0, 10.0], "PyTorch": [1.0, 2.0, 4.0]}
+    assert paired_ratio(seconds, "tinybnn", "PyTorch") == "2.00"  # ratios 2.0, 1.5, 2.5
+    assert paired_ratio(seconds, "PyTorch", "PyTorch") == ""
+    assert paired_ratio(seconds, "tinybnn", "tinybnn, float path") == ""
 
 
 def test_thread_environment_limits_every_library(monkeypatch):

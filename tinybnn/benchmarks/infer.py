@@ -107,7 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = load_dataset("mnist", data_dir=args.data, download=False)
     with_torch = not args.no_torch and torch_available()
     print(f"inference benchmark: MNIST test images, {args.repeats} repeats; median per batch, "
-          "median of paired speed-ups" + ("" if with_torch else " (PyTorch not installed)"))
+          "median of paired speed-ups" + ("" if with_torch else " (--no-torch)" if args.no_torch
+                                         else " (PyTorch not installed)"))
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for batch_size in [int(b) for b in args.batch_sizes.split(",")]:

@@ -10,6 +10,12 @@ OpenBLAS as the environment has it, tinybnn with ``OPENBLAS_CORETYPE=SkylakeX``,
 and PyTorch (when installed; ``torch_worker.py``) back to back on the same
 images; the table gives median seconds, the OpenBLAS kernel each worker
 reported, and the median of the paired ratios tinybnn / PyTorch.
+
+``--float-path`` adds, for binary models, tinybnn with its binary layers on
+the float path (``use_float_path``: forward passes as float GEMMs on ±1
+values instead of XNOR-popcount GEMMs; the backward pass is the same), and a
+column of paired ratios against it: what the XNOR forward pass buys in
+training.
 """
 from __future__ import annotations
 
@@ -30,6 +36,8 @@ MODULE = "tinybnn.benchmarks.train"
 
 WARMUP_BATCHES = 5
 
+FLOAT_PATH = "tinybnn, float path"
+
 
 def warmup_starts(count: int, batch_size: int) -> list[int]:
     """Offsets of the untimed warm-up batches (full batches, wrapping around small sets)."""
@@ -37,14 +45,17 @@ def warmup_starts(count: int, batch_size: int) -> list[int]:
     return [(i % full) * batch_size for i in range(WARMUP_BATCHES)]
 
 
-def time_tinybnn_epoch(model_name: str, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> float:
+def time_tinybnn_epoch(model_name: str, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
+                       float_path: bool = False) -> float:
     from ..autograd import Tensor, softmax_cross_entropy
     from ..data import iterate_batches
+    from ..layers import use_float_path
     from ..models import build_model
     from ..optim import Adam
 
     rng = np.random.default_rng(seed)
     model, _ = build_model(model_name, rng=rng)
+    use_float_path(model, float_path)
     optimizer = Adam(model.parameters(), lr=1e-3)
 
     def step(images: np.ndarray, labels: np.ndarray) -> None:
@@ -61,6 +72,13 @@ def time_tinybnn_epoch(model_name: str, x: np.ndarray, y: np.ndarray, batch_size
     return time.perf_counter() - start
 
 
+def paired_ratio(seconds: dict[str, list[float]], name: str, reference: str) -> str:
+    """Median of the per-repeat ratios ``name / reference``, or "" if either is absent or they are the same."""
+    if name == reference or reference not in seconds:
+        return ""
+    return f"{median([a / b for a, b in zip(seconds[name], seconds[reference])]):.2f}"
+
+
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="tinybnn bench train", description=__doc__.splitlines()[0])
     p.add_argument("--data", help="folder with fashion-mnist/ (default: $TINYBNN_DATA or the cache)")
@@ -73,6 +91,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch even if it is installed")
     p.add_argument("--no-skylakex", action="store_true", help="skip the OPENBLAS_CORETYPE=SkylakeX variant")
+    p.add_argument("--float-path", action="store_true",
+                   help="also time binary models with their binary layers on the float path")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--arrays", help=argparse.SUPPRESS)
     p.add_argument("--model", default="lenet", help=argparse.SUPPRESS)
@@ -83,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     if args.worker:
         x, y = load_images(args.arrays)
-        seconds = time_tinybnn_epoch(args.model, x, y, args.batch_size, args.seed)
+        seconds = time_tinybnn_epoch(args.model, x, y, args.batch_size, args.seed, args.float_path)
         print(json.dumps({"seconds": seconds, "images": len(x), "openblas": openblas_core()}))
         return 0
 
@@ -93,7 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with_torch = not args.no_torch and torch_available()
     print(f"training benchmark: {args.images:,} {args.dataset} images per epoch, batch {args.batch_size}, "
           f"Adam, {args.repeats} repeats; median seconds per epoch, median of paired ratios"
-          + ("" if with_torch else " (PyTorch not installed: tinybnn only)"))
+          + ("" if with_torch else " (--no-torch: tinybnn only)" if args.no_torch
+             else " (PyTorch not installed: tinybnn only)"))
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         images, labels = data.train_images[:args.images], data.train_labels[:args.images]
@@ -105,18 +126,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 contenders = {"tinybnn": lambda: tinybnn_worker(MODULE, worker_args, threads)}
                 if not args.no_skylakex:
                     contenders["tinybnn, SkylakeX"] = lambda: tinybnn_worker(MODULE, worker_args, threads, SKYLAKEX)
+                if args.float_path and model != "lenet":
+                    contenders[FLOAT_PATH] = lambda: tinybnn_worker(MODULE, [*worker_args, "--float-path"], threads)
                 if with_torch:
                     contenders["PyTorch"] = lambda: torch_worker("train", worker_args, threads)
                 runs = paired_runs(contenders, args.repeats, lambda name, result: print(
                     f"  {model:13} {threads} thread(s)  {name:18} {result['seconds']:7.2f} s", flush=True))
                 seconds = {name: [r["seconds"] for r in results] for name, results in runs.items()}
                 for name, values in seconds.items():
-                    ratio = "" if name == "PyTorch" or "PyTorch" not in seconds else \
-                        f"{median([a / b for a, b in zip(values, seconds['PyTorch'])]):.2f}"
                     rows.append([model, threads, label(name, runs[name]), f"{median(values):.2f}",
-                                 f"{len(images) / median(values):.0f}", ratio])
+                                 f"{len(images) / median(values):.0f}",
+                                 paired_ratio(seconds, name, "PyTorch"), paired_ratio(seconds, name, FLOAT_PATH)])
+    headers = ["model", "threads", "implementation", "s/epoch", "images/s", "x PyTorch's time", "x float path's time"]
+    shown = [i for i in range(len(headers)) if i < 5 or (i == 5 and with_torch) or (i == 6 and args.float_path)]
     print()
-    print(format_table(["model", "threads", "implementation", "s/epoch", "images/s", "x PyTorch's time"], rows))
+    print(format_table([headers[i] for i in shown], [[row[i] for i in shown] for row in rows]))
     return 0
 
 if __name__ == "__main__":
