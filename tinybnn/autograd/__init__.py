@@ -27,15 +27,10 @@ def dropout(x, p: float, rng, training: bool = True) -> Tensor:
     return Dropout.apply(x, p=p, rng=rng, training=training)
 
 
-def flatten(x) -> Tensor:
-    """(N, ...) -> (N, prod(...))."""
-    return x.flatten()
-
-
 __all__ = [
     "AvgPool2d", "BatchNorm", "Context", "Conv2d", "Dropout", "Function", "GradcheckError",
     "HardTanh", "MaxPool2d", "SoftmaxCrossEntropy", "Tensor", "avg_pool2d", "batch_norm",
-    "col2im", "conv2d", "dropout", "flatten", "gradcheck", "hardtanh", "im2col",
+    "col2im", "conv2d", "dropout", "gradcheck", "hardtanh", "im2col",
     "is_grad_enabled", "log_softmax", "max_pool2d", "no_grad", "softmax",
     "softmax_cross_entropy", "tensor", "unbroadcast",
 ]

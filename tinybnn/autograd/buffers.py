@@ -52,10 +52,10 @@ def channel_major(x: np.ndarray) -> bool:
     return x.ndim == 4 and x.shape[0] > 1 and x.shape[1] > 1 and 0 < x.strides[1] == x.shape[0] * x.strides[0]
 
 
-def empty_nchw(shape: tuple[int, int, int, int], dtype=np.float32, like: np.ndarray | None = None) -> np.ndarray:
+def empty_nchw(shape: tuple[int, ...], dtype=np.float32, like: np.ndarray | None = None) -> np.ndarray:
     """An (N, C, H, W) array laid out in memory like ``like``: (C, N, H, W) if ``like``
-    is channel-major, else C order. Kernels that go through planes in memory order then
-    read and write sequentially."""
+    is channel-major, else C order (always C order when ``like`` is not 4-D). Kernels
+    that go through planes in memory order then read and write sequentially."""
     if like is not None and channel_major(like):
         n, c, h, w = shape
         return empty((c, n, h, w), dtype).transpose(1, 0, 2, 3)
@@ -83,9 +83,3 @@ def flat_in_memory_order(*arrays: np.ndarray) -> tuple[np.ndarray, ...] | None:
     if all(channel_major(a) and a.transpose(1, 0, 2, 3).flags.c_contiguous for a in arrays):
         return tuple(a.transpose(1, 0, 2, 3).reshape(-1) for a in arrays)
     return None
-
-
-def clear() -> None:
-    """Drop every pooled array (their memory goes back once nothing else holds it)."""
-    with _lock:
-        _free.clear()

@@ -108,6 +108,24 @@ def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], kernel: tuple[i
     return kernels.col2im_from(np.ascontiguousarray(cols), n, c, h, w, kh, kw, sh, sw, ph, pw, out)
 
 
+def channel_rows(grad: np.ndarray) -> np.ndarray:
+    """A gradient (N, F, OH, OW) as the C-contiguous (F, N OH OW) matrix G of :func:`conv_backward`.
+
+    A free view when ``grad`` already lies in memory as (F, N, OH, OW), as
+    gradients coming back into a convolution usually do (they take the layout
+    of its output); otherwise a copy into a pooled buffer. Being C-contiguous
+    either way, G gives the GEMMs the same layout, hence the same bits. It may
+    share memory with ``grad``: read it, never write into it.
+    """
+    rows = grad.transpose(1, 0, 2, 3)
+    shape = (rows.shape[0], int(np.prod(rows.shape[1:])))
+    if rows.flags.c_contiguous:
+        return rows.reshape(shape)
+    g = buffers.empty(shape, grad.dtype)
+    g.reshape(rows.shape)[...] = rows
+    return g
+
+
 #: bytes of im2col matrix a backward pass works on at a time (a few images; stays in cache)
 CHUNK_BYTES = 4 << 20
 
@@ -198,8 +216,7 @@ class Conv2d(Function):
         cols, w2 = ctx.saved_values
         x_shape, w_shape, stride, pad = ctx.geometry
         k = w2.shape[1]
-        g = buffers.empty((w_shape[0], cols.shape[0]), grad.dtype)  # (F, N OH OW)
-        g.reshape(grad.shape[1], grad.shape[0], *grad.shape[2:])[...] = grad.transpose(1, 0, 2, 3)
+        g = channel_rows(grad)  # (F, N OH OW)
         needs = ctx.needs_input_grad
         with_bias = len(needs) == 3
         rows = cols.shape[0] // x_shape[0]

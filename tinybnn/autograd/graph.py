@@ -74,8 +74,7 @@ def backpropagate(root: Tensor, grad: np.ndarray) -> None:
 
 
 def _accumulate(leaf: Tensor, grad: np.ndarray) -> None:
-    grad = grad.astype(leaf.dtype, copy=False)
     if leaf.grad is None:
-        leaf.grad = np.array(grad, copy=True)
+        leaf.grad = grad.astype(leaf.dtype)  # always a copy, and only one when the dtype differs
     else:
-        leaf.grad += grad
+        leaf.grad += grad.astype(leaf.dtype, copy=False)

@@ -89,7 +89,7 @@ class BatchNorm(Function):
             )
         if training and x.size == 0:
             raise ShapeError(f"batch_norm: training needs at least one value per channel, got shape {x.shape}")
-        out = buffers.empty_nchw(x.shape, x.dtype, like=x) if x.ndim == 4 else buffers.empty(x.shape, x.dtype)
+        out = buffers.empty_nchw(x.shape, x.dtype, like=x)
         xhat = buffers.empty_like(out) if ctx.needs_grad else out
         mean = np.empty(channels) if training else running_mean.astype(np.float64)
         var = np.empty(channels) if training else running_var.astype(np.float64)

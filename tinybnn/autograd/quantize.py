@@ -38,12 +38,27 @@ def sign_reference(x: np.ndarray) -> np.ndarray:
     return np.where(x >= 0, 1, -1).astype(x.dtype)
 
 
+def _outputs_like(x: np.ndarray, *dtypes) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """(pooled arrays of x's shape in ``dtypes``, flat views of x and of them in one memory order).
+
+    The arrays take x's layout (C order or channel-major, as batch norm's output
+    is), so x is read in place; any other layout is copied to C order first.
+    """
+    outs = tuple(buffers.empty_nchw(x.shape, dtype, like=x) for dtype in dtypes)
+    flat = buffers.flat_in_memory_order(x, *outs)
+    if flat is None:
+        outs = tuple(buffers.empty(x.shape, dtype) for dtype in dtypes)
+        flat = (np.ascontiguousarray(x).reshape(-1), *(out.reshape(-1) for out in outs))
+    return outs, flat
+
+
 def sign(x: np.ndarray) -> np.ndarray:
     """Same as :func:`sign_reference`, by a Numba kernel, into a pooled buffer (float inputs)."""
     if not np.issubdtype(x.dtype, np.floating):
         return sign_reference(x)
-    flat = np.ascontiguousarray(x).reshape(-1)
-    return kernels.sign_into(flat, buffers.empty(flat.shape, x.dtype)).reshape(x.shape)
+    (out,), flat = _outputs_like(x, x.dtype)
+    kernels.sign_into(*flat)
+    return out
 
 
 class DetSign(Function):
@@ -51,11 +66,10 @@ class DetSign(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, grad_cancel: float = 1.0) -> np.ndarray:
-        flat = np.ascontiguousarray(x).reshape(-1)
-        out, passes = buffers.empty(flat.shape, x.dtype), buffers.empty(flat.shape, np.bool_)
-        kernels.sign_and_mask(flat, grad_cancel, out, passes)
-        ctx.save_for_backward(passes.reshape(x.shape))
-        return out.reshape(x.shape)
+        (out, passes), (flat, flat_out, flat_passes) = _outputs_like(x, x.dtype, np.bool_)
+        kernels.sign_and_mask(flat, grad_cancel, flat_out, flat_passes)
+        ctx.save_for_backward(passes)
+        return out
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:

@@ -62,13 +62,6 @@ class Tensor:
     def size(self) -> int:
         return self.data.size
 
-    @property
-    def is_leaf(self) -> bool:
-        return self.history is None
-
-    def numpy(self) -> np.ndarray:
-        return self.data
-
     def item(self) -> float:
         return self.data.item()
 
