@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from tinybnn.autograd import Tensor, conv2d, no_grad
 from tinybnn.convert import convert_model
+from tinybnn.errors import ArgumentError
 from tinybnn.gemm import pack_bits
 from tinybnn.gemm.bitconv import im2col_words, pack_channels, pack_filters
 from tinybnn.layers import BatchNorm, QActivation, QConvolution, QFullyConnected, Sequential, use_float_path
@@ -65,6 +66,19 @@ def test_packed_words_per_pixel_and_padding_words():
     assert patches.tolist() == [[0b111, 0b101, 0b111, 0]]
     patches = im2col_words(words, 3, (1, 3), (1, 1), (0, 1), pad_value=-1.0, pad_words_to=4)
     assert patches.tolist() == [[0, 0b101, 0, 0]]
+
+
+def test_a_padding_pixel_takes_the_sign_of_pad_value_in_every_word():
+    words = pack_channels(np.ones((1, 65, 1, 1), np.float32))
+    full, last = 0xFFFFFFFFFFFFFFFF, 0b1
+    for pad_value, expected in [(1.0, [full, last]), (0.0, [full, last]), (-1.0, [0, 0])]:  # sign(0) = +1
+        patches = im2col_words(words, 65, (1, 2), (1, 1), (0, 1), pad_value=pad_value, pad_words_to=1)
+        assert patches.tolist() == [expected + [full, last], [full, last] + expected]
+
+
+def test_packed_convolution_refuses_a_pad_value_other_than_plus_or_minus_one():
+    with pytest.raises(ArgumentError, match="PackedConvolution: pad_value must be \\+1 or -1"):
+        PackedConvolution(3, 4, 8, pad_value=0.5)
 
 
 @given(st.integers(1, 4), st.integers(1, 200), st.integers(1, 6), st.data())

@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..gemm import pack_bits, pad_words, xnor_parallel
-from ..gemm.bitconv import im2col_words, nominal_bits, pack_channels, pack_filters
+from ..gemm import pack_bits, xnor_parallel
+from ..gemm.bitconv import pack_channels, pack_filters, patch_dots
 from . import buffers, kernels
-from .conv import check_conv_shapes, conv_backward, im2col, pair
+from .conv import channel_rows, check_conv_shapes, conv_backward, im2col, pair
 from .function import Context, Function
 from .quantize import sign
 
@@ -52,10 +52,8 @@ class BinaryConv2d(Function):
         stride, pad = pair(stride, "stride"), pair(pad, "pad")
         oh, ow = check_conv_shapes(x.shape, w.shape, pad, stride)
         n, c = x.shape[:2]
-        f, kernel = w.shape[0], w.shape[2:]
-        patches = im2col_words(pack_channels(x), c, kernel, stride, pad, pad_value)
-        dots = xnor_parallel(patches, pack_filters(w), nominal_bits(c, kernel))  # (N OH OW, F)
-        correction = nominal_bits(c, kernel) - c * kernel[0] * kernel[1]
+        f = w.shape[0]
+        dots, correction = patch_dots(pack_channels(x), pack_filters(w), c, w.shape[2:], stride, pad, pad_value)
         out = buffers.empty((f, n, oh, ow), x.dtype)
         np.subtract(dots.T.reshape(f, n, oh, ow), correction, out=out, casting="unsafe")
         ctx.save_for_backward(x, w)
@@ -67,14 +65,11 @@ class BinaryConv2d(Function):
         x, w = ctx.saved_values
         stride, pad, pad_value, grad_cancel = ctx.settings
         f = w.shape[0]
-        rows = grad.shape[2] * grad.shape[3]
-        g = buffers.empty((f, grad.shape[0] * rows), grad.dtype)
-        g.reshape(grad.shape[1], grad.shape[0], *grad.shape[2:])[...] = grad.transpose(1, 0, 2, 3)
         needs = ctx.needs_input_grad
-        grad_w, grad_x = conv_backward(g, lambda n0, n1: im2col(sign(x[n0:n1]), w.shape[2:], stride, pad, pad_value),
+        grad_w, grad_x = conv_backward(channel_rows(grad), lambda n0, n1: im2col(sign(x[n0:n1]), w.shape[2:], stride, pad, pad_value),
                                        sign(w).reshape(f, -1), x.shape, w.shape[2:], stride, pad, needs[1], needs[0])
         if grad_w is not None:
-            grad_w = grad_w.reshape(w.shape) * (np.abs(w) <= 1.0)
+            grad_w = straight_through(grad_w.reshape(w.shape), w, 1.0)
         if grad_x is not None:
             grad_x = straight_through(grad_x, x, grad_cancel)
         return grad_x, grad_w
@@ -85,7 +80,7 @@ class BinaryLinear(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, w: np.ndarray, grad_cancel: float = 1.0) -> np.ndarray:
-        dots = xnor_parallel(pack_bits(x, axis=-1, pad_words_to=8), pad_words(pack_bits(w, axis=-1), 8), x.shape[1])
+        dots = xnor_parallel(pack_bits(x, axis=-1, pad_words_to=8), pack_bits(w, axis=-1, pad_words_to=8), x.shape[1])
         ctx.save_for_backward(x, w)
         ctx.grad_cancel = grad_cancel
         return dots.astype(x.dtype)
@@ -97,7 +92,7 @@ class BinaryLinear(Function):
         if ctx.needs_input_grad[0]:
             grad_x = straight_through(grad @ sign(w), x, ctx.grad_cancel)
         if ctx.needs_input_grad[1]:  # (sign(x)^T G)^T, as the composition's transpose computes it
-            grad_w = (sign(x).T @ grad).T * (np.abs(w) <= 1.0)
+            grad_w = straight_through((sign(x).T @ grad).T, w, 1.0)
         return grad_x, grad_w
 
 

@@ -32,6 +32,7 @@ import numpy as np
 from numba import njit, prange
 
 from .bitpack import WORD_BITS, pack_bits, packed_words
+from .xnor import pad_words, xnor_parallel
 
 
 @njit(parallel=True, cache=True)
@@ -88,11 +89,13 @@ def pack_normalized_channels(x: np.ndarray, mean: np.ndarray, inv_std: np.ndarra
     return _pack_normalized_channels(x, mean, inv_std, gamma, beta, cw, out)
 
 
-def pad_word(channels: int, pad_value: float) -> np.uint64:
-    """The word of a padding pixel's last channel group: all valid bits set for +1, none for -1."""
+def pad_words_of_pixel(channels: int, pad_value: float) -> tuple[np.uint64, np.uint64]:
+    """A padding pixel's full words and its last word: every valid bit set for +1, none for -1.
+
+    Only the sign of ``pad_value`` counts, with sign(0) = +1 as everywhere."""
     if pad_value < 0:
-        return np.uint64(0)
-    return np.uint64((1 << (channels % 64 or 64)) - 1)
+        return np.uint64(0), np.uint64(0)
+    return np.uint64(0xFFFFFFFFFFFFFFFF), np.uint64((1 << (channels % 64 or 64)) - 1)
 
 
 @njit(parallel=True, cache=True)
@@ -128,26 +131,35 @@ def _im2col_words(words, kh, kw, sh, sw, ph, pw, full_word, last_word, out):  # 
 def im2col_words(words: np.ndarray, channels: int, kernel: tuple[int, int], stride: tuple[int, int],
                  pad: tuple[int, int], pad_value: float, pad_words_to: int = 8) -> np.ndarray:
     """Patches of packed pixels (N, H, W, Cw) as rows of words (N OH OW, Kw), padded with ±1."""
-    n, h, w, cw = words.shape
+    n, h, w, _ = words.shape
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
     oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-    row_words = -(-kh * kw * cw // pad_words_to) * pad_words_to
-    out = np.empty((n * oh * ow, row_words), dtype=np.uint64)
-    full = np.uint64(0xFFFFFFFFFFFFFFFF) if pad_value > 0 else np.uint64(0)
-    return _im2col_words(words, kh, kw, sh, sw, ph, pw, full, pad_word(channels, pad_value), out)
+    out = np.empty((n * oh * ow, packed_words(nominal_bits(channels, kernel), pad_words_to)), dtype=np.uint64)
+    return _im2col_words(words, kh, kw, sh, sw, ph, pw, *pad_words_of_pixel(channels, pad_value), out)
 
 
 def pack_filters(weight: np.ndarray, pad_words_to: int = 8) -> np.ndarray:
     """Filters (F, C, KH, KW) as (F, Kw) words in im2col_words' (u, v, channel) order."""
-    f, c, kh, kw = weight.shape
-    per_pixel = pack_bits(np.ascontiguousarray(weight.transpose(0, 2, 3, 1)), axis=-1)  # (F, KH, KW, Cw)
-    rows = per_pixel.reshape(f, kh * kw * per_pixel.shape[-1])
-    padded = -(-rows.shape[1] // pad_words_to) * pad_words_to
-    out = np.zeros((f, padded), dtype=np.uint64)
-    out[:, :rows.shape[1]] = rows
-    return out
+    per_pixel = pack_bits(weight, axis=1)  # (F, KH, KW, Cw)
+    return pad_words(per_pixel.reshape(weight.shape[0], -1), pad_words_to)
 
 
 def nominal_bits(channels: int, kernel: tuple[int, int]) -> int:
     """64 KH KW Cw: the bit count to give the XNOR kernel for packed-pixel patches."""
     return WORD_BITS * kernel[0] * kernel[1] * packed_words(channels)
+
+
+def patch_dots(words: np.ndarray, filter_bits: np.ndarray, channels: int, kernel: tuple[int, int],
+               stride: tuple[int, int], pad: tuple[int, int], pad_value: float) -> tuple[np.ndarray, int]:
+    """XNOR dot products of every patch of packed pixels with every packed filter.
+
+    ``words`` (N, H, W, Cw) from :func:`pack_channels`, ``filter_bits``
+    (F, Kw) from :func:`pack_filters` (padded to im2col_words' 8-word rows).
+    Returns ``(dots, correction)``: ``dots`` (N OH OW, F) int32 over the
+    nominal 64 KH KW Cw bits, and the ±1 dot product over the K = C KH KW
+    real bits is ``dots - correction``, correction = 64 KH KW Cw - C KH KW
+    (the unused bits of each pixel's last word agree in both operands).
+    """
+    patches = im2col_words(words, channels, kernel, stride, pad, pad_value)
+    nominal = nominal_bits(channels, kernel)
+    return xnor_parallel(patches, filter_bits, nominal), nominal - channels * kernel[0] * kernel[1]

@@ -11,9 +11,10 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from tinybnn.fileio import atomic_write
+from tinybnn import pictures
 
 PALETTE = [
     (31, 119, 180),
@@ -42,31 +43,6 @@ class SeriesStyle:
     dashed: bool = False
 
 
-def _font(size):
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1: bitmap font without sizes
-        return ImageFont.load_default()
-
-
-def _text_size(draw, text, font):
-    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-    return right - left, bottom - top
-
-
-def _dashed_line(draw, p0, p1, fill, width, dash=8, gap=6):
-    (x0, y0), (x1, y1) = p0, p1
-    length = math.hypot(x1 - x0, y1 - y0)
-    if length == 0:
-        return
-    ux, uy = (x1 - x0) / length, (y1 - y0) / length
-    pos = 0.0
-    while pos < length:
-        end = min(pos + dash, length)
-        draw.line([(x0 + ux * pos, y0 + uy * pos), (x0 + ux * end, y0 + uy * end)], fill=fill, width=width)
-        pos = end + gap
-
-
 def _nice_log_ticks(lo, hi):
     """Ticks 1, 2, 5 x 10^n covering [lo, hi]."""
     ticks = []
@@ -91,9 +67,9 @@ def draw_speedup_chart(panels, styles, path, title="", size=(1400, 620)) -> Path
     width, height = size
     image = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(image)
-    font = _font(15)
-    small = _font(13)
-    big = _font(19)
+    font = pictures.font(15)
+    small = pictures.font(13)
+    big = pictures.font(19)
 
     values = [v for p in panels for ys in p.series.values() for v in ys if v is not None and v > 0]
     y_lo = min(values + [1.0]) / 1.3
@@ -104,7 +80,7 @@ def draw_speedup_chart(panels, styles, path, title="", size=(1400, 620)) -> Path
     legend_h = 28 * ((len(styles) + 2) // 3) + 10
     bottom = height - 70 - legend_h
     if title:
-        tw, _ = _text_size(draw, title, big)
+        tw, _ = pictures.text_size(draw, title, big)
         draw.text(((width - tw) / 2, 14), title, fill="black", font=big)
 
     panel_w = width / len(panels)
@@ -131,23 +107,23 @@ def draw_speedup_chart(panels, styles, path, title="", size=(1400, 620)) -> Path
             y = to_y(tick)
             draw.line([(left, y), (right, y)], fill=(225, 225, 225), width=1)
             label = _format_tick(tick)
-            tw, th = _text_size(draw, label, small)
+            tw, th = pictures.text_size(draw, label, small)
             draw.text((left - tw - 8, y - th / 2 - 2), label, fill="black", font=small)
-        _dashed_line(draw, (left, to_y(1.0)), (right, to_y(1.0)), fill=(120, 120, 120), width=1)
+        pictures.segment(draw, (left, to_y(1.0)), (right, to_y(1.0)), (120, 120, 120), dashed=True, width=1)
         # axes
         draw.line([(left, top), (left, bottom), (right, bottom)], fill="black", width=2)
         for x, p in zip(xs, xpos):
             X = to_x(p)
             draw.line([(X, bottom), (X, bottom + 6)], fill="black", width=2)
             label = str(x)
-            tw, _ = _text_size(draw, label, small)
+            tw, _ = pictures.text_size(draw, label, small)
             draw.text((X - tw / 2, bottom + 9), label, fill="black", font=small)
-        tw, _ = _text_size(draw, panel.x_label, font)
+        tw, _ = pictures.text_size(draw, panel.x_label, font)
         draw.text(((left + right) / 2 - tw / 2, bottom + 30), panel.x_label, fill="black", font=font)
-        tw, _ = _text_size(draw, panel.title, font)
+        tw, _ = pictures.text_size(draw, panel.title, font)
         draw.text(((left + right) / 2 - tw / 2, top - 26), panel.title, fill="black", font=font)
         y_label = "speedup over np.dot (log scale)"
-        label_w, label_h = _text_size(draw, y_label, small)
+        label_w, label_h = pictures.text_size(draw, y_label, small)
         label_img = Image.new("RGBA", (label_w + 4, label_h + 8), (255, 255, 255, 0))
         ImageDraw.Draw(label_img).text((2, 0), y_label, fill="black", font=small)
         rotated = label_img.rotate(90, expand=True)
@@ -162,10 +138,7 @@ def draw_speedup_chart(panels, styles, path, title="", size=(1400, 620)) -> Path
             for a, b in zip(points, points[1:]):
                 if a is None or b is None:
                     continue
-                if style.dashed:
-                    _dashed_line(draw, a, b, fill=style.color, width=3)
-                else:
-                    draw.line([a, b], fill=style.color, width=3)
+                pictures.segment(draw, a, b, style.color, dashed=style.dashed, width=3)
             for point in points:
                 if point is not None:
                     x, y = point
@@ -178,10 +151,7 @@ def draw_speedup_chart(panels, styles, path, title="", size=(1400, 620)) -> Path
         row, col = divmod(index, 3)
         x = col * column_w + 40
         y = legend_top + row * 28
-        if style.dashed:
-            _dashed_line(draw, (x, y + 9), (x + 44, y + 9), fill=style.color, width=3)
-        else:
-            draw.line([(x, y + 9), (x + 44, y + 9)], fill=style.color, width=3)
+        pictures.segment(draw, (x, y + 9), (x + 44, y + 9), style.color, dashed=style.dashed, width=3)
         draw.ellipse([x + 18, y + 5, x + 26, y + 13], fill=style.color)
         draw.text((x + 54, y), name, fill="black", font=font)
 

@@ -28,11 +28,13 @@ import numpy as np
 from numba import njit, prange
 
 from ..autograd import Tensor, buffers
+from ..autograd.conv import check_conv_shapes
 from ..errors import ShapeError
 from ..gemm import pack_bits, packed_words, pad_words, xnor_parallel
-from ..gemm.bitconv import im2col_words, nominal_bits, pack_channels, pack_normalized_channels
+from ..gemm.bitconv import nominal_bits, pack_channels, pack_normalized_channels, patch_dots
 from .convolution import check_geometry, positive
 from .module import Module
+from .quantized import check_pad_value
 
 
 @njit(parallel=True, cache=True)
@@ -113,10 +115,9 @@ class PackedConvolution(PackedModule):
         self.kernel, self.stride, self.pad = check_geometry(kernel, stride, pad, where)
         self.num_filter = positive(num_filter, "num_filter", where)
         self.channels = positive(channels, "channels", where)
-        self.pad_value = 1.0 if pad_value > 0 else -1.0
+        self.pad_value = check_pad_value(pad_value, where)
         self.bits = self.channels * self.kernel[0] * self.kernel[1]
-        self.nominal = nominal_bits(self.channels, self.kernel)
-        self.allocate(self.num_filter, packed_words(self.nominal))
+        self.allocate(self.num_filter, packed_words(nominal_bits(self.channels, self.kernel)))
         self.input_norm = bool(input_norm)
         if self.input_norm:
             self.buffer_names = PackedModule.buffer_names + ("input_mean", "input_inv_std", "input_gamma",
@@ -134,11 +135,9 @@ class PackedConvolution(PackedModule):
         data = x.data
         if data.ndim != 4 or data.shape[1] != self.channels:
             raise ShapeError(f"{self.label()}: expected input (N, {self.channels}, H, W), got shape {data.shape}")
-        n, _, h, w = data.shape
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.pad
-        if kh > h + 2 * ph or kw > w + 2 * pw:
-            raise ShapeError(f"{self.label()}: kernel {self.kernel} is larger than the padded input {data.shape}")
-        oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+        n = data.shape[0]
+        oh, ow = check_conv_shapes(data.shape, (self.num_filter, self.channels, *self.kernel), self.pad,
+                                   self.stride, where=self.label())
         (qh, qw), (qsh, qsw) = self.pool_kernel or (1, 1), self.pool_stride or (1, 1)
         if qh > oh or qw > ow:
             raise ShapeError(f"{self.label()}: pooling {self.pool_kernel} is larger than the output {oh}x{ow}")
@@ -147,10 +146,10 @@ class PackedConvolution(PackedModule):
                                              self.input_beta)
         else:
             words = pack_channels(data)
-        patches = im2col_words(words, self.channels, self.kernel, self.stride, self.pad, self.pad_value)
-        dots = xnor_parallel(patches, pad_words(self.weight_bits, 8), self.nominal)
+        dots, correction = patch_dots(words, pad_words(self.weight_bits, 8), self.channels, self.kernel, self.stride,
+                                      self.pad, self.pad_value)
         out = buffers.empty((n, self.num_filter, (oh - qh) // qsh + 1, (ow - qw) // qsw + 1), np.float32)
-        return Tensor(_affine_pool_nchw(dots, np.int32(self.nominal - self.bits), self.scale, self.shift,
+        return Tensor(_affine_pool_nchw(dots, np.int32(correction), self.scale, self.shift,
                                         n, oh, ow, qh, qw, qsh, qsw, out))
 
     def config(self) -> dict[str, Any]:

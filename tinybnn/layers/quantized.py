@@ -45,9 +45,10 @@ from .module import Module
 METHODS = ("det_sign", "approx_sign")
 
 
-def check_pad_value(pad_value: float) -> float:
+def check_pad_value(pad_value: float, where: str = "QConvolution") -> float:
+    """``pad_value`` as a float, refused unless it is +1 or -1."""
     if pad_value not in (1, -1):
-        raise ArgumentError(f"QConvolution: pad_value must be +1 or -1, got {pad_value!r}")
+        raise ArgumentError(f"{where}: pad_value must be +1 or -1, got {pad_value!r}")
     return float(pad_value)
 
 
