@@ -3,12 +3,11 @@
     python scripts/train_shipped_model.py --data ../shared/datasets
 
 Trains the binary LeNet on MNIST exactly as the README's main command does
-(15 epochs, Adam, cosine schedule, seed 0), converts it, and copies the
-converted file into the package, where ``tinybnn predict`` finds it. The
-training is deterministic, so the same data gives the same file.
+(15 epochs, Adam, cosine schedule, seed 0) and converts it straight into the
+package, where ``tinybnn predict`` finds it. The training is deterministic,
+so the same data gives the same file.
 """
 import argparse
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -28,10 +27,9 @@ def main() -> int:
                    "--seed", "0", "--out", str(trained)]
         if args.data:
             command += ["--data", args.data]
-        if tinybnn(command) or tinybnn(["convert", str(trained)]):
-            return 1
         SHIPPED_MODEL.parent.mkdir(exist_ok=True)
-        shutil.copyfile(trained.with_name("binarized_" + trained.name), SHIPPED_MODEL)
+        if tinybnn(command) or tinybnn(["convert", str(trained), "--out", str(SHIPPED_MODEL)]):
+            return 1
     print(f"wrote {SHIPPED_MODEL} ({SHIPPED_MODEL.stat().st_size:,} bytes)")
     return 0
 

@@ -174,7 +174,7 @@ def test_converted_resnet18_is_smaller_than_bmxnets(tmp_path):
     assert 44_000_000 < float_path.stat().st_size < 45_500_000
     binary = resnet18(binary=True, rng=np.random.default_rng(0)).build((3, 32, 32))
     binary_path = save_model(tmp_path / "binary-resnet18.npz", binary, (3, 32, 32))
-    converted_path, _ = convert_file(binary_path)
+    converted_path = convert_file(binary_path)
     size = converted_path.stat().st_size
     assert size <= BMXNET_RESNET18_BYTES
     _, predicted = summarize(load_model(binary_path).model, (3, 32, 32), {"converted_from": binary_path.name})

@@ -3,8 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tinybnn.benchmarks.train import paired_ratio
-from tinybnn.benchmarks.workers import format_table, thread_environment
+from tinybnn.benchmarks.workers import format_table, paired_ratio, thread_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -24,13 +24,14 @@ from .training import TrainState
 
 @dataclass
 class Checkpoint:
-    """A loaded checkpoint: the model file, the training state and the run's settings."""
+    """A loaded checkpoint: the model file, the training state, the run's settings and the file's path."""
 
     model_file: ModelFile
     state: TrainState
     run: dict[str, Any]
     optimizer: dict[str, Any]
     optimizer_arrays: dict[str, np.ndarray]
+    path: Path
 
     def restore_generators(self, model: Module) -> None:
         """Put the layers' random generators back in the states they had at the checkpoint."""
@@ -74,4 +75,4 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise ModelFileError(f"{path}: damaged checkpoint entry ({error!r})") from None
     arrays = {name[len("optimizer/"):]: value for name, value in model_file.extra.items()
               if name.startswith("optimizer/")}
-    return Checkpoint(model_file, state, run, optimizer, arrays)
+    return Checkpoint(model_file, state, run, optimizer, arrays, path)

@@ -55,8 +55,10 @@ def command_train(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint
     from .recipe import RunSettings, run
 
+    checkpoint = None
     if args.resume is not None:
-        settings = RunSettings.from_checkpoint(load_checkpoint(args.resume), args.resume)
+        checkpoint = load_checkpoint(args.resume)
+        settings = RunSettings.from_checkpoint(checkpoint)
         if args.epochs is not None:  # train longer (or shorter) than first planned
             settings.epochs = args.epochs
     else:
@@ -66,7 +68,7 @@ def command_train(args: argparse.Namespace) -> int:
             epochs=10 if args.epochs is None else args.epochs, batch_size=args.batch_size,
             optimizer=args.optimizer, lr=lr, momentum=args.momentum, weight_decay=args.weight_decay,
             schedule=args.schedule, seed=args.seed, train_limit=args.train_limit, test_limit=args.test_limit)
-    run(settings, args.out, data_dir=args.data, resume=args.resume)
+    run(settings, args.out, data_dir=args.data, resume=checkpoint)
     return 0
 
 
@@ -84,7 +86,7 @@ def command_convert(args: argparse.Namespace) -> int:
     from .convert import convert_file
 
     before = args.model.stat().st_size if args.model.is_file() else 0
-    target, _ = convert_file(args.model, args.out)
+    target = convert_file(args.model, args.out)
     after = target.stat().st_size
     print(f"{args.model}: {before:,} bytes -> {target}: {after:,} bytes ({before / after:.1f}x smaller)")
     return 0

@@ -31,7 +31,7 @@ from .gemm.bitconv import pack_filters
 from .layers import (BatchNorm, Module, Pooling, QActivation, QConvolution, QFullyConnected, Residual,
                      Sequential)
 from .layers.packed import PackedConvolution, PackedFullyConnected, PackedModule
-from .serialization import ModelFile, load_model, save_model
+from .serialization import load_model, save_model
 
 BINARIZED = "binarized"
 
@@ -170,8 +170,8 @@ def binarized_path(path: Path) -> Path:
     return path.with_name("binarized_" + path.name)
 
 
-def convert_file(path: str | Path, out: str | Path | None = None) -> tuple[Path, ModelFile]:
-    """Convert the model file at ``path``; return where the result went and the loaded input.
+def convert_file(path: str | Path, out: str | Path | None = None) -> Path:
+    """Convert the model file at ``path``; return where the result went.
 
     Refuses (ModelFileError) a file that is already converted, or one without
     any 1-bit layer, saying so.
@@ -187,5 +187,4 @@ def convert_file(path: str | Path, out: str | Path | None = None) -> tuple[Path,
     target = Path(out) if out is not None else binarized_path(path)
     metadata = dict(loaded.metadata)
     metadata["converted_from"] = path.name
-    save_model(target, converted, loaded.input_shape, metadata=metadata, kind=BINARIZED)
-    return target, loaded
+    return save_model(target, converted, loaded.input_shape, metadata=metadata, kind=BINARIZED)

@@ -236,7 +236,11 @@ def filters_image(model: Module, layer: str | None = None, title: str = "") -> I
     Works on a trained model and on a converted one. ``layer`` draws only the
     convolution of that name; ``title`` goes on top.
     """
-    panels = filter_panels(model, layer)
+    return panels_image(filter_panels(model, layer), title)
+
+
+def panels_image(panels: Sequence[FilterPanel], title: str = "") -> Image.Image:
+    """:func:`filters_image`'s picture of panels already built by :func:`filter_panels`."""
     grids = [kernel_grid(panel) for panel in panels]
     captions = [panel_caption(panel) for panel in panels]
     face, big = font(14), font(17)

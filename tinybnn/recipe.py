@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import Checkpoint, save_checkpoint
 from .data import load_dataset, to_float_nchw
 from .errors import ArgumentError, ModelFileError
 from .models import build_model
@@ -53,11 +53,12 @@ class RunSettings:
             raise ArgumentError(f"--optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}")
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: Checkpoint, path: Path) -> "RunSettings":
+    def from_checkpoint(cls, checkpoint: Checkpoint) -> "RunSettings":
         try:
             return cls(**checkpoint.run)
         except TypeError as error:
-            raise ModelFileError(f"{path}: the checkpoint's run settings are not this tinybnn's ({error})") from None
+            raise ModelFileError(f"{checkpoint.path}: the checkpoint's run settings are not this tinybnn's "
+                                 f"({error})") from None
 
 
 def training_data(settings: RunSettings, data_dir: str | Path | None, log: Callable[[str], None]):
@@ -66,19 +67,21 @@ def training_data(settings: RunSettings, data_dir: str | Path | None, log: Calla
     ``--train-limit N`` keeps N training images drawn with the run's seed (the
     MNIST subset on disk is sorted by class, so the first N would be one digit)."""
     data = load_dataset(settings.dataset, data_dir=data_dir, log=log)
-    train = to_float_nchw(data.train_images), data.train_labels
-    test = to_float_nchw(data.test_images), data.test_labels
+    train = data.train_images, data.train_labels
+    test = data.test_images, data.test_labels
     if settings.train_limit:
         keep = np.sort(np.random.default_rng(settings.seed).permutation(len(train[0]))[:settings.train_limit])
         train = train[0][keep], train[1][keep]
     if settings.test_limit:
         test = test[0][:settings.test_limit], test[1][:settings.test_limit]
-    return train, test, data
+    return (to_float_nchw(train[0]), train[1]), (to_float_nchw(test[0]), test[1]), data
 
 
-def run(settings: RunSettings, out: Path, data_dir: str | Path | None = None, resume: Path | None = None,
+def run(settings: RunSettings, out: Path, data_dir: str | Path | None = None, resume: Checkpoint | None = None,
         log: Callable[[str], None] = print) -> TrainState:
-    """Train as ``settings`` say, checkpointing to ``MODEL.ckpt.npz``; save the model to ``out``."""
+    """Train as ``settings`` say, checkpointing to ``MODEL.ckpt.npz``; save the model to ``out``.
+
+    ``resume``: a loaded checkpoint (:func:`~tinybnn.checkpoint.load_checkpoint`) to continue from."""
     settings.check()
     if not out.absolute().parent.is_dir():
         raise ArgumentError(f"--out {out}: the folder {out.absolute().parent} does not exist")
@@ -92,13 +95,12 @@ def run(settings: RunSettings, out: Path, data_dir: str | Path | None = None, re
                                                weight_decay=settings.weight_decay, **extra)
     state = None
     if resume is not None:
-        checkpoint = load_checkpoint(resume)
-        model.load_state_dict(checkpoint.model_file.model.state_dict())
-        checkpoint.restore_optimizer(optimizer, resume)
-        checkpoint.restore_generators(model)
-        rng.bit_generator.state = checkpoint.state.rng_state
-        state = checkpoint.state
-        log(f"resuming {resume} after epoch {state.epoch} of {settings.epochs}")
+        model.load_state_dict(resume.model_file.model.state_dict())
+        resume.restore_optimizer(optimizer, resume.path)
+        resume.restore_generators(model)
+        rng.bit_generator.state = resume.state.rng_state
+        state = resume.state
+        log(f"resuming {resume.path} after epoch {state.epoch} of {settings.epochs}")
 
     ckpt = checkpoint_path(out)
     log(f"training {settings.model} on {data.name} ({len(train[0]):,} training images from {data.source_dir}, "

@@ -68,7 +68,7 @@ def write(image: Any, out: Path) -> None:
 
 
 def command_show_filters(args: argparse.Namespace) -> int:
-    from .pictures import filter_panels, filters_image
+    from .pictures import filter_panels, panels_image
     from .serialization import load_model
 
     check_out(args.out)
@@ -76,7 +76,7 @@ def command_show_filters(args: argparse.Namespace) -> int:
     try:
         panels = filter_panels(loaded.model, args.layer)
         kind = "converted" if loaded.kind == "binarized" else "trained"
-        image = filters_image(loaded.model, args.layer, title=f"filters of {args.model.name} ({kind} model file)")
+        image = panels_image(panels, title=f"filters of {args.model.name} ({kind} model file)")
     except ArgumentError as error:
         raise ArgumentError(f"{args.model}: {error}") from None
     write(image, args.out)

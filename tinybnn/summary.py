@@ -37,7 +37,6 @@ from .serialization import predicted_size
 @dataclass
 class LayerRow:
     name: str
-    kind: str
     output_shape: tuple[int, ...]
     params: int
     bits: int | None
@@ -99,8 +98,8 @@ def row(name: str, layer: Module, x: Tensor, y: Tensor, after_binary: bool) -> L
                               for n, k, s, p in zip(x.shape[2:], layer.kernel, layer.stride, layer.pad))
     is_linear = isinstance(layer, (Convolution, FullyConnected, PackedModule))
     count = weights * positions if is_linear else 0
-    return LayerRow(f"{name} {type(layer).__name__}", type(layer).__name__, tuple(y.shape[1:]), params, bits,
-                    4 * arrays, stored, count if binary else 0, 0 if binary else count)
+    return LayerRow(f"{name} {type(layer).__name__}", tuple(y.shape[1:]), params, bits, 4 * arrays, stored,
+                    count if binary else 0, 0 if binary else count)
 
 
 def summarize(model: Module, input_shape: tuple[int, ...], metadata: dict | None = None

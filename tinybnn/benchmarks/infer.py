@@ -36,8 +36,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .workers import (SKYLAKEX, format_table, label, load_images, median, openblas_core, paired_runs,
-                      tinybnn_worker, torch_available, torch_worker, write_arrays)
+from .workers import (SKYLAKEX, format_table, label, load_images, median, openblas_core, paired_ratio,
+                      paired_runs, tinybnn_worker, torch_available, torch_worker, write_arrays)
 
 MODULE = "tinybnn.benchmarks.infer"
 
@@ -48,15 +48,15 @@ WARMUP_BATCHES = 5
 def build(contender: str, model_file: str | None, seed: int):
     from ..convert import convert_model
     from ..layers import use_float_path
-    from ..models import lenet
+    from ..models import build_model
     from ..serialization import load_model
 
     if contender == "tinybnn float":
-        model = lenet(rng=np.random.default_rng(seed)).build((1, 28, 28))
+        model, _ = build_model("lenet", rng=np.random.default_rng(seed))
     elif model_file:
         model = load_model(model_file, kind="float").model
     else:
-        model = lenet(binary=True, rng=np.random.default_rng(seed)).build((1, 28, 28))
+        model, _ = build_model("binary-lenet", rng=np.random.default_rng(seed))
     model.eval()
     if contender == "float path":
         use_float_path(model)
@@ -132,10 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 batches = -(-count // batch_size)
                 for name, values in seconds.items():
                     reference = "packed, SkylakeX" if name.endswith("SkylakeX") else "packed"
-                    speedup = "" if name.startswith("packed") else \
-                        f"{median([b / a for a, b in zip(seconds[reference], values)]):.2f}"
                     rows.append([batch_size, threads, label(name, runs[name]), f"{1000 * median(values) / batches:.3f}",
-                                 f"{count / median(values):,.0f}", speedup])
+                                 f"{count / median(values):,.0f}", paired_ratio(seconds, name, reference)])
     print()
     print(format_table(["batch", "threads", "implementation", "ms/batch", "images/s", "packed is x faster"], rows))
     return 0

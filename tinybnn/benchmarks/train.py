@@ -29,8 +29,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .workers import (SKYLAKEX, format_table, label, load_images, median, openblas_core, paired_runs,
-                      tinybnn_worker, torch_available, torch_worker, write_arrays)
+from .workers import (SKYLAKEX, format_table, label, load_images, median, openblas_core, paired_ratio,
+                      paired_runs, tinybnn_worker, torch_available, torch_worker, write_arrays)
 
 MODULE = "tinybnn.benchmarks.train"
 
@@ -70,13 +70,6 @@ def time_tinybnn_epoch(model_name: str, x: np.ndarray, y: np.ndarray, batch_size
     for images, labels in iterate_batches(x, y, batch_size, rng=rng):
         step(images, labels)
     return time.perf_counter() - start
-
-
-def paired_ratio(seconds: dict[str, list[float]], name: str, reference: str) -> str:
-    """Median of the per-repeat ratios ``name / reference``, or "" if either is absent or they are the same."""
-    if name == reference or reference not in seconds:
-        return ""
-    return f"{median([a / b for a, b in zip(seconds[name], seconds[reference])]):.2f}"
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .. import THREAD_SETTINGS
+from ..data import to_float_nchw
 
 #: OpenBLAS's AVX-512 kernel (about 1.7x faster float GEMM on AVX-512 CPUs where
 #: OpenBLAS picks the AVX2 one by default)
@@ -85,7 +86,7 @@ def write_arrays(path: Path, images: np.ndarray, labels: np.ndarray) -> Path:
 def load_images(path: str) -> tuple[np.ndarray, np.ndarray]:
     """write_arrays' file as float32 (N, 1, H, W) in [0, 1] and int64 labels."""
     with np.load(path) as arrays:
-        return arrays["images"].astype(np.float32)[:, None] / np.float32(255), arrays["labels"].astype(np.int64)
+        return to_float_nchw(arrays["images"]), arrays["labels"].astype(np.int64)
 
 
 def paired_runs(contenders: dict[str, Callable[[], dict[str, Any]]], repeats: int,
@@ -107,6 +108,13 @@ def label(name: str, runs: list[dict[str, Any]]) -> str:
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
+
+
+def paired_ratio(seconds: dict[str, list[float]], name: str, reference: str) -> str:
+    """Median of the per-repeat ratios ``name / reference``, or "" if either is absent or they are the same."""
+    if name == reference or reference not in seconds:
+        return ""
+    return f"{median([a / b for a, b in zip(seconds[name], seconds[reference])]):.2f}"
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

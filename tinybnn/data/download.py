@@ -1,11 +1,12 @@
 """Download one file with an md5 check, never leaving a partial file under its name.
 
 :func:`fetch` streams the URL into a temporary file in the destination
-folder (``.<name>.<random>.part``), checks the length announced by the server
-and the md5 of what arrived, and only then renames it to the final name with
-``os.replace`` (atomic on one file system). On any failure (no network,
-timeout, HTTP error, connection cut short, checksum mismatch, interruption)
-the temporary file is removed, the final name is left as it was, and a
+folder (``.<name>.<random>.tmp``, :func:`tinybnn.fileio.atomic_write`),
+checks the length announced by the server and the md5 of what arrived, and
+only then renames it to the final name with ``os.replace`` (atomic on one
+file system). On any failure (no network, timeout, HTTP error, connection
+cut short, checksum mismatch, interruption) the temporary file is removed,
+the final name is left as it was, and a
 :class:`~tinybnn.errors.DataFileError` says what happened and what to do.
 """
 from __future__ import annotations
@@ -14,13 +15,13 @@ import hashlib
 import http.client
 import os
 import socket
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Union
 
 from tinybnn.errors import DataFileError
+from tinybnn.fileio import atomic_write
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -80,18 +81,13 @@ def fetch(url: str, dest: PathLike, md5: str | None, *, timeout: float = DEFAULT
     """
     dest = Path(dest)
     by_hand = f"download {url} by hand and save it as {dest.absolute()}"
+    opened = False
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    except OSError as error:
-        reason = f"cannot write into {dest.parent.absolute()}: {error.strerror or error}"
-        raise DownloadError(
-            f"{reason}; choose another folder, or {by_hand}", url=url, dest=dest, reason=reason
-        ) from error
-    try:
-        digest = hashlib.md5(usedforsecurity=False)
-        received = 0
-        with os.fdopen(handle, "wb") as out:
+        with atomic_write(dest) as out:
+            opened = True
+            digest = hashlib.md5(usedforsecurity=False)
+            received = 0
             with urllib.request.urlopen(url, timeout=timeout) as response:
                 announced = response.headers.get("Content-Length")
                 while True:
@@ -108,26 +104,23 @@ def fetch(url: str, dest: PathLike, md5: str | None, *, timeout: float = DEFAULT
                     f"try again, or {by_hand}",
                     url=url, dest=dest, reason=reason,
                 )
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temp_name, 0o644)  # mkstemp makes it private; a data file is not
-        if md5 is not None and digest.hexdigest() != md5.lower():
-            reason = f"md5 {digest.hexdigest()}, expected {md5.lower()}"
-            raise DownloadError(
-                f"download of {url} failed its checksum: {reason} ({received:,} bytes received); "
-                f"{dest.absolute()} was not written; the server sent a damaged or different file: "
-                f"try again later or another mirror, or {by_hand} after checking its md5",
-                url=url, dest=dest, reason=reason,
-            )
-        os.replace(temp_name, dest)
+            if md5 is not None and digest.hexdigest() != md5.lower():
+                reason = f"md5 {digest.hexdigest()}, expected {md5.lower()}"
+                raise DownloadError(
+                    f"download of {url} failed its checksum: {reason} ({received:,} bytes received); "
+                    f"{dest.absolute()} was not written; the server sent a damaged or different file: "
+                    f"try again later or another mirror, or {by_hand} after checking its md5",
+                    url=url, dest=dest, reason=reason,
+                )
     except BaseException as error:
-        try:
-            os.unlink(temp_name)
-        except FileNotFoundError:
-            pass
         if isinstance(error, DataFileError):
             raise
-        if isinstance(error, (urllib.error.URLError, http.client.HTTPException, OSError, ValueError)):
+        if isinstance(error, OSError) and not opened:
+            reason = f"cannot write into {dest.parent.absolute()}: {error.strerror or error}"
+            raise DownloadError(
+                f"{reason}; choose another folder, or {by_hand}", url=url, dest=dest, reason=reason
+            ) from error
+        if opened and isinstance(error, (urllib.error.URLError, http.client.HTTPException, OSError, ValueError)):
             if isinstance(error, urllib.error.HTTPError):
                 advice = "the server does not offer the file there: try again later or another mirror"
             else:
@@ -138,5 +131,5 @@ def fetch(url: str, dest: PathLike, md5: str | None, *, timeout: float = DEFAULT
                 f"{advice}, or {by_hand}",
                 url=url, dest=dest, reason=reason,
             ) from error
-        raise  # KeyboardInterrupt and bugs keep their type, after the clean-up
+        raise  # KeyboardInterrupt and bugs keep their type (the temporary file is gone)
     return dest

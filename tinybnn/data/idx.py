@@ -27,7 +27,6 @@ from __future__ import annotations
 import gzip
 import math
 import os
-import tempfile
 import zlib
 from pathlib import Path
 from typing import BinaryIO, Union
@@ -35,6 +34,7 @@ from typing import BinaryIO, Union
 import numpy as np
 
 from tinybnn.errors import ArgumentError, DataFileError
+from tinybnn.fileio import atomic_write
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -264,16 +264,6 @@ def write_idx(path: PathLike, array: np.ndarray, *, compress: bool | None = None
     data = header + payload
     if compress:
         data = gzip.compress(data, mtime=0)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.chmod(temp_name, 0o644)  # mkstemp makes it private; a data file is not
-        os.replace(temp_name, path)
-    except BaseException:
-        try:
-            os.unlink(temp_name)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_write(path) as out:
+        out.write(data)
     return path

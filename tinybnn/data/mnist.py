@@ -118,8 +118,8 @@ class Dataset:
 def to_float_nchw(images: np.ndarray) -> np.ndarray:
     """uint8 images (N, H, W) -> float32 (N, 1, H, W) scaled to [0, 1] (divided by 255).
 
-    Convert one batch at a time to keep memory small: 60,000 float images
-    take 188 MB.
+    The result takes four times the memory of the images: 60,000 28x28
+    images take 188 MB as float32.
     """
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 3:
@@ -195,10 +195,10 @@ def locate_dataset(
     searched, the files expected and where to put them.
     """
     spec = get_spec(name)
-    if data_dir is not None and not Path(data_dir).is_dir():
-        raise DataFileError(f"--data {data_dir}: no such folder (give the folder holding the "
-                            f"{spec.name} files, or create it to download them there)")
     if data_dir is not None:
+        if not Path(data_dir).is_dir():
+            raise DataFileError(f"--data {data_dir}: no such folder (give the folder holding the "
+                                f"{spec.name} files, or create it to download them there)")
         groups = [("--data", _candidates(Path(data_dir), spec))]
         target = Path(data_dir) / spec.name
         where = f"Put the four files (gzip or raw) in {target.absolute()} or {Path(data_dir).absolute()}"
