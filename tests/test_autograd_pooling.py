@@ -41,6 +41,16 @@ def test_max_pool_kernel_equals_reference(geometry, data):
     np.testing.assert_allclose(y.history.inputs[0].grad, reference, rtol=1e-6, atol=1e-6)
 
 
+@given(pool_geometry(), st.booleans(), st.data())
+def test_max_pool_without_gradient_equals_reference(geometry, channel_major, data):
+    shape, kernel, stride = geometry
+    x = data.draw(arrays_f64(shape)).astype(np.float32)
+    if channel_major:
+        x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    y = max_pool2d(Tensor(x), kernel, stride)  # no graph: the values-only kernels
+    assert np.array_equal(y.data, max_pool_reference(x, kernel, stride)[0])
+
+
 @given(pool_geometry(), st.data())
 def test_max_pool_gradient(geometry, data):
     shape, kernel, stride = geometry

