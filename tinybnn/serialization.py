@@ -29,7 +29,7 @@ large is allocated before the step that bounds it:
    (:func:`tinybnn.architecture.footprint`) gives its parameters and
    buffers, its output and its largest temporary at batch 1, and their sum
    (with the input) must stay within :data:`MAX_NETWORK_BYTES` = 2 GiB (the
-   binary LeNet needs about 10 MB, ResNet-18 for CIFAR about 55 MB); the
+   binary LeNet needs 5.5 MB, 0.6 MB once converted; ResNet-18 for CIFAR 55 MB); the
    arrays the header lists may not hold more than twice the network's
    parameters and buffers, and four times that for an optimizer's state;
 3. only known members and dtypes (so nothing can be unpickled); each
