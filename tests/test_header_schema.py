@@ -193,3 +193,14 @@ def test_a_model_file_without_checkpoint_still_names_fields(tmp_path):
     path.write_bytes(with_header(path.read_bytes(), header))
     with pytest.raises(ModelFileError, match=r"field metadata\.history: expected a list"):
         load_model(path)
+
+
+def test_the_written_schema_covers_every_field_tinybnn_writes():
+    from dataclasses import fields
+
+    from tinybnn.headers import EPOCH, RUN
+    from tinybnn.optim import Adam
+    assert set(EPOCH.required) == {f.name for f in fields(EpochResult)}
+    assert set(RUN.optional) == {f.name for f in fields(RunSettings)}
+    for optimizer in (SGD(small_model().parameters()), Adam(small_model().parameters())):
+        assert set(optimizer.hyperparameters()) == {"lr", "step_count"}
