@@ -134,3 +134,48 @@ def binary_conv_weights(draw, channels=(1, 3, 63, 64, 65, 130), max_kernel: int 
     filters = draw(st.integers(1, max_filters))
     weight = draw(float_arrays((filters, c, *kernel), np.float32, layout="C"))
     return c, kernel, filters, weight
+
+
+# --- model file headers -------------------------------------------------------------
+def json_values(max_leaves: int = 6) -> st.SearchStrategy:
+    """Any JSON value a forged header may hold: odd types, NaN and inf, huge and negative numbers,
+    bools where ints belong, strings of digits, nested lists and objects."""
+    leaves = st.one_of(
+        st.none(), st.booleans(), st.integers(min_value=-(1 << 70), max_value=1 << 70),
+        st.sampled_from([0, -1, -5, 1 << 40, 1 << 64, 1 << 130, 10**9]),
+        st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8), st.sampled_from(["3", "", "PCG64"]),
+    )
+    return st.recursive(leaves, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                        st.dictionaries(st.text(max_size=4), inner, max_size=3)),
+                        max_leaves=max_leaves)
+
+
+def json_paths(value, prefix=()) -> list[tuple]:
+    """Every path (a tuple of keys and indices) into a JSON value, the value's own () first."""
+    paths = [prefix]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            paths += json_paths(item, prefix + (key,))
+    elif isinstance(value, list):
+        for index, item in enumerate(value[:4]):
+            paths += json_paths(item, prefix + (index,))
+    return paths
+
+
+@st.composite
+def header_mutations(draw, header: dict) -> tuple[dict, tuple, str]:
+    """``header`` (a model file's JSON) with one field deleted or replaced by another JSON value:
+    returns (the mutated copy, the path changed, "delete" or "replace")."""
+    import copy
+
+    mutated = copy.deepcopy(header)
+    path = draw(st.sampled_from(json_paths(mutated)[1:]))
+    parent = mutated
+    for key in path[:-1]:
+        parent = parent[key]
+    action = draw(st.sampled_from(["delete", "replace"]))
+    if action == "delete":
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = draw(json_values())
+    return mutated, path, action

@@ -217,7 +217,7 @@ def test_show_filters_writes_a_png_and_says_what_it_drew(trained_file, tmp_path,
 def test_show_curves_reads_model_files_checkpoints_and_converted_files(trained_file, tmp_path, capsys):
     model = lenet(binary=True, rng=np.random.default_rng(0)).build((1, 28, 28))
     checkpoint = tmp_path / "run.ckpt.npz"
-    save_checkpoint(checkpoint, model, (1, 28, 28), Adam(model.parameters()), TrainState(2, {}, history(2)),
+    save_checkpoint(checkpoint, model, (1, 28, 28), Adam(model.parameters()), TrainState(2, np.random.default_rng(0).bit_generator.state, history(2)),
                     {"model": "binary-lenet"})
     for source, epochs in [(trained_file, 3), (checkpoint, 2), (SHIPPED_MODEL, 15)]:
         out = tmp_path / f"curves-{epochs}.png"
@@ -257,8 +257,8 @@ def test_show_replaces_an_existing_picture(trained_file, tmp_path):
     (["filters", "model.npz", "out.jpg"], "out.jpg: pictures are written as PNG"),
     (["filters", "model.npz", "no/such/folder/out.png"], "does not exist"),
     (["curves", "bare.npz", "out.png"], "bare.npz: holds no training history"),
-    (["curves", "badhistory.npz", "out.png"], "badhistory.npz: damaged training history: training history "
-                                              "entry 0 has no number 'test_accuracy'"),
+    (["curves", "badhistory.npz", "out.png"], "badhistory.npz: field metadata.history[0].test_accuracy: expected "
+                                              "a finite number >= 0.0 <= 1.0, got nothing (the field is missing)"),
     (["filters", "model.npz"], "the following arguments are required: OUT.png"),
     (["sketch", "model.npz", "out.png"], "invalid choice: 'sketch'"),
     ([], "the following arguments are required: PICTURE"),

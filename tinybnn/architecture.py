@@ -4,12 +4,19 @@
 (nested for containers); ``construct(description)`` builds the module back,
 looking the type up in :data:`LAYER_TYPES`, the one list of every layer a
 model file may name. A new layer becomes loadable by adding it here.
+
+``footprint(description, input_shape)`` checks a description against each
+layer's ``config_schema`` and adds up what the layers declare they need
+(:class:`~tinybnn.layers.module.Footprint`) without building anything, so
+that a model file's claims are bounded before a single parameter exists.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from .errors import ModelFileError
+from .errors import ModelFileError, TinyBNNError
+from .layers.module import Footprint
+from .schema import SchemaError, validate
 from .layers.packed import PackedConvolution, PackedFullyConnected
 from .layers import (Activation, BatchNorm, Convolution, Dropout, Flatten, FullyConnected, Module,
                      Pooling, QActivation, QConvolution, QFullyConnected, Residual, Sequential, describe)
@@ -20,6 +27,9 @@ LAYER_TYPES: dict[str, type[Module]] = {
                 QActivation, QConvolution, QFullyConnected, Residual, Sequential,
                 PackedConvolution, PackedFullyConnected)
 }
+
+#: containers inside containers, at most (ResNet-18 needs 3)
+MAX_DEPTH = 16
 
 
 def construct(description: Any) -> Module:
@@ -40,4 +50,38 @@ def construct(description: Any) -> Module:
         raise ModelFileError(f"layer {kind}: invalid config {config!r:.120}: {error}") from None
 
 
-__all__ = ["LAYER_TYPES", "construct", "describe"]
+def footprint(description: Any, input_shape: tuple[int, ...], path: str = "architecture",
+              name: str = "", depth: int = 0) -> Footprint:
+    """What the network ``description`` needs at batch 1 on a sample of ``input_shape``, from
+    arithmetic alone. A field outside its layer's schema raises SchemaError naming it
+    (``architecture.config.layers[3].config.num_filter``); a layer that does not fit its
+    input raises ModelFileError naming the layer."""
+    if not isinstance(description, dict) or not isinstance(description.get("type"), str):
+        raise SchemaError(path, "a layer description {\"type\": ..., \"config\": {...}}", description)
+    kind = description["type"]
+    if kind not in LAYER_TYPES:
+        raise ModelFileError(f"field {path}.type: unknown layer type {kind!r:.60} "
+                             f"(known: {', '.join(sorted(LAYER_TYPES))})")
+    if depth > MAX_DEPTH:
+        raise SchemaError(path, f"layers nested at most {MAX_DEPTH} deep", "deeper nesting")
+    cls = LAYER_TYPES[kind]
+    config = description.get("config", {})
+    validate(config, cls.config_schema, f"{path}.config")
+    label = f"layer {name} ({kind})" if name else kind
+
+    def footprint_of(child: Any, shape: tuple[int, ...], child_name: str) -> Footprint:
+        child_path = f"{path}.config.layers[{child_name}]" if child_name.isdigit() else f"{path}.config.{child_name}"
+        return footprint(child, shape, child_path, f"{name}.{child_name}" if name else child_name, depth + 1)
+
+    try:
+        result = cls.footprint(cls.with_defaults(config), tuple(input_shape), footprint_of)
+    except ModelFileError:
+        raise
+    except (TinyBNNError, ValueError) as error:
+        raise ModelFileError(f"{label}: {error}") from None
+    if result.heaviest[1]:
+        return result
+    return Footprint(result.output_shape, result.state, result.activations, result.scratch, (result.total, label))
+
+
+__all__ = ["LAYER_TYPES", "construct", "describe", "footprint"]

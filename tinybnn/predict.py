@@ -14,11 +14,19 @@ in the middle. :func:`mnist_style` does the same to any PNG or JPEG:
 4. values become float32 in [0, 1], stretched so that the brightest pixel
    is 1 (MNIST's strokes are saturated; a photo's ink rarely is).
 
+An image is refused (a :class:`~tinybnn.errors.DataFileError` for that file
+only; the other files are still classified) when its header declares more
+than :data:`MAX_PIXELS` = 4096 x 4096 pixels, checked before a pixel is
+decoded: a digit needs 28 x 28, and a 100 KB PNG can declare 30000 x 30000
+(a "decompression bomb", 900 million pixels). Pillow's own
+DecompressionBombWarning and DecompressionBombError become that file's error too.
+
 A shipped model (``tinybnn/assets/binarized_lenet_mnist.npz``, trained by
 ``scripts/train_shipped_model.py``) classifies digits on a fresh install.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +38,8 @@ from .data import DATASETS
 from .errors import DataFileError
 from .layers import Module
 
+#: the most pixels an image may declare (a phone photo has 12 million; a digit needs 784)
+MAX_PIXELS = 4096 * 4096
 SHIPPED_MODEL = Path(__file__).with_name("assets") / "binarized_lenet_mnist.npz"
 
 
@@ -48,18 +58,31 @@ def open_grey(path: str | Path) -> Image.Image:
     if not path.is_file():
         raise DataFileError(f"{path}: no such file")
     try:
-        with Image.open(path) as opened:
-            opened.load()
-            image = ImageOps.exif_transpose(opened)
-            if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
-                rgba = image.convert("RGBA")
-                background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                return Image.alpha_composite(background, rgba).convert("L")
-            return image.convert("L")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return _decoded_grey(path)
     except UnidentifiedImageError:
         raise DataFileError(f"{path}: not an image Pillow can read (PNG, JPEG, ...)") from None
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
+        raise DataFileError(f"{path}: refused as a decompression bomb ({error})") from None
     except (OSError, ValueError, SyntaxError) as error:
         raise DataFileError(f"{path}: damaged image ({error})") from None
+
+
+def _decoded_grey(path: Path) -> Image.Image:
+    """``open_grey``'s decoding, after the declared size is checked against MAX_PIXELS."""
+    with Image.open(path) as opened:
+        width, height = opened.size
+        if width * height > MAX_PIXELS:
+            raise DataFileError(f"{path}: the image declares {width} x {height} pixels, more than the limit "
+                                f"of {MAX_PIXELS:,} (4096 x 4096) for a digit")
+        opened.load()
+        image = ImageOps.exif_transpose(opened)
+        if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+            rgba = image.convert("RGBA")
+            background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            return Image.alpha_composite(background, rgba).convert("L")
+        return image.convert("L")
 
 
 def mnist_style(image: Image.Image, size: int = 28, box: int = 20) -> np.ndarray:

@@ -18,13 +18,29 @@ optimizer state). One member per dtype rather than per array keeps the
 overhead of a file at about 1 KB whatever the number of arrays, which matters
 for the 200 KB of a binarized LeNet.
 
-Loading checks the archive before it trusts it: only known members and
-dtypes (so nothing can be unpickled), each member's length against its npy
-header and against the header's array list (so a forged size cannot make it
-allocate more than the file holds), then the architecture, then every
-array's name and shape against the network built from that architecture.
-Anything else raises :class:`ModelFileError` naming the file and the array
-or layer. Files are written to a temporary name and renamed.
+Loading checks the archive before it trusts it, in this order, and nothing
+large is allocated before the step that bounds it:
+
+1. the header member, read through a limit of 16 MiB, must be JSON that
+   matches the written schema of :mod:`tinybnn.headers` field by field (the
+   architecture against each layer's own ``config_schema``);
+2. what the header implies is bounded before anything is built: from the
+   architecture and ``input_shape`` alone, each layer's ``footprint``
+   (:func:`tinybnn.architecture.footprint`) gives its parameters and
+   buffers, its output and its largest temporary at batch 1, and their sum
+   (with the input) must stay within :data:`MAX_NETWORK_BYTES` = 2 GiB (the
+   binary LeNet needs 5.5 MB, 0.6 MB once converted; ResNet-18 for CIFAR 55 MB); the
+   arrays the header lists may not hold more than twice the network's
+   parameters and buffers, and four times that for an optimizer's state;
+3. only known members and dtypes (so nothing can be unpickled); each
+   member's npy header must state exactly the bytes the array list gives its
+   dtype, and the member is read through a streaming limit of that size
+   (the zip's own declared sizes are not trusted: a member that inflates
+   past it is a damaged file, whatever its compression ratio);
+4. every array's name and shape against the network built from the architecture.
+
+Anything else raises :class:`ModelFileError` naming the file and the field,
+array or layer. Files are written to a temporary name and renamed.
 """
 from __future__ import annotations
 
@@ -40,17 +56,20 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .architecture import construct, describe
+from .architecture import construct, describe, footprint
 from .errors import ModelFileError, TinyBNNError
 from .fileio import atomic_write
+from .headers import DTYPES, FORMAT, VERSION, check_header
 from .layers import Module
+from .layers.module import FLOAT32
+from .schema import SchemaError
 
-FORMAT = "tinybnn-model"
-VERSION = 1
 HEADER = "header"
-#: dtypes a model file may hold (no object dtype, so nothing is ever unpickled)
-DTYPES = ("float32", "float64", "uint64", "int64", "int32", "uint8")
 MAX_HEADER_BYTES = 16 << 20
+#: bytes a model file's network may need at batch 1: parameters, buffers, every
+#: layer's output and the largest temporary (see the module docstring)
+MAX_NETWORK_BYTES = 2 << 30
+_CHUNK = 1 << 20  # bytes read from a member at a time
 
 
 @dataclass
@@ -140,8 +159,11 @@ def npy_header(array: np.ndarray) -> bytes:
 
 
 # --- reading ------------------------------------------------------------------------
-def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, limit: int) -> np.ndarray:
-    """One npy member, refusing anything but a 1-D array of an allowed dtype that fits its member."""
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, limit: int,
+                 expected: int | None = None) -> np.ndarray:
+    """One npy member, refusing anything but a 1-D array of an allowed dtype whose npy header
+    states at most ``limit`` bytes (exactly ``expected`` when given), read through a
+    streaming limit of that size: the zip's declared sizes are not trusted."""
     name = info.filename
     with archive.open(info) as member:
         version = np.lib.format.read_magic(member)
@@ -155,15 +177,26 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, li
             raise ModelFileError(f"{path}: member {name} holds {dtype} of shape {shape}, "
                                  "expected a flat array of one of " + ", ".join(DTYPES))
         nbytes = shape[0] * dtype.itemsize
-        if nbytes > limit or nbytes != info.file_size - member.tell():
-            raise ModelFileError(f"{path}: member {name} claims {nbytes:,} bytes but holds "
-                                 f"{info.file_size - member.tell():,}; the file is damaged")
-        data = member.read(nbytes)
+        if nbytes > limit or (expected is not None and nbytes != expected):
+            wanted = f"{expected:,}" if expected is not None else f"at most {limit:,}"
+            raise ModelFileError(f"{path}: member {name} claims {nbytes:,} bytes, the header's array list "
+                                 f"gives it {wanted}; the file is damaged")
+        data = bytearray()
+        while len(data) < nbytes:
+            chunk = member.read(min(_CHUNK, nbytes - len(data)))
+            if not chunk:
+                raise ModelFileError(f"{path}: member {name} ends after {len(data):,} of its {nbytes:,} bytes; "
+                                     "the file is truncated")
+            data += chunk
+        if member.read(1):  # reaching the end also makes zipfile check the CRC
+            raise ModelFileError(f"{path}: member {name} holds more than the {nbytes:,} bytes its npy header "
+                                 "states; the file is damaged")
     return np.frombuffer(data, dtype=dtype)
 
 
 def read_archive(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """The header and every named array of a model file, checked as far as the format goes."""
+    """The header and every named array of a model file, checked as far as the format goes
+    and bounded (see the module docstring) before any array is read."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
@@ -174,13 +207,16 @@ def read_archive(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray
                 raise ModelFileError(f"{path}: not a tinybnn model file (no {HEADER} entry)")
             raw = _read_member(archive, infos.pop(f"{HEADER}.npy"), path, MAX_HEADER_BYTES)
             header = _parse_header(raw, path)
-            listing = _check_listing(header.get("arrays"), path)
+            listing = [(name, dtype, tuple(shape)) for name, dtype, shape in header["arrays"]]
+            sizes = _check_bounds(header, listing, path)
             blobs = {}
             for name, info in infos.items():
                 dtype = name[:-4] if name.endswith(".npy") else ""
                 if dtype not in DTYPES:
                     raise ModelFileError(f"{path}: unexpected member {name}")
-                blobs[dtype] = _read_member(archive, info, path, 1 << 40)
+                if dtype not in sizes:
+                    raise ModelFileError(f"{path}: member {name} holds no array the header lists")
+                blobs[dtype] = _read_member(archive, info, path, sizes[dtype], sizes[dtype])
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, KeyError,
             NotImplementedError, RuntimeError, SyntaxError, tokenize.TokenError, zlib.error) as error:
         # RuntimeError: an "encrypted" member; SyntaxError / TokenError: a garbled npy header
@@ -190,43 +226,62 @@ def read_archive(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray
 
 
 def _parse_header(raw: np.ndarray, path: Path) -> dict[str, Any]:
+    """The JSON header, checked against :data:`tinybnn.headers.HEADER`."""
     if raw.dtype != np.uint8:
         raise ModelFileError(f"{path}: damaged header (dtype {raw.dtype})")
     try:
         header = json.loads(raw.tobytes().decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ModelFileError(f"{path}: damaged header ({error})") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        raise ModelFileError(f"{path}: damaged header ({type(error).__name__}: {str(error)[:80]})") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         found = header.get("format") if isinstance(header, dict) else type(header).__name__
-        raise ModelFileError(f"{path}: not a tinybnn model file (format {found!r})")
+        raise ModelFileError(f"{path}: not a tinybnn model file (format {found!r:.60})")
     version = header.get("version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ModelFileError(f"{path}: damaged header (version {version!r})")
-    if version > VERSION:
+    if isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
         raise ModelFileError(f"{path}: format version {version} is newer than this tinybnn reads "
                              f"({VERSION}); upgrade tinybnn")
+    try:
+        check_header(header)
+    except SchemaError as error:
+        raise ModelFileError(f"{path}: {error}") from None
     return header
 
 
-def _check_listing(listing: Any, path: Path) -> list[tuple[str, str, tuple[int, ...]]]:
-    if not isinstance(listing, list):
-        raise ModelFileError(f"{path}: damaged header (no list of arrays)")
-    checked, seen = [], set()
-    for entry in listing:
-        ok = (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str) and entry[1] in DTYPES
-              and isinstance(entry[2], list)
-              and all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 1 << 40 for n in entry[2]))
-        if not ok:
-            raise ModelFileError(f"{path}: damaged header (array entry {str(entry)[:80]})")
-        if entry[0] in seen:
-            raise ModelFileError(f"{path}: array {entry[0]} is listed twice")
-        seen.add(entry[0])
-        checked.append((entry[0], entry[1], tuple(entry[2])))
-    return checked
+def _check_bounds(header: dict[str, Any], listing: list[tuple[str, str, tuple[int, ...]]], path: Path
+                  ) -> dict[str, int]:
+    """Refuse a network that would need more than MAX_NETWORK_BYTES at batch 1, or an array
+    list larger than that network's state allows; return the bytes listed per dtype."""
+    input_shape = tuple(header["input_shape"])
+    try:
+        need = footprint(header["architecture"], input_shape)
+    except ModelFileError as error:
+        raise ModelFileError(f"{path}: the architecture does not fit its input shape: {error}"
+                             if not isinstance(error, SchemaError) else f"{path}: {error}") from None
+    total = need.total + FLOAT32 * math.prod(input_shape)
+    if total > MAX_NETWORK_BYTES:
+        raise ModelFileError(
+            f"{path}: the network needs {total:,} bytes at batch 1 (parameters and buffers {need.state:,}, "
+            f"outputs {need.activations:,}, largest temporary {need.scratch:,}), more than the limit of "
+            f"{MAX_NETWORK_BYTES:,} (2 GiB); the largest is {need.heaviest[1]} with {need.heaviest[0]:,} bytes")
+    names, sizes, listed = set(), {}, {"state/": 0, "extra/": 0}
+    for name, dtype, shape in listing:
+        if name in names:
+            raise ModelFileError(f"{path}: array {name} is listed twice")
+        names.add(name)
+        nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+        sizes[dtype] = sizes.get(dtype, 0) + nbytes
+        prefix = "state/" if name.startswith("state/") else "extra/"
+        listed[prefix] += nbytes
+    # 2x: a float64 array where float32 belongs is named by the shape check later; 4x: Adam's two moments
+    if listed["state/"] > 2 * need.state or listed["extra/"] > 4 * need.state:
+        raise ModelFileError(
+            f"{path}: the header lists {listed['state/']:,} bytes of network arrays and {listed['extra/']:,} "
+            f"of others, far more than its architecture holds ({need.state:,} bytes of parameters and buffers)")
+    return sizes
 
 
 def _split(blobs: dict[str, np.ndarray], listing: list, path: Path) -> dict[str, np.ndarray]:
-    """Cut each dtype's blob into the listed arrays; the lengths must add up exactly."""
+    """Cut each dtype's blob into the listed arrays (whose lengths the members were read to)."""
     arrays, offsets = {}, {dtype: 0 for dtype in blobs}
     for name, dtype, shape in listing:
         size = math.prod(shape)
@@ -234,9 +289,6 @@ def _split(blobs: dict[str, np.ndarray], listing: list, path: Path) -> dict[str,
             raise ModelFileError(f"{path}: array {name} ({dtype} {shape}) is not in the file: it is truncated")
         arrays[name] = blobs[dtype][offsets[dtype]:offsets[dtype] + size].reshape(shape)
         offsets[dtype] += size
-    for dtype, blob in blobs.items():
-        if offsets[dtype] != len(blob):
-            raise ModelFileError(f"{path}: {len(blob) - offsets[dtype]:,} {dtype} values belong to no array")
     return arrays
 
 
@@ -244,19 +296,14 @@ def load_model(path: str | Path, kind: str | None = None) -> ModelFile:
     """Load a model file; with ``kind`` given ("float" or "binarized"), refuse the other kind."""
     path = Path(path)
     header, arrays = read_archive(path)
-    stored_kind = header.get("kind")
-    if stored_kind not in ("float", "binarized"):
-        raise ModelFileError(f"{path}: unknown kind {stored_kind!r}")
+    stored_kind = header["kind"]
     if kind is not None and stored_kind != kind:
         hint = ("convert it first: tinybnn convert" if kind == "binarized"
                 else "use the model it was converted from")
         raise ModelFileError(f"{path}: this is a {stored_kind} model file, a {kind} one is needed ({hint})")
-    input_shape = header.get("input_shape")
-    if (not isinstance(input_shape, list) or not input_shape
-            or not all(isinstance(n, int) and 0 < n <= 1 << 16 for n in input_shape)):
-        raise ModelFileError(f"{path}: input_shape {input_shape!r} is not a list of positive sizes")
+    input_shape = header["input_shape"]
     try:
-        model = construct(header.get("architecture"))
+        model = construct(header["architecture"])
         model.build(tuple(input_shape))
     except ModelFileError as error:
         raise ModelFileError(f"{path}: {error}") from None
@@ -271,6 +318,6 @@ def load_model(path: str | Path, kind: str | None = None) -> ModelFile:
         model.load_state_dict(state)
     except TinyBNNError as error:
         raise ModelFileError(f"{path}: {error}") from None
-    metadata = header.get("metadata") if isinstance(header.get("metadata"), dict) else {}
+    metadata = header["metadata"]
     return ModelFile(model=model, input_shape=tuple(input_shape), kind=stored_kind, metadata=metadata,
                      extra={name: value.copy() for name, value in extra.items()})

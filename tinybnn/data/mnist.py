@@ -254,6 +254,12 @@ def _download_missing(spec: DatasetSpec, target: Path, timeout: float,
             )
 
 
+#: the largest payload a data set's file may hold (256 MiB, about 340,000 images of 28x28;
+#: MNIST's training images are 47 MB), so that a small gzip file whose header honestly
+#: declares gigabytes is refused before it is decompressed
+MAX_FILE_BYTES = 1 << 28
+
+
 def _check_pair(spec: DatasetSpec, images: np.ndarray, labels: np.ndarray,
                 image_path: Path, label_path: Path) -> None:
     if images.dtype != np.uint8 or images.shape[1:] != spec.image_shape or images.ndim != 3:
@@ -267,6 +273,9 @@ def _check_pair(spec: DatasetSpec, images: np.ndarray, labels: np.ndarray,
             f"{label_path.absolute()}: expected ubyte labels of shape (N,), "
             f"found {labels.dtype} of shape {labels.shape}"
         )
+    if len(images) == 0:
+        raise DataFileError(f"{image_path.absolute()}: holds no images; a data set needs at least one "
+                            "for training and for testing")
     if len(images) != len(labels):
         raise DataFileError(
             f"{image_path.absolute()} holds {len(images):,} images but {label_path.absolute()} "
@@ -288,7 +297,7 @@ def load_folder(spec: Union[str, DatasetSpec], folder: PathLike) -> Dataset:
     missing = [stem for stem in FILES if stem not in files]
     if missing:
         raise DataFileError(f"{folder.absolute()}: missing {', '.join(missing)} (.gz or raw)")
-    arrays = {stem: read_idx(path) for stem, path in files.items()}
+    arrays = {stem: read_idx(path, max_bytes=MAX_FILE_BYTES) for stem, path in files.items()}
     for images, labels in ((TRAIN_IMAGES, TRAIN_LABELS), (TEST_IMAGES, TEST_LABELS)):
         _check_pair(spec, arrays[images], arrays[labels], files[images], files[labels])
     return Dataset(

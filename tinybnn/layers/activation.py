@@ -1,13 +1,15 @@
 """Activation, Flatten and Dropout: layers without weights."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from ..autograd import Tensor, dropout, hardtanh
 from ..errors import ArgumentError, ShapeError
-from .module import Module
+from ..schema import Float, Obj, Str
+from .module import FLOAT32, Footprint, Module, elementwise
 
 ACTIVATIONS = {
     "relu": Tensor.relu,
@@ -26,6 +28,12 @@ class Activation(Module):
             raise ArgumentError(f"Activation: act_type must be one of {sorted(ACTIVATIONS)}, got {act_type!r}")
         self.act_type = act_type
 
+    config_schema = Obj({"act_type": Str(tuple(ACTIVATIONS))})
+
+    @classmethod
+    def footprint(cls, config, input_shape, footprint_of) -> Footprint:
+        return elementwise(input_shape)
+
     def forward(self, x: Tensor) -> Tensor:
         return ACTIVATIONS[self.act_type](x)
 
@@ -41,6 +49,13 @@ class Flatten(Module):
             raise ShapeError(f"{self.label()}: expected a batch of rank >= 2, got shape {x.shape}")
         return x.flatten()
 
+    @classmethod
+    def footprint(cls, config, input_shape, footprint_of) -> Footprint:
+        if not input_shape:
+            raise ShapeError(f"Flatten: expected a batch of rank >= 2, got shape {(1, *input_shape)}")
+        size = math.prod(input_shape)
+        return Footprint((size,), 0, FLOAT32 * size)
+
 
 class Dropout(Module):
     """Inverted dropout while training: y = x m / (1 - p), m ~ Bernoulli(1 - p) per element
@@ -52,6 +67,12 @@ class Dropout(Module):
             raise ArgumentError(f"Dropout: p must lie in [0, 1), got {p}")
         self.p = float(p)
         self.rng = rng if rng is not None else np.random.default_rng()
+
+    config_schema = Obj(optional={"p": Float(0.0, 1.0)})
+
+    @classmethod
+    def footprint(cls, config, input_shape, footprint_of) -> Footprint:
+        return elementwise(input_shape)
 
     def forward(self, x: Tensor) -> Tensor:
         return dropout(x, p=self.p, rng=self.rng, training=self.training)

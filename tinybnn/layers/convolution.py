@@ -8,14 +8,25 @@ import numpy as np
 from ..autograd import Tensor, conv2d
 from ..autograd.conv import check_conv_shapes, pair
 from ..errors import ArgumentError, ShapeError
-from .init import bias_uniform, check_initializer, fans, initialize
-from .module import Module, Parameter
+from ..schema import PAIR, POSITIVE, Bool, Obj, Str
+from .init import INITIALIZERS, bias_uniform, check_initializer, fans, initialize
+from .module import FLOAT32, Footprint, Module, Parameter
 
 
 def positive(value: int, name: str, where: str) -> int:
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
         raise ArgumentError(f"{where}: {name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def conv_geometry(config: dict[str, Any], input_shape: tuple[int, ...], where: str
+                  ) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], int, int]:
+    """(kernel, stride, pad, OH, OW) of a convolution ``config`` on a (C, H, W) sample, checked."""
+    kernel, stride, pad = check_geometry(config["kernel"], config["stride"], config["pad"], where)
+    if len(input_shape) != 3:
+        raise ShapeError(f"{where}: expected input (N, C, H, W), got shape {(1, *input_shape)}")
+    oh, ow = check_conv_shapes((1, *input_shape), (1, input_shape[0], *kernel), pad, stride, where=where)
+    return kernel, stride, pad, oh, ow
 
 
 def check_geometry(kernel: Any, stride: Any, pad: Any, where: str) -> tuple:
@@ -61,6 +72,19 @@ class Convolution(Module):
         self.rng = rng if rng is not None else np.random.default_rng()
         self.weight: Parameter | None = None
         self.bias: Parameter | None = None
+
+    config_schema = Obj({"kernel": PAIR, "num_filter": POSITIVE},
+                        {"stride": PAIR, "pad": PAIR, "no_bias": Bool(), "weight_init": Str(tuple(INITIALIZERS))})
+
+    @classmethod
+    def footprint(cls, config, input_shape, footprint_of) -> Footprint:
+        """Weights F C KH KW (+ F biases); scratch: the padded input and its im2col patches."""
+        (kh, kw), _, (ph, pw), oh, ow = conv_geometry(config, input_shape, cls.__name__)
+        channels, height, width = input_shape
+        filters = config["num_filter"]
+        state = filters * channels * kh * kw + (0 if config["no_bias"] else filters)
+        scratch = channels * (height + 2 * ph) * (width + 2 * pw) + oh * ow * channels * kh * kw
+        return Footprint((filters, oh, ow), FLOAT32 * state, FLOAT32 * filters * oh * ow, FLOAT32 * scratch)
 
     def create_parameters(self, channels: int) -> None:
         shape = (self.num_filter, channels, *self.kernel)

@@ -1,15 +1,17 @@
 """FullyConnected: MXNet's dense layer, y = x W^T + b."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from ..autograd import Tensor
 from ..errors import ShapeError
+from ..schema import POSITIVE, Bool, Obj, Str
 from .convolution import positive
-from .init import bias_uniform, check_initializer, initialize
-from .module import Module, Parameter
+from .init import INITIALIZERS, bias_uniform, check_initializer, initialize
+from .module import FLOAT32, Footprint, Module, Parameter
 
 
 class FullyConnected(Module):
@@ -36,6 +38,17 @@ class FullyConnected(Module):
         self.rng = rng if rng is not None else np.random.default_rng()
         self.weight: Parameter | None = None
         self.bias: Parameter | None = None
+
+    config_schema = Obj({"num_hidden": POSITIVE}, {"no_bias": Bool(), "weight_init": Str(tuple(INITIALIZERS))})
+
+    @classmethod
+    def footprint(cls, config, input_shape, footprint_of) -> Footprint:
+        """Weights num_hidden D (+ num_hidden biases); scratch: the flattened input."""
+        if not input_shape:
+            raise ShapeError(f"{cls.__name__}: expected input (N, D), got shape {(1, *input_shape)}")
+        features, hidden = math.prod(input_shape), config["num_hidden"]
+        state = hidden * features + (0 if config["no_bias"] else hidden)
+        return Footprint((hidden,), FLOAT32 * state, FLOAT32 * hidden, FLOAT32 * features)
 
     def create_parameters(self, features: int) -> None:
         self.weight = Parameter(initialize(self.weight_init, (self.num_hidden, features), self.rng))

@@ -10,15 +10,64 @@ zeros when the shapes are needed before any data (loading a model file).
 Every module can describe itself as JSON-friendly ``config()`` (its
 constructor arguments), which :mod:`tinybnn.serialization` stores beside the
 arrays so that a model loads without the code that built it.
+
+Each layer class also declares, in its own file, what a model file may say
+about it and what that costs, so that a file is checked before anything is
+built: ``config_schema`` (the types and ranges of its config, a
+:mod:`tinybnn.schema` object) and the class method ``footprint(config,
+input_shape, footprint_of)``, which computes from the config and the input's
+shape alone (arithmetic, no array) its output shape and a :class:`Footprint`
+of the bytes one forward pass at batch 1 needs.
 """
 from __future__ import annotations
 
+import inspect
+import math
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from ..autograd import Tensor, no_grad
 from ..errors import ArgumentError
+from ..schema import Json, List, Obj, Str
+
+FLOAT32 = 4  # bytes per activation and per float parameter
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """Bytes a layer needs at batch 1, counted from its description (no array is made).
+
+    ``state``: its parameters and buffers; ``activations``: every output one
+    forward pass writes (float32); ``scratch``: the largest temporary it makes
+    (im2col patches, a padded copy of the input); ``heaviest``: (bytes, label)
+    of the leaf layer that needs the most, for error messages.
+    """
+
+    output_shape: tuple[int, ...]
+    state: int = 0
+    activations: int = 0
+    scratch: int = 0
+    heaviest: tuple[int, str] = (0, "")
+
+    @property
+    def total(self) -> int:
+        return self.state + self.activations + self.scratch
+
+    def then(self, after: "Footprint") -> "Footprint":
+        """This layer followed by ``after``: states and outputs add up, scratch is reused."""
+        return Footprint(after.output_shape, self.state + after.state, self.activations + after.activations,
+                         max(self.scratch, after.scratch), max(self.heaviest, after.heaviest))
+
+
+def elementwise(input_shape: tuple[int, ...], state: int = 0) -> Footprint:
+    """The footprint of a layer whose output has its input's shape."""
+    return Footprint(tuple(input_shape), state, FLOAT32 * math.prod(input_shape))
+
+
+#: how a container's footprint asks for a nested description's: (description, input shape, child name)
+FootprintOf = Callable[[Any, tuple[int, ...], str], Footprint]
 
 
 class Parameter(Tensor):
@@ -45,6 +94,8 @@ class Module:
 
     #: names of non-trainable arrays kept in the state (BatchNorm's running statistics)
     buffer_names: tuple[str, ...] = ()
+    #: what a model file's config of this layer may hold (no field by default)
+    config_schema: Obj = Obj()
 
     def __init__(self) -> None:
         self.training = True
@@ -163,6 +214,21 @@ class Module:
         """Rebuild from ``config()``; ``construct`` rebuilds nested descriptions."""
         return cls(**config)
 
+    @classmethod
+    def with_defaults(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """``config`` completed with the constructor's defaults, for :meth:`footprint`."""
+        defaults = {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
+                    if p.default is not inspect.Parameter.empty}
+        return {**defaults, **config}
+
+    @classmethod
+    def footprint(cls, config: dict[str, Any], input_shape: tuple[int, ...],
+                  footprint_of: FootprintOf) -> Footprint:
+        """Output shape and bytes at batch 1 of this layer on a sample of ``input_shape``
+        (no batch axis), from ``config`` (checked by ``config_schema``, completed by
+        :meth:`with_defaults`) alone; raises ShapeError where the forward pass would."""
+        raise NotImplementedError(f"{cls.__name__} does not declare its footprint")
+
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.config().items())
 
@@ -173,6 +239,11 @@ class Module:
 def describe(module: Module) -> dict[str, Any]:
     """A module as JSON-friendly data: ``{"type": class name, "config": {...}}``."""
     return {"type": type(module).__name__, "config": module.config()}
+
+
+#: a nested layer description, checked in full when the container's footprint reaches it
+DESCRIPTION = Obj({"type": Str(max_len=64)}, {"config": Obj(other=Json())})
+LAYER_LIST = List(DESCRIPTION, max_len=10_000)
 
 
 class Sequential(Module):
@@ -207,9 +278,19 @@ class Sequential(Module):
     def config(self) -> dict[str, Any]:
         return {"layers": [describe(layer) for layer in self.layers]}
 
+    config_schema = Obj({"layers": LAYER_LIST})
+
     @classmethod
     def from_config(cls, config: dict[str, Any], construct: Callable[[dict], Module]) -> "Sequential":
         return cls(*(construct(item) for item in config["layers"]))
+
+    @classmethod
+    def footprint(cls, config: dict[str, Any], input_shape: tuple[int, ...],
+                  footprint_of: FootprintOf) -> Footprint:
+        total = Footprint(tuple(input_shape))
+        for i, item in enumerate(config["layers"]):
+            total = total.then(footprint_of(item, total.output_shape, str(i)))
+        return total
 
     def __repr__(self) -> str:
         lines = [f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers)]

@@ -7,7 +7,8 @@ import numpy as np
 
 from ..autograd import Tensor, batch_norm
 from ..errors import ArgumentError, ShapeError
-from .module import Module, Parameter
+from ..schema import Bool, Float, Obj
+from .module import FLOAT32, Footprint, Module, Parameter, elementwise
 
 
 class BatchNorm(Module):
@@ -45,6 +46,15 @@ class BatchNorm(Module):
         self.beta: Parameter | None = None
         self.running_mean: np.ndarray | None = None
         self.running_var: np.ndarray | None = None
+
+    config_schema = Obj(optional={"momentum": Float(0.0, 1.0), "eps": Float(0.0, 1.0), "fix_gamma": Bool()})
+
+    @classmethod
+    def footprint(cls, config, input_shape, footprint_of) -> Footprint:
+        """gamma, beta and the two running statistics: 4 C values."""
+        if len(input_shape) not in (1, 3):
+            raise ShapeError(f"BatchNorm: expected input (N, C) or (N, C, H, W), got shape {(1, *input_shape)}")
+        return elementwise(input_shape, FLOAT32 * 4 * input_shape[0])
 
     def create_parameters(self, channels: int) -> None:
         ones = np.ones(channels, dtype=np.float32)

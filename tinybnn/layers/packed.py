@@ -22,6 +22,7 @@ They are inference-only: no gradient flows through them.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -30,10 +31,11 @@ from numba import njit, prange
 from ..autograd import Tensor, buffers
 from ..autograd.conv import check_conv_shapes
 from ..errors import ShapeError
+from ..schema import PAIR, POSITIVE, Bool, Float, Obj
 from ..gemm import pack_bits, packed_words, pad_words, xnor_parallel
 from ..gemm.bitconv import nominal_bits, pack_channels, pack_normalized_channels, patch_dots
-from .convolution import check_geometry, positive
-from .module import Module
+from .convolution import check_geometry, conv_geometry, positive
+from .module import FLOAT32, Footprint, Module
 from .quantized import check_pad_value
 
 
@@ -131,6 +133,34 @@ class PackedConvolution(PackedModule):
             self.pool_kernel, self.pool_stride, _ = check_geometry(
                 pool_kernel, pool_kernel if pool_stride is None else pool_stride, 0, where)
 
+    config_schema = Obj({"kernel": PAIR, "num_filter": POSITIVE, "channels": POSITIVE},
+                        {"stride": PAIR, "pad": PAIR, "pad_value": Float(-1.0, 1.0), "input_norm": Bool(),
+                         "pool_kernel": PAIR, "pool_stride": PAIR})
+
+    @classmethod
+    def footprint(cls, config, input_shape, footprint_of) -> Footprint:
+        """Filters F Kw words, scale and shift (and 4 C input-norm values); scratch: the packed
+        input, its patches of words (padded to 8-word rows) and the int32 dot products."""
+        where = cls.__name__
+        channels, filters = config["channels"], config["num_filter"]
+        if len(input_shape) != 3 or input_shape[0] != channels:
+            raise ShapeError(f"{where}: expected input (N, {channels}, H, W), got shape {(1, *input_shape)}")
+        kernel, _, _, oh, ow = conv_geometry(config, input_shape, where)
+        pool = config["pool_kernel"]
+        (qh, qw), (qsh, qsw) = (1, 1), (1, 1)
+        if pool is not None:
+            (qh, qw), (qsh, qsw), _ = check_geometry(pool, pool if config["pool_stride"] is None
+                                                     else config["pool_stride"], 0, where)
+        if qh > oh or qw > ow:
+            raise ShapeError(f"{where}: pooling {(qh, qw)} is larger than the output {oh}x{ow}")
+        nominal = nominal_bits(channels, kernel)
+        state = 8 * filters * packed_words(nominal) + FLOAT32 * (2 * filters + (4 * channels if config["input_norm"]
+                                                                               else 0))
+        scratch = (8 * input_shape[1] * input_shape[2] * packed_words(channels)
+                   + oh * ow * (8 * packed_words(nominal, 8) + 4 * filters))
+        shape = (filters, (oh - qh) // qsh + 1, (ow - qw) // qsw + 1)
+        return Footprint(shape, state, FLOAT32 * math.prod(shape), scratch)
+
     def forward(self, x: Tensor) -> Tensor:
         data = x.data
         if data.ndim != 4 or data.shape[1] != self.channels:
@@ -175,6 +205,19 @@ class PackedFullyConnected(PackedModule):
         self.num_hidden = positive(num_hidden, "num_hidden", "PackedFullyConnected")
         self.features = positive(features, "features", "PackedFullyConnected")
         self.allocate(self.num_hidden, packed_words(self.features))
+
+    config_schema = Obj({"num_hidden": POSITIVE, "features": POSITIVE})
+
+    @classmethod
+    def footprint(cls, config, input_shape, footprint_of) -> Footprint:
+        """Rows of ceil(D / 64) words, scale and shift; scratch: the packed input."""
+        features, hidden = config["features"], config["num_hidden"]
+        if math.prod(input_shape) != features:
+            raise ShapeError(f"{cls.__name__}: expected input with {features} features, got shape "
+                             f"{(1, *input_shape)}")
+        words = packed_words(features)
+        return Footprint((hidden,), 8 * hidden * words + FLOAT32 * 2 * hidden, FLOAT32 * hidden,
+                         8 * packed_words(features, 8))
 
     def forward(self, x: Tensor) -> Tensor:
         data = x.data.reshape(x.shape[0], -1) if x.ndim > 2 else x.data

@@ -1,12 +1,14 @@
 """Pooling layer: max or average over windows, or over the whole image."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..autograd import Tensor, avg_pool2d, max_pool2d
 from ..errors import ArgumentError, ShapeError
+from ..schema import PAIR, Bool, Null, Either, Obj, Str
 from .convolution import check_geometry
-from .module import Module
+from .module import FLOAT32, Footprint, Module
 
 
 class Pooling(Module):
@@ -28,6 +30,23 @@ class Pooling(Module):
         self.pool_type = pool_type
         self.kernel, self.stride, _ = check_geometry(kernel, kernel if stride is None else stride, 0, "Pooling")
         self.global_pool = bool(global_pool)
+
+    config_schema = Obj(optional={"pool_type": Str(("max", "avg")), "kernel": PAIR, "stride": Either(Null(), PAIR),
+                                  "global_pool": Bool()})
+
+    @classmethod
+    def footprint(cls, config, input_shape, footprint_of) -> Footprint:
+        if len(input_shape) != 3:
+            raise ShapeError(f"Pooling: expected input (N, C, H, W), got shape {(1, *input_shape)}")
+        channels, height, width = input_shape
+        if config["global_pool"]:
+            return Footprint((channels, 1, 1), 0, FLOAT32 * channels)
+        stride = config["kernel"] if config["stride"] is None else config["stride"]
+        (kh, kw), (sh, sw), _ = check_geometry(config["kernel"], stride, 0, "Pooling")
+        if kh > height or kw > width:
+            raise ShapeError(f"Pooling: kernel {(kh, kw)} is larger than the input {(1, *input_shape)}")
+        shape = (channels, (height - kh) // sh + 1, (width - kw) // sw + 1)
+        return Footprint(shape, 0, FLOAT32 * math.prod(shape))
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 4:

@@ -38,11 +38,15 @@ from ..autograd import Tensor, conv2d
 from ..autograd.binary import binary_conv2d, binary_linear
 from ..autograd.quantize import check_bits, quantize_activation, quantize_weight
 from ..errors import ArgumentError
+from ..schema import Bool, Float, Int, Obj, Str
 from .convolution import Convolution
 from .dense import FullyConnected
-from .module import Module
+from .module import Footprint, Module, elementwise
 
 METHODS = ("det_sign", "approx_sign")
+BITS = Int(1, 32)
+#: what a Q-layer's config adds to its float layer's
+Q_FIELDS = {"act_bit": BITS, "weight_bit": BITS, "scaling_factor": Bool()}
 
 
 def check_pad_value(pad_value: float, where: str = "QConvolution") -> float:
@@ -99,6 +103,12 @@ class QActivation(Module):
             raise ArgumentError(f"QActivation: grad_cancel must be positive, got {grad_cancel!r}")
         self.grad_cancel = float(grad_cancel)
         self.method = method
+
+    config_schema = Obj(optional={"act_bit": BITS, "grad_cancel": Float(0.0), "method": Str(METHODS)})
+
+    @classmethod
+    def footprint(cls, config, input_shape, footprint_of) -> Footprint:
+        return elementwise(input_shape)
 
     def forward(self, x: Tensor) -> Tensor:
         return quantize_activation(x, self.act_bit, self.grad_cancel, self.method)
@@ -186,6 +196,9 @@ class QConvolution(Convolution):
         self.pad_value = check_pad_value(pad_value)
         self.xnor = True  # False: the float path (see use_float_path)
 
+    config_schema = Obj(Convolution.config_schema.required,
+                        {**Convolution.config_schema.optional, **Q_FIELDS, "pad_value": Float(-1.0, 1.0)})
+
     def create_parameters(self, channels: int) -> None:
         super().create_parameters(channels)
         if self.weight_bit == 1:
@@ -245,6 +258,8 @@ class QFullyConnected(FullyConnected):
         self.weight_bit = check_bits(weight_bit, "weight_bit", "QFullyConnected")
         self.scaling_factor = bool(scaling_factor)
         self.xnor = True  # False: the float path (see use_float_path)
+
+    config_schema = Obj(FullyConnected.config_schema.required, {**FullyConnected.config_schema.optional, **Q_FIELDS})
 
     def create_parameters(self, features: int) -> None:
         super().create_parameters(features)

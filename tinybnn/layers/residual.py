@@ -6,12 +6,14 @@ converted like any other stack of layers.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 from ..autograd import Tensor
 from ..errors import ArgumentError, ShapeError
+from ..schema import Either, Null, Obj, Str
 from .activation import ACTIVATIONS
-from .module import Module, Sequential, describe
+from .module import DESCRIPTION, FLOAT32, Footprint, Module, Sequential, describe
 
 
 class Residual(Module):
@@ -32,6 +34,21 @@ class Residual(Module):
             raise ShapeError(f"{self.label()}: body gives {main.shape} but the shortcut gives {skip.shape}")
         y = main + skip
         return y if self.activation is None else ACTIVATIONS[self.activation](y)
+
+    config_schema = Obj({"body": DESCRIPTION, "shortcut": DESCRIPTION},
+                        {"activation": Either(Null(), Str(tuple(ACTIVATIONS)))})
+
+    @classmethod
+    def footprint(cls, config, input_shape, footprint_of) -> Footprint:
+        """Body and shortcut on the same input, plus their sum."""
+        body = footprint_of(config["body"], input_shape, "body")
+        shortcut = footprint_of(config["shortcut"], input_shape, "shortcut")
+        if body.output_shape != shortcut.output_shape:
+            raise ShapeError(f"Residual: body gives {(1, *body.output_shape)} but the shortcut gives "
+                             f"{(1, *shortcut.output_shape)}")
+        both = body.then(shortcut)
+        return Footprint(body.output_shape, both.state,
+                         both.activations + FLOAT32 * math.prod(body.output_shape), both.scratch, both.heaviest)
 
     def config(self) -> dict[str, Any]:
         return {"body": describe(self.body), "shortcut": describe(self.shortcut), "activation": self.activation}
