@@ -24,8 +24,8 @@ the signature ``kernel(a_packed, b_packed, k) -> int32 (M, N)``:
 
 Three kernels, the same numbers:
 
-* :func:`xnor_naive`: a Python loop over the rows of A, NumPy's
-  ``bitwise_count`` doing the popcounts. Obvious; the reference twin.
+* :func:`xnor_naive`: a Python loop over the rows of A; NumPy unpacks each
+  XORed word into its 64 bits and sums them. Obvious; the reference twin.
 * :func:`xnor_blocked`: Numba, one thread, 4x4 register tiles.
 * :func:`xnor_parallel`: the same tiles spread over threads with ``prange``.
 """
@@ -132,13 +132,16 @@ def xnor_naive(a_packed, b_packed, k) -> np.ndarray:
     """XNOR GEMM, obvious version: ``out[i, :] = k - 2 * popcount(a[i] XOR b).sum(words)``.
 
     One Python iteration per row of ``a_packed``; NumPy XORs that row with all
-    rows of ``b_packed`` at once and ``np.bitwise_count`` counts the bits.
+    rows of ``b_packed`` at once, views each word as its 8 bytes and
+    ``np.unpackbits`` spreads them into 0/1 values whose sum per row is the
+    popcount (the byte and bit order do not change a count).
     """
     a_packed, b_packed, k = _check_packed_operands(a_packed, b_packed, k)
     m, n = a_packed.shape[0], b_packed.shape[0]
     out = np.empty((m, n), dtype=np.int32)
     for i in range(m):
-        differ = np.bitwise_count(a_packed[i] ^ b_packed).sum(axis=1, dtype=np.int64)
+        bytes_of_words = (a_packed[i] ^ b_packed).view(np.uint8)  # (n, 8 * words)
+        differ = np.unpackbits(bytes_of_words, axis=1).sum(axis=1, dtype=np.int64)
         out[i] = k - 2 * differ
     return out
 
