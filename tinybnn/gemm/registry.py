@@ -55,7 +55,7 @@ REGISTRY: dict[str, GemmImpl] = {
         GemmImpl("numpy", "float", gemm_numpy,
                  "np.dot (OpenBLAS), the reference"),
         GemmImpl("xnor_naive", "xnor", xnor_naive,
-                 "Python loop over rows of A, NumPy XOR and unpackbits"),
+                 "Python loop over rows of A, NumPy XOR and bitwise_count"),
         GemmImpl("xnor_blocked", "xnor", xnor_blocked,
                  "Numba, one thread, 4x4 register tiles, vpopcntq"),
         GemmImpl("xnor_parallel", "xnor", xnor_parallel,
