@@ -5,6 +5,13 @@ fixture. It reads the folder from ``$TINYBNN_DATA`` (CI points it at
 ``../shared/datasets``). Without it those tests skip, unless
 ``$TINYBNN_REQUIRE_DATA=1`` (set by ``.ci/run``), in which case a missing
 folder is a failure, so CI never passes by skipping them.
+
+A relative ``$TINYBNN_DATA`` (the README's ``TINYBNN_DATA=../shared/datasets``)
+means relative to the folder pytest was started from. Tests change folder
+(``monkeypatch.chdir``, subprocesses with their own ``cwd``), so the value is
+made absolute once, when the session starts, before any test runs; every
+reader (the fixture, tinybnn's own data lookup, child processes) then sees
+the same folder.
 """
 import os
 from pathlib import Path
@@ -16,6 +23,17 @@ from hypothesis import settings
 settings.register_profile("default", deadline=None, max_examples=60)
 settings.register_profile("ci", deadline=None, max_examples=40, derandomize=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+def absolute_data_folder(environ: dict) -> None:
+    """Make ``environ["TINYBNN_DATA"]``, if set, absolute against the current folder."""
+    value = environ.get("TINYBNN_DATA")
+    if value:
+        environ["TINYBNN_DATA"] = str(Path(value).absolute())
+
+
+def pytest_configure(config) -> None:
+    absolute_data_folder(os.environ)
 
 
 @pytest.fixture(scope="session")

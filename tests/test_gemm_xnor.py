@@ -15,6 +15,7 @@ from tinybnn.gemm import (
     popcount64,
     xnor_gemm_float,
 )
+from tinybnn.gemm.xnor import popcount_table, popcount_words
 
 XNOR_KERNELS = [REGISTRY[name].function for name in impl_names("xnor")]
 XNOR_IDS = impl_names("xnor")
@@ -92,6 +93,14 @@ def _popcount_scalar(x):
 @given(st.integers(min_value=0, max_value=2**64 - 1))
 def test_popcount64_counts_bits(value):
     assert _popcount_scalar(np.uint64(value)) == bin(value).count("1")
+
+
+@given(st.lists(st.integers(min_value=0, max_value=2**64 - 1), min_size=1, max_size=24), st.integers(1, 3))
+def test_both_word_popcounts_count_bits(values, rows):
+    words = np.array(values * rows, dtype=np.uint64).reshape(rows, len(values))
+    expected = np.array([[bin(v).count("1") for v in values]] * rows)
+    assert np.array_equal(popcount_table(words), expected)
+    assert np.array_equal(popcount_words(words), expected)  # np.bitwise_count on NumPy 2.0+
 
 
 def test_pad_words():

@@ -71,11 +71,8 @@ HISTORY_KEYS = ("epoch", "loss", "train_accuracy", "test_loss", "test_accuracy")
 
 # --- text --------------------------------------------------------------------------
 def font(size: int) -> ImageFont.ImageFont:
-    """Pillow's built-in font at ``size`` pixels (a bitmap font on Pillow < 10.1)."""
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # pragma: no cover (old Pillow)
-        return ImageFont.load_default()
+    """Pillow's built-in scalable font at ``size`` pixels (Pillow 10.1+)."""
+    return ImageFont.load_default(size=size)
 
 
 def text_size(draw: ImageDraw.ImageDraw, text: str, face: ImageFont.ImageFont) -> tuple[int, int]:
