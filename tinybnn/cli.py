@@ -45,18 +45,27 @@ def add_train_parser(commands) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-limit", type=int, metavar="N", help="train on N images drawn with the seed")
     p.add_argument("--test-limit", type=int, metavar="N", help="evaluate on the first N test images")
-    p.add_argument("--out", type=Path, default=Path("model.npz"), help="where to save the model")
+    p.add_argument("--out", type=Path, help="where to save the model (default: model.npz; with --resume: "
+                   "the model of the checkpoint, run.npz for run.ckpt.npz); the checkpoint goes beside it "
+                   "as MODEL.ckpt.npz")
     p.add_argument("--resume", type=Path, metavar="CHECKPOINT",
-                   help="continue a run from its checkpoint (MODEL.ckpt.npz)")
+                   help="continue a run from its checkpoint (MODEL.ckpt.npz), which keeps being updated")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite --out or its checkpoint even if they are not tinybnn files of that kind")
     p.set_defaults(handler=command_train)
 
 
 def command_train(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint
     from .recipe import RunSettings, run
+    from .training import model_path_of
 
-    checkpoint = None
+    checkpoint, out = None, args.out if args.out is not None else Path("model.npz")
     if args.resume is not None:
+        out = args.out if args.out is not None else model_path_of(args.resume)
+        if out is None:
+            raise ArgumentError(f"--resume {args.resume}: not named MODEL.ckpt.npz, so the model's name is "
+                                "unknown; give --out MODEL.npz (the checkpoint then goes to MODEL.ckpt.npz)")
         checkpoint = load_checkpoint(args.resume)
         settings = RunSettings.from_checkpoint(checkpoint)
         if args.epochs is not None:  # train longer (or shorter) than first planned
@@ -68,7 +77,7 @@ def command_train(args: argparse.Namespace) -> int:
             epochs=10 if args.epochs is None else args.epochs, batch_size=args.batch_size,
             optimizer=args.optimizer, lr=lr, momentum=args.momentum, weight_decay=args.weight_decay,
             schedule=args.schedule, seed=args.seed, train_limit=args.train_limit, test_limit=args.test_limit)
-    run(settings, args.out, data_dir=args.data, resume=checkpoint)
+    run(settings, out, data_dir=args.data, resume=checkpoint, force=args.force)
     return 0
 
 
@@ -78,7 +87,10 @@ def add_convert_parser(commands) -> None:
                             description="Write binarized_MODEL.npz beside MODEL: 1-bit layers packed, "
                                         "BatchNorm folded, everything else float32.")
     p.add_argument("model", type=Path, help="a model file written by tinybnn train")
-    p.add_argument("--out", type=Path, help="where to write (default: binarized_<name> beside the model)")
+    p.add_argument("--out", type=Path, help="where to write (default: binarized_<name> beside the model); "
+                   "never the model itself")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite --out even if it is not a converted model file")
     p.set_defaults(handler=command_convert)
 
 
@@ -86,7 +98,7 @@ def command_convert(args: argparse.Namespace) -> int:
     from .convert import convert_file
 
     before = args.model.stat().st_size if args.model.is_file() else 0
-    target = convert_file(args.model, args.out)
+    target = convert_file(args.model, args.out, force=args.force)
     after = target.stat().st_size
     print(f"{args.model}: {before:,} bytes -> {target}: {after:,} bytes ({before / after:.1f}x smaller)")
     return 0

@@ -10,6 +10,7 @@ its metadata.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -20,6 +21,7 @@ from .checkpoint import Checkpoint, save_checkpoint
 from .data import load_dataset, to_float_nchw
 from .errors import ArgumentError, ModelFileError
 from .models import build_model
+from .outputs import check_output
 from .optim import OPTIMIZERS, make_schedule
 from .serialization import save_model
 from .training import TrainState, checkpoint_path, fit
@@ -51,6 +53,14 @@ class RunSettings:
                 raise ArgumentError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
         if self.optimizer not in OPTIMIZERS:
             raise ArgumentError(f"--optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}")
+        if not self.lr >= 0:  # NaN fails this too; inf is allowed and diverges (a TrainingError)
+            raise ArgumentError(f"--lr must be a number >= 0, got {self.lr}")
+        if not 0 <= self.momentum < 1:
+            raise ArgumentError(f"--momentum must lie in [0, 1), got {self.momentum}")
+        if not 0 <= self.weight_decay < math.inf:
+            raise ArgumentError(f"--weight-decay must be a finite number >= 0, got {self.weight_decay}")
+        if self.seed < 0:
+            raise ArgumentError(f"--seed must be an integer >= 0, got {self.seed}")
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Checkpoint) -> "RunSettings":
@@ -78,13 +88,20 @@ def training_data(settings: RunSettings, data_dir: str | Path | None, log: Calla
 
 
 def run(settings: RunSettings, out: Path, data_dir: str | Path | None = None, resume: Checkpoint | None = None,
-        log: Callable[[str], None] = print) -> TrainState:
+        log: Callable[[str], None] = print, force: bool = False) -> TrainState:
     """Train as ``settings`` say, checkpointing to ``MODEL.ckpt.npz``; save the model to ``out``.
 
-    ``resume``: a loaded checkpoint (:func:`~tinybnn.checkpoint.load_checkpoint`) to continue from."""
+    ``resume``: a loaded checkpoint (:func:`~tinybnn.checkpoint.load_checkpoint`) to continue from;
+    it may be ``MODEL.ckpt.npz`` itself, which then keeps being updated. Before the data is loaded,
+    ``out`` and the checkpoint are checked (:func:`tinybnn.outputs.check_output`): neither may be
+    the other or an input, and an existing file there must be a trained model file and a
+    checkpoint respectively, unless ``force``."""
     settings.check()
-    if not out.absolute().parent.is_dir():
-        raise ArgumentError(f"--out {out}: the folder {out.absolute().parent} does not exist")
+    out = check_output(out, "float", inputs=[resume.path] if resume is not None else [], force=force)
+    ckpt = check_output(checkpoint_path(out), "checkpoint", inputs=[out], force=force, option="the checkpoint")
+    if resume is not None and resume.state.epoch > settings.epochs:
+        raise ArgumentError(f"--epochs {settings.epochs}: {resume.path} has already done {resume.state.epoch} "
+                            "epochs")
     train, test, data = training_data(settings, data_dir, log)
 
     rng = np.random.default_rng(settings.seed)
@@ -102,7 +119,6 @@ def run(settings: RunSettings, out: Path, data_dir: str | Path | None = None, re
         state = resume.state
         log(f"resuming {resume.path} after epoch {state.epoch} of {settings.epochs}")
 
-    ckpt = checkpoint_path(out)
     log(f"training {settings.model} on {data.name} ({len(train[0]):,} training images from {data.source_dir}, "
         f"{len(test[0]):,} test images), {settings.epochs} epochs, batch {settings.batch_size}, "
         f"{settings.optimizer} lr {settings.lr:g} ({settings.schedule}), seed {settings.seed}")

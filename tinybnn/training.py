@@ -128,3 +128,15 @@ def fit(model: Module, optimizer: Optimizer, schedule: Any, train: tuple[np.ndar
 def checkpoint_path(out: Path) -> Path:
     """Where a run writing ``out`` keeps its checkpoint: ``model.npz`` -> ``model.ckpt.npz``."""
     return out.with_name(out.stem + ".ckpt" + out.suffix)
+
+
+def model_path_of(checkpoint: Path) -> Path | None:
+    """The model a checkpoint belongs to, undoing :func:`checkpoint_path`: ``run.ckpt.npz`` -> ``run.npz``.
+
+    None for a name :func:`checkpoint_path` does not make (``backup.npz``)."""
+    if checkpoint.suffix == ".ckpt" and checkpoint.stem:  # checkpoint_path(Path("model")) = "model.ckpt"
+        return checkpoint.with_name(checkpoint.stem)
+    stem = Path(checkpoint.stem)
+    if stem.suffix == ".ckpt" and stem.stem:
+        return checkpoint.with_name(stem.stem + checkpoint.suffix)
+    return None
