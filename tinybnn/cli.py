@@ -3,17 +3,24 @@
 Each subcommand is a function ``command_<name>(args) -> int`` that calls the
 library. Mistakes in the input (``TinyBNNError``: a bad file, a bad argument)
 print one line, ``tinybnn: error: ...``, and exit with status 2; anything else
-is a bug and keeps its traceback.
+is a bug and keeps its traceback. Ctrl-C prints one line and exits with status
+130 (:mod:`tinybnn.interrupt`; training first finishes its batch and says how
+to resume); a reader that closes the pipe (``| head -1``) ends the command
+quietly with status 141; names the terminal cannot encode are printed with
+backslash escapes.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from . import show
 from .errors import ArgumentError, TinyBNNError
+from .interrupt import EXIT_STATUS, exit_on_interrupt
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -203,14 +210,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    escaping = _escape_unencodable(sys.stdout)
     try:
-        return args.handler(args)
+        # bench keeps KeyboardInterrupt: its workers are child processes that subprocess ends with it
+        with contextlib.nullcontext() if args.command == "bench" else exit_on_interrupt():
+            status = args.handler(args)
+            sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+            return status
     except TinyBNNError as error:
         print(f"tinybnn: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except BrokenPipeError:  # tinybnn predict ... | head -1: the reader has all it wanted
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE, what a shell reports for a C program in the same place
+    except KeyboardInterrupt as interrupt:
+        print(f"tinybnn: {interrupt}" if str(interrupt) else "tinybnn: interrupted", file=sys.stderr)
+        return EXIT_STATUS
+    except SystemError as error:  # a KeyboardInterrupt raised while a Numba function ran
+        if not isinstance(error.__context__ or error.__cause__, KeyboardInterrupt):
+            raise
         print("tinybnn: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_STATUS
+    finally:
+        escaping()
+
+
+def _escape_unencodable(stream) -> Callable[[], None]:
+    """Make ``stream`` write what its encoding cannot hold as backslash escapes (a file name with
+    undecodable bytes, printed to a strict ASCII or UTF-8 stdout); return how to undo it."""
+    errors = getattr(stream, "errors", None)
+    if errors is None or not hasattr(stream, "reconfigure"):
+        return lambda: None
+    stream.reconfigure(errors="backslashreplace")
+    return lambda: stream.reconfigure(errors=errors)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush does not fail again."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 if __name__ == "__main__":

@@ -53,14 +53,20 @@ def same_file(a: str | Path, b: str | Path) -> bool:
         return False
 
 
-def check_output(path: str | Path, kind: str, inputs: Iterable[str | Path] = (), force: bool = False,
-                 option: str = "--out") -> Path:
-    """Refuse to write a ``kind`` file (see :data:`KINDS`) at ``path`` if that could lose data."""
+def refuse_inputs(path: str | Path, inputs: Iterable[str | Path], option: str = "--out") -> Path:
+    """Refuse (ArgumentError) an output ``path`` that is one of ``inputs`` (see :func:`same_file`)."""
     path = Path(path)
     for source in inputs:
         if same_file(path, source):
             raise ArgumentError(f"{option} {path}: is this command's input {source}; choose another name "
                                 "(tinybnn never writes over its own input)")
+    return path
+
+
+def check_output(path: str | Path, kind: str, inputs: Iterable[str | Path] = (), force: bool = False,
+                 option: str = "--out") -> Path:
+    """Refuse to write a ``kind`` file (see :data:`KINDS`) at ``path`` if that could lose data."""
+    path = refuse_inputs(path, inputs, option)
     folder = path.absolute().parent
     if not folder.is_dir():
         raise ArgumentError(f"{option} {path}: the folder {folder} does not exist")

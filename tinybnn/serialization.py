@@ -165,6 +165,8 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, li
 def read_archive(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The header and every named array of a model file, checked as far as the format goes."""
     path = Path(path)
+    if path.is_dir():
+        raise ModelFileError(f"{path}: is a folder, not a model file")
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
     try:
