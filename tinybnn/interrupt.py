@@ -15,7 +15,9 @@ raise:
   :class:`Interrupted` with a message saying what was saved and how to
   resume. A second SIGINT ends at once, with that same one line.
 
-Both restore the previous handler when they end, except when they end by
+Neither installs anything where SIGINT is ignored (``nohup``, a shell's
+background job), so that stays ignored. Both restore the previous handler
+when they end, except when they end by
 an interrupt: then further Ctrl-Cs are ignored while the process exits (a
 late one would otherwise raise during the exit).
 """
@@ -46,8 +48,9 @@ def exit_now(message: str) -> None:
 
 @contextlib.contextmanager
 def _handling_sigint(handler: Callable) -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signals reach only the main thread's handlers
+    if (threading.current_thread() is not threading.main_thread()  # signals reach only the main thread
+            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):  # nohup, a background job: keep ignoring
+        yield
         return
     previous = signal.signal(signal.SIGINT, handler)
     try:
