@@ -100,6 +100,9 @@ def test_the_printed_command_resumes_the_run(mnist_dir, tmp_path):
     assert len(load_model(tmp_path / "run.npz").metadata["history"]) == done + 1
 
 
+READY = "import sys, tinybnn.cli; print('ready'); sys.exit(tinybnn.cli.main(sys.argv[1:]))"
+
+
 def a_digit(folder: Path) -> Path:
     from PIL import Image, ImageDraw
 
@@ -115,8 +118,11 @@ def test_ctrl_c_in_other_commands_prints_one_line(tmp_path, command):
     args = {"predict": [SHIPPED_MODEL, *[digit] * 3000], "summary": [SHIPPED_MODEL],
             "convert": [SHIPPED_MODEL, "--out", tmp_path / "never.npz"]}[command]
     statuses = []
-    for delay in (0.5, 1.0):  # after Python has started and loaded tinybnn.cli (well under 0.5 s)
-        process = start([command, *args], tmp_path)
+    for delay in (0.2, 0.6):  # after Python has started and loaded tinybnn.cli
+        process = subprocess.Popen(
+            [sys.executable, "-c", READY, command, *map(str, args)], cwd=tmp_path, text=True,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert process.stdout.readline() == "ready\n"
         time.sleep(delay)
         status, err = interrupt(process)
         statuses.append(status)
@@ -124,6 +130,6 @@ def test_ctrl_c_in_other_commands_prints_one_line(tmp_path, command):
             assert_one_interrupted_line(status, err)
         else:  # it finished first (convert refuses an already converted model)
             assert status in (0, 2) and "Traceback" not in err and err.count("\n") <= 1, err
-    if command == "predict":  # 3,000 images take seconds; summary and convert may end within 0.5 s
+    if command == "predict":  # 3,000 images take seconds; summary and convert may end sooner
         assert 130 in statuses
     assert not (tmp_path / "never.npz").exists()
