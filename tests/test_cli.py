@@ -61,7 +61,7 @@ def test_bad_input_gets_one_line_and_status_2(args, message, tmp_path):
 
 def test_bad_bit_width_is_refused_by_name(mnist_dir, tmp_path):
     status, _, err = tinybnn("train", "--act-bit", "0", "--data", mnist_dir, "--out", tmp_path / "m.npz")
-    assert status == 2 and "act_bit must be an integer from 1 to 32, got 0" in err
+    assert status == 2 and "--act-bit must be an integer from 1 to 32, got 0" in err
     assert len(err.strip().splitlines()) == 1
 
 

@@ -3,17 +3,24 @@
 Each subcommand is a function ``command_<name>(args) -> int`` that calls the
 library. Mistakes in the input (``TinyBNNError``: a bad file, a bad argument)
 print one line, ``tinybnn: error: ...``, and exit with status 2; anything else
-is a bug and keeps its traceback.
+is a bug and keeps its traceback. Ctrl-C prints one line and exits with status
+130 (:mod:`tinybnn.interrupt`; training first finishes its batch and says how
+to resume); a reader that closes the pipe (``| head -1``) ends the command
+quietly with status 141; names the terminal cannot encode are printed with
+backslash escapes.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from . import show
 from .errors import ArgumentError, TinyBNNError
+from .interrupt import EXIT_STATUS, exit_on_interrupt
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -45,18 +52,27 @@ def add_train_parser(commands) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-limit", type=int, metavar="N", help="train on N images drawn with the seed")
     p.add_argument("--test-limit", type=int, metavar="N", help="evaluate on the first N test images")
-    p.add_argument("--out", type=Path, default=Path("model.npz"), help="where to save the model")
+    p.add_argument("--out", type=Path, help="where to save the model (default: model.npz; with --resume: "
+                   "the model of the checkpoint, run.npz for run.ckpt.npz); the checkpoint goes beside it "
+                   "as MODEL.ckpt.npz")
     p.add_argument("--resume", type=Path, metavar="CHECKPOINT",
-                   help="continue a run from its checkpoint (MODEL.ckpt.npz)")
+                   help="continue a run from its checkpoint (MODEL.ckpt.npz), which keeps being updated")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite --out or its checkpoint even if they are not tinybnn files of that kind")
     p.set_defaults(handler=command_train)
 
 
 def command_train(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint
     from .recipe import RunSettings, run
+    from .training import model_path_of
 
-    checkpoint = None
+    checkpoint, out = None, args.out if args.out is not None else Path("model.npz")
     if args.resume is not None:
+        out = args.out if args.out is not None else model_path_of(args.resume)
+        if out is None:
+            raise ArgumentError(f"--resume {args.resume}: not named MODEL.ckpt.npz, so the model's name is "
+                                "unknown; give --out MODEL.npz (the checkpoint then goes to MODEL.ckpt.npz)")
         checkpoint = load_checkpoint(args.resume)
         settings = RunSettings.from_checkpoint(checkpoint)
         if args.epochs is not None:  # train longer (or shorter) than first planned
@@ -68,7 +84,7 @@ def command_train(args: argparse.Namespace) -> int:
             epochs=10 if args.epochs is None else args.epochs, batch_size=args.batch_size,
             optimizer=args.optimizer, lr=lr, momentum=args.momentum, weight_decay=args.weight_decay,
             schedule=args.schedule, seed=args.seed, train_limit=args.train_limit, test_limit=args.test_limit)
-    run(settings, args.out, data_dir=args.data, resume=checkpoint)
+    run(settings, out, data_dir=args.data, resume=checkpoint, force=args.force)
     return 0
 
 
@@ -78,7 +94,10 @@ def add_convert_parser(commands) -> None:
                             description="Write binarized_MODEL.npz beside MODEL: 1-bit layers packed, "
                                         "BatchNorm folded, everything else float32.")
     p.add_argument("model", type=Path, help="a model file written by tinybnn train")
-    p.add_argument("--out", type=Path, help="where to write (default: binarized_<name> beside the model)")
+    p.add_argument("--out", type=Path, help="where to write (default: binarized_<name> beside the model); "
+                   "never the model itself")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite --out even if it is not a converted model file")
     p.set_defaults(handler=command_convert)
 
 
@@ -86,7 +105,7 @@ def command_convert(args: argparse.Namespace) -> int:
     from .convert import convert_file
 
     before = args.model.stat().st_size if args.model.is_file() else 0
-    target = convert_file(args.model, args.out)
+    target = convert_file(args.model, args.out, force=args.force)
     after = target.stat().st_size
     print(f"{args.model}: {before:,} bytes -> {target}: {after:,} bytes ({before / after:.1f}x smaller)")
     return 0
@@ -191,14 +210,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    escaping = _escape_unencodable(sys.stdout)
     try:
-        return args.handler(args)
+        # bench keeps KeyboardInterrupt: its workers are child processes that subprocess ends with it
+        with contextlib.nullcontext() if args.command == "bench" else exit_on_interrupt():
+            status = args.handler(args)
+            sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+            return status
     except TinyBNNError as error:
         print(f"tinybnn: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except BrokenPipeError:  # tinybnn predict ... | head -1: the reader has all it wanted
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE, what a shell reports for a C program in the same place
+    except KeyboardInterrupt as interrupt:
+        print(f"tinybnn: {interrupt}" if str(interrupt) else "tinybnn: interrupted", file=sys.stderr)
+        return EXIT_STATUS
+    except SystemError as error:  # a KeyboardInterrupt raised while a Numba function ran
+        if not isinstance(error.__context__ or error.__cause__, KeyboardInterrupt):
+            raise
         print("tinybnn: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_STATUS
+    finally:
+        escaping()
+
+
+def _escape_unencodable(stream) -> Callable[[], None]:
+    """Make ``stream`` write what its encoding cannot hold as backslash escapes (a file name with
+    undecodable bytes, printed to a strict ASCII or UTF-8 stdout); return how to undo it."""
+    errors = getattr(stream, "errors", None)
+    if errors is None or not hasattr(stream, "reconfigure"):
+        return lambda: None
+    stream.reconfigure(errors="backslashreplace")
+    return lambda: stream.reconfigure(errors=errors)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush does not fail again."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from .gemm.bitconv import pack_filters
 from .layers import (BatchNorm, Module, Pooling, QActivation, QConvolution, QFullyConnected, Residual,
                      Sequential)
 from .layers.packed import PackedConvolution, PackedFullyConnected, PackedModule
+from .outputs import check_output
 from .serialization import load_model, save_model
 
 BINARIZED = "binarized"
@@ -170,13 +171,18 @@ def binarized_path(path: Path) -> Path:
     return path.with_name("binarized_" + path.name)
 
 
-def convert_file(path: str | Path, out: str | Path | None = None) -> Path:
+def convert_file(path: str | Path, out: str | Path | None = None, force: bool = False) -> Path:
     """Convert the model file at ``path``; return where the result went.
 
     Refuses (ModelFileError) a file that is already converted, or one without
-    any 1-bit layer, saying so.
+    any 1-bit layer, saying so. Before loading anything it refuses
+    (ArgumentError, see :func:`tinybnn.outputs.check_output`) an ``out`` that
+    is ``path`` itself, or that exists and is not a converted model file
+    (unless ``force``).
     """
     path = Path(path)
+    target = Path(out) if out is not None else binarized_path(path)
+    check_output(target, BINARIZED, inputs=[path], force=force)
     loaded = load_model(path)
     if loaded.kind == BINARIZED:
         raise ModelFileError(f"{path}: already converted (a binarized model file); nothing to do")
@@ -184,7 +190,6 @@ def convert_file(path: str | Path, out: str | Path | None = None) -> Path:
         raise ModelFileError(f"{path}: has no binary layer (QConvolution or QFullyConnected with act_bit=1 "
                              "and weight_bit=1), so there is nothing to pack")
     converted = convert_model(loaded.model)
-    target = Path(out) if out is not None else binarized_path(path)
     metadata = dict(loaded.metadata)
     metadata["converted_from"] = path.name
     return save_model(target, converted, loaded.input_shape, metadata=metadata, kind=BINARIZED)

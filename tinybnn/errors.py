@@ -14,6 +14,8 @@ exception              raised for
                        not match the architecture it describes
 ``ShapeError``         an input whose rank or size a layer cannot take
 ``ArgumentError``      a parameter outside its allowed range
+``NotANumberError``    NaN where a sign is taken (it has no sign): an
+                       ``ArgumentError``
 ``TrainingError``      training that cannot continue (a NaN loss)
 =====================  ====================================================
 
@@ -36,6 +38,10 @@ class ModelFileError(TinyBNNError):
 
 class ArgumentError(TinyBNNError, ValueError):
     """An argument to a layer, function or command is outside its range."""
+
+
+class NotANumberError(ArgumentError):
+    """NaN reached a sign (1-bit activations, bit packing): NaN has no sign, so it is refused."""
 
 
 class ShapeError(TinyBNNError, ValueError):

@@ -10,6 +10,8 @@ its metadata.
 """
 from __future__ import annotations
 
+import math
+import shlex
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -19,10 +21,12 @@ import numpy as np
 from .checkpoint import Checkpoint, save_checkpoint
 from .data import load_dataset, to_float_nchw
 from .errors import ArgumentError, ModelFileError
+from .interrupt import Interrupted, StopRequest
 from .models import build_model
+from .outputs import check_output
 from .optim import OPTIMIZERS, make_schedule
 from .serialization import save_model
-from .training import TrainState, checkpoint_path, fit
+from .training import TrainState, checkpoint_path, fit, model_path_of
 
 
 @dataclass
@@ -51,6 +55,18 @@ class RunSettings:
                 raise ArgumentError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
         if self.optimizer not in OPTIMIZERS:
             raise ArgumentError(f"--optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}")
+        for name in ("act_bit", "weight_bit"):
+            value = getattr(self, name)
+            if not 1 <= value <= 32:
+                raise ArgumentError(f"--{name.replace('_', '-')} must be an integer from 1 to 32, got {value}")
+        if not self.lr >= 0:  # NaN fails this too; inf is allowed and diverges (a TrainingError)
+            raise ArgumentError(f"--lr must be a number >= 0, got {self.lr}")
+        if not 0 <= self.momentum < 1:
+            raise ArgumentError(f"--momentum must lie in [0, 1), got {self.momentum}")
+        if not 0 <= self.weight_decay < math.inf:
+            raise ArgumentError(f"--weight-decay must be a finite number >= 0, got {self.weight_decay}")
+        if self.seed < 0:
+            raise ArgumentError(f"--seed must be an integer >= 0, got {self.seed}")
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Checkpoint) -> "RunSettings":
@@ -78,13 +94,20 @@ def training_data(settings: RunSettings, data_dir: str | Path | None, log: Calla
 
 
 def run(settings: RunSettings, out: Path, data_dir: str | Path | None = None, resume: Checkpoint | None = None,
-        log: Callable[[str], None] = print) -> TrainState:
+        log: Callable[[str], None] = print, force: bool = False) -> TrainState:
     """Train as ``settings`` say, checkpointing to ``MODEL.ckpt.npz``; save the model to ``out``.
 
-    ``resume``: a loaded checkpoint (:func:`~tinybnn.checkpoint.load_checkpoint`) to continue from."""
+    ``resume``: a loaded checkpoint (:func:`~tinybnn.checkpoint.load_checkpoint`) to continue from;
+    it may be ``MODEL.ckpt.npz`` itself, which then keeps being updated. Before the data is loaded,
+    ``out`` and the checkpoint are checked (:func:`tinybnn.outputs.check_output`): neither may be
+    the other or an input, and an existing file there must be a trained model file and a
+    checkpoint respectively, unless ``force``."""
     settings.check()
-    if not out.absolute().parent.is_dir():
-        raise ArgumentError(f"--out {out}: the folder {out.absolute().parent} does not exist")
+    out = check_output(out, "float", inputs=[resume.path] if resume is not None else [], force=force)
+    ckpt = check_output(checkpoint_path(out), "checkpoint", inputs=[out], force=force, option="the checkpoint")
+    if resume is not None and resume.state.epoch > settings.epochs:
+        raise ArgumentError(f"--epochs {settings.epochs}: {resume.path} has already done {resume.state.epoch} "
+                            "epochs")
     train, test, data = training_data(settings, data_dir, log)
 
     rng = np.random.default_rng(settings.seed)
@@ -102,15 +125,52 @@ def run(settings: RunSettings, out: Path, data_dir: str | Path | None = None, re
         state = resume.state
         log(f"resuming {resume.path} after epoch {state.epoch} of {settings.epochs}")
 
-    ckpt = checkpoint_path(out)
     log(f"training {settings.model} on {data.name} ({len(train[0]):,} training images from {data.source_dir}, "
         f"{len(test[0]):,} test images), {settings.epochs} epochs, batch {settings.batch_size}, "
         f"{settings.optimizer} lr {settings.lr:g} ({settings.schedule}), seed {settings.seed}")
-    state = fit(model, optimizer, make_schedule(settings.schedule, settings.lr, settings.epochs), train, test,
-                settings.epochs, settings.batch_size, rng, state=state, log=log,
-                on_epoch_end=lambda s: save_checkpoint(ckpt, model, input_shape, optimizer, s, asdict(settings)))
-    metadata = {"training": asdict(settings), "history": state.history}
-    save_model(out, model, input_shape, metadata=metadata)
-    final = state.history[-1]["test_accuracy"] if state.history else float("nan")
-    log(f"saved {out} (test accuracy {final:.4f}); checkpoint {ckpt}")
+    saved = SavedSoFar(resume, settings.epochs, out, data_dir)
+
+    def on_epoch_end(done: TrainState) -> None:
+        save_checkpoint(ckpt, model, input_shape, optimizer, done, asdict(settings))
+        saved.saved(ckpt, done.epoch)
+
+    with StopRequest(saved.message) as stop:
+        try:
+            state = fit(model, optimizer, make_schedule(settings.schedule, settings.lr, settings.epochs), train,
+                        test, settings.epochs, settings.batch_size, rng, state=state, log=log,
+                        on_epoch_end=on_epoch_end, should_stop=lambda: stop.requested)
+        except Interrupted:
+            raise Interrupted(saved.message()) from None
+        metadata = {"training": asdict(settings), "history": state.history}
+        save_model(out, model, input_shape, metadata=metadata)
+        final = state.history[-1]["test_accuracy"] if state.history else float("nan")
+        log(f"saved {out} (test accuracy {final:.4f}); checkpoint {ckpt}")
+    if stop.requested:
+        raise Interrupted(f"interrupted as the run finished; {out} and {ckpt} are saved")
     return state
+
+
+class SavedSoFar:
+    """What a stopped run has kept, and the command that continues it, as one line."""
+
+    def __init__(self, resume: Checkpoint | None, epochs: int, out: Path, data_dir: str | Path | None):
+        self.checkpoint = resume.path if resume is not None else None
+        self.epoch = resume.state.epoch if resume is not None else 0
+        self.stored_epochs = resume.run.get("epochs") if resume is not None else epochs
+        self.epochs, self.out, self.data_dir = epochs, out, data_dir
+
+    def saved(self, checkpoint: Path, epoch: int) -> None:
+        self.checkpoint, self.epoch, self.stored_epochs = checkpoint, epoch, self.epochs
+
+    def message(self) -> str:
+        if self.checkpoint is None:
+            return "interrupted before the first epoch finished; nothing was saved"
+        command = ["tinybnn", "train", "--resume", str(self.checkpoint)]
+        if model_path_of(self.checkpoint) != self.out:
+            command += ["--out", str(self.out)]
+        if self.stored_epochs != self.epochs:  # the resumed checkpoint, with --epochs changed
+            command += ["--epochs", str(self.epochs)]
+        if self.data_dir is not None:
+            command += ["--data", str(self.data_dir)]
+        return (f"interrupted; {self.checkpoint} holds epoch {self.epoch} of {self.epochs}; continue with: "
+                + shlex.join(command))

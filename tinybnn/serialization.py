@@ -198,6 +198,8 @@ def read_archive(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray
     """The header and every named array of a model file, checked as far as the format goes
     and bounded (see the module docstring) before any array is read."""
     path = Path(path)
+    if path.is_dir():
+        raise ModelFileError(f"{path}: is a folder, not a model file")
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
     try:
@@ -223,6 +225,25 @@ def read_archive(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray
         raise ModelFileError(f"{path}: not a tinybnn model file, or a damaged one "
                              f"({type(error).__name__}: {error})") from None
     return header, _split(blobs, listing, path)
+
+
+def read_header(path: str | Path) -> dict[str, Any]:
+    """Only the JSON header of a model file, checked as :func:`read_archive` checks it.
+
+    No array member is opened, so this allocates nothing beyond the header
+    (at most ``MAX_HEADER_BYTES``): enough to tell what kind of file it is."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            try:
+                info = archive.getinfo(f"{HEADER}.npy")
+            except KeyError:
+                raise ModelFileError(f"{path}: not a tinybnn model file (no {HEADER} entry)") from None
+            return _parse_header(_read_member(archive, info, path, MAX_HEADER_BYTES), path)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, NotImplementedError,
+            RuntimeError, SyntaxError, tokenize.TokenError, zlib.error) as error:
+        raise ModelFileError(f"{path}: not a tinybnn model file, or a damaged one "
+                             f"({type(error).__name__}: {error})") from None
 
 
 def _parse_header(raw: np.ndarray, path: Path) -> dict[str, Any]:

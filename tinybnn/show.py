@@ -48,8 +48,11 @@ def add_parser(commands: Any) -> None:
     curves.set_defaults(handler=command_show_curves)
 
 
-def check_out(out: Path) -> None:
-    """OUT must be a .png name in an existing folder (checked before any work)."""
+def check_out(out: Path, model: Path) -> None:
+    """OUT must be a .png name in an existing folder, and not MODEL itself (checked before any work)."""
+    from .outputs import refuse_inputs
+
+    refuse_inputs(out, [model], option="OUT.png")
     if out.suffix.lower() != ".png":
         raise ArgumentError(f"{out}: pictures are written as PNG; give a file name ending in .png")
     if not out.absolute().parent.is_dir():
@@ -71,7 +74,7 @@ def command_show_filters(args: argparse.Namespace) -> int:
     from .pictures import filter_panels, panels_image
     from .serialization import load_model
 
-    check_out(args.out)
+    check_out(args.out, args.model)
     loaded = load_model(args.model)
     try:
         panels = filter_panels(loaded.model, args.layer)
@@ -102,7 +105,7 @@ def command_show_curves(args: argparse.Namespace) -> int:
     from .pictures import check_history, curves_image
     from .serialization import load_model
 
-    check_out(args.out)
+    check_out(args.out, args.model)
     loaded = load_model(args.model)
     history = training_history(loaded.metadata, args.model)
     try:

@@ -20,7 +20,8 @@ import numpy as np
 
 from .autograd import Tensor, no_grad, softmax_cross_entropy
 from .data import iterate_batches
-from .errors import TrainingError
+from .errors import NotANumberError, TrainingError
+from .interrupt import Interrupted
 from .layers import Module
 from .optim import Optimizer
 
@@ -53,18 +54,31 @@ class TrainState:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def evaluate(model: Module, images: np.ndarray, labels: np.ndarray, batch_size: int = 500) -> tuple[float, float]:
-    """(mean loss, accuracy) of ``model`` in evaluation mode; restores the previous mode."""
+def evaluate(model: Module, images: np.ndarray, labels: np.ndarray, batch_size: int = 500,
+             should_stop: Callable[[], bool] | None = None) -> tuple[float, float]:
+    """(mean loss, accuracy) of ``model`` in evaluation mode; restores the previous mode.
+
+    ``should_stop()`` is asked before every batch; True raises :class:`Interrupted`."""
     was_training = model.training
     model.eval()
     total_loss, correct = 0.0, 0
     with no_grad():
         for x, y in iterate_batches(images, labels, batch_size, shuffle=False):
+            _stop_if_asked(should_stop)
             logits = model(Tensor(x))
             total_loss += softmax_cross_entropy(logits, y).item() * len(y)
             correct += int((logits.data.argmax(axis=1) == y).sum())
     model.train(was_training)
     return total_loss / len(images), correct / len(images)
+
+
+def _stop_if_asked(should_stop: Callable[[], bool] | None) -> None:
+    if should_stop is not None and should_stop():
+        raise Interrupted()
+
+
+def _diverged(what: str) -> TrainingError:
+    return TrainingError(f"the {what}: lower the learning rate (--lr); the last checkpoint is kept")
 
 
 def predict_logits(model: Module, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
@@ -76,19 +90,26 @@ def predict_logits(model: Module, images: np.ndarray, batch_size: int = 500) -> 
 
 
 def train_epoch(model: Module, optimizer: Optimizer, images: np.ndarray, labels: np.ndarray,
-                batch_size: int, rng: np.random.Generator) -> tuple[float, float]:
-    """One pass over the shuffled training set; returns (mean loss, train accuracy)."""
+                batch_size: int, rng: np.random.Generator,
+                should_stop: Callable[[], bool] | None = None) -> tuple[float, float]:
+    """One pass over the shuffled training set; returns (mean loss, train accuracy).
+
+    A loss that is not finite, or a forward pass that meets NaN where a sign
+    is taken (``NotANumberError``), raises ``TrainingError``: the run has
+    diverged. ``should_stop()`` is asked before every batch; True raises
+    :class:`Interrupted`."""
     model.train()
     total_loss, correct = 0.0, 0
     for step, (x, y) in enumerate(iterate_batches(images, labels, batch_size, shuffle=True, rng=rng)):
-        logits = model(Tensor(x))
+        _stop_if_asked(should_stop)
+        try:
+            logits = model(Tensor(x))
+        except NotANumberError:
+            raise _diverged(f"loss became nan at batch {step + 1} (NaN reached a sign)") from None
         loss = softmax_cross_entropy(logits, y)
         value = loss.item()
         if not math.isfinite(value):
-            raise TrainingError(
-                f"the loss became {value} at batch {step + 1}: lower the learning rate "
-                "(--lr); the last checkpoint is kept"
-            )
+            raise _diverged(f"loss became {value} at batch {step + 1}")
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -100,31 +121,59 @@ def train_epoch(model: Module, optimizer: Optimizer, images: np.ndarray, labels:
 def fit(model: Module, optimizer: Optimizer, schedule: Any, train: tuple[np.ndarray, np.ndarray],
         test: tuple[np.ndarray, np.ndarray], epochs: int, batch_size: int, rng: np.random.Generator,
         state: TrainState | None = None, log: Callable[[str], None] = print,
-        on_epoch_end: Callable[[TrainState], None] | None = None) -> TrainState:
+        on_epoch_end: Callable[[TrainState], None] | None = None,
+        should_stop: Callable[[], bool] | None = None) -> TrainState:
     """Train from ``state.epoch`` up to ``epochs``, logging one line per epoch.
 
     ``on_epoch_end(state)`` runs after each epoch with the generator's state
-    recorded (the command line writes the checkpoint there).
+    recorded (the command line writes the checkpoint there), but only if the
+    epoch ended with finite weights and a finite test loss: a diverged epoch
+    raises ``TrainingError`` instead, so the last checkpoint stays the last
+    good one (NumPy's overflow and invalid-value warnings are silenced
+    while it trains: they would only announce that error). ``should_stop()``
+    is asked before every batch (training and evaluation); True raises
+    :class:`tinybnn.interrupt.Interrupted` with the state as the last
+    finished epoch left it.
     """
     state = state if state is not None else TrainState()
     images, labels = train
-    for epoch in range(state.epoch, epochs):
-        optimizer.lr = schedule.lr_at(epoch)
-        start = time.perf_counter()
-        loss, train_accuracy = train_epoch(model, optimizer, images, labels, batch_size, rng)
-        seconds = time.perf_counter() - start
-        test_loss, test_accuracy = evaluate(model, *test)
-        result = EpochResult(epoch + 1, loss, train_accuracy, test_loss, test_accuracy,
-                             seconds, len(images) / seconds, optimizer.lr)
-        log(result.line(epochs))
-        state.epoch = epoch + 1
-        state.rng_state = rng.bit_generator.state
-        state.history.append(asdict(result))
-        if on_epoch_end is not None:
-            on_epoch_end(state)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is caught below
+        for epoch in range(state.epoch, epochs):
+            optimizer.lr = schedule.lr_at(epoch)
+            start = time.perf_counter()
+            loss, train_accuracy = train_epoch(model, optimizer, images, labels, batch_size, rng, should_stop)
+            seconds = time.perf_counter() - start
+            if not all(np.isfinite(p.data).all() for p in model.parameters()):
+                raise _diverged(f"weights became nan or infinite in epoch {epoch + 1}")
+            try:
+                test_loss, test_accuracy = evaluate(model, *test, should_stop=should_stop)
+            except NotANumberError:
+                test_loss, test_accuracy = math.nan, 0.0
+            if not math.isfinite(test_loss):
+                raise _diverged(f"test loss became {test_loss} after epoch {epoch + 1}")
+            result = EpochResult(epoch + 1, loss, train_accuracy, test_loss, test_accuracy,
+                                 seconds, len(images) / seconds, optimizer.lr)
+            log(result.line(epochs))
+            state.epoch = epoch + 1
+            state.rng_state = rng.bit_generator.state
+            state.history.append(asdict(result))
+            if on_epoch_end is not None:
+                on_epoch_end(state)
     return state
 
 
 def checkpoint_path(out: Path) -> Path:
     """Where a run writing ``out`` keeps its checkpoint: ``model.npz`` -> ``model.ckpt.npz``."""
     return out.with_name(out.stem + ".ckpt" + out.suffix)
+
+
+def model_path_of(checkpoint: Path) -> Path | None:
+    """The model a checkpoint belongs to, undoing :func:`checkpoint_path`: ``run.ckpt.npz`` -> ``run.npz``.
+
+    None for a name :func:`checkpoint_path` does not make (``backup.npz``)."""
+    if checkpoint.suffix == ".ckpt" and checkpoint.stem:  # checkpoint_path(Path("model")) = "model.ckpt"
+        return checkpoint.with_name(checkpoint.stem)
+    stem = Path(checkpoint.stem)
+    if stem.suffix == ".ckpt" and stem.stem:
+        return checkpoint.with_name(stem.stem + checkpoint.suffix)
+    return None

@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from tinybnn.errors import ArgumentError, ShapeError
+from tinybnn.errors import ArgumentError, NotANumberError, ShapeError
 
 WORD_BITS = 64
 """Bits per packed word (``uint64``)."""
@@ -78,7 +78,7 @@ def _check_positive_int(value, name: str) -> int:
 
 def _refuse_nan(name: str = "x"):
     # NaN has no sign; refusing it beats silently calling it -1.
-    raise ArgumentError(f"{name} contains NaN, which has no sign to pack")
+    raise NotANumberError(f"{name} contains NaN, which has no sign to pack")
 
 
 def _prepare(x, axis, pad_words_to, name: str = "x"):

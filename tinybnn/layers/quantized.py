@@ -37,7 +37,7 @@ import numpy as np
 from ..autograd import Tensor, conv2d
 from ..autograd.binary import binary_conv2d, binary_linear
 from ..autograd.quantize import check_bits, quantize_activation, quantize_weight
-from ..errors import ArgumentError
+from ..errors import ArgumentError, NotANumberError
 from ..schema import Bool, Float, Int, Obj, Str
 from .convolution import Convolution
 from .dense import FullyConnected
@@ -61,6 +61,11 @@ def channel_scale(weight: Tensor) -> Tensor:
     return weight.abs().mean(axis=tuple(range(1, weight.ndim)))
 
 
+def contains_nan(a: np.ndarray) -> bool:
+    """True if a float array holds a NaN (one pass: NaN propagates through ``min``)."""
+    return a.dtype.kind == "f" and a.size > 0 and bool(np.isnan(a.min()))
+
+
 class QActivation(Module):
     """Quantize activations to ``act_bit`` bits (BMXNet's QActivation), elementwise.
 
@@ -80,6 +85,11 @@ class QActivation(Module):
 
     Parameters: ``act_bit`` 1..32 (default 1), ``grad_cancel`` > 0,
     ``method`` "det_sign" or "approx_sign". No weights.
+
+    NaN has no sign: with ``act_bit=1`` an input holding NaN raises
+    ``NotANumberError`` (an ``ArgumentError``) naming the layer, as packing
+    NaN into bits does (:func:`tinybnn.gemm.pack_bits`); k-bit and 32-bit
+    activations pass NaN on.
 
     >>> import numpy as np
     >>> from tinybnn.autograd import Tensor
@@ -111,6 +121,8 @@ class QActivation(Module):
         return elementwise(input_shape)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.act_bit == 1 and contains_nan(x.data):
+            raise NotANumberError(f"{self.label()}: input contains NaN, which has no sign")
         return quantize_activation(x, self.act_bit, self.grad_cancel, self.method)
 
     def config(self) -> dict[str, Any]:
