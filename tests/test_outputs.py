@@ -19,12 +19,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tinybnn.checkpoint import save_checkpoint
 from tinybnn.cli import main
 from tinybnn.fileio import atomic_write
 from tinybnn.layers import FullyConnected, QActivation, QFullyConnected, Sequential
+from tinybnn.optim import Adam
 from tinybnn.outputs import check_output, file_kind
 from tinybnn.serialization import load_model, save_model
-from tinybnn.training import checkpoint_path, model_path_of
+from tinybnn.training import TrainState, checkpoint_path, model_path_of
 
 from .test_cli import tinybnn
 
@@ -136,7 +138,9 @@ def test_convert_refuses_outs_that_are_not_files_it_can_write(trained, where, ca
 ])
 def test_train_refuses_its_out_before_loading_data(tmp_path, out, existing, message):
     save_model(tmp_path / "b.npz", binary_model(), (70,), kind="binarized")
-    save_model(tmp_path / "m.ckpt.npz", binary_model(), (70,), metadata={"checkpoint": {"epoch": 1}})
+    model = binary_model()
+    save_checkpoint(tmp_path / "m.ckpt.npz", model, (70,), Adam(model.parameters()),
+                    TrainState(epoch=1, rng_state=np.random.default_rng(0).bit_generator.state), {})
     if existing is not None:
         (tmp_path / out).write_bytes(existing)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
