@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import ModelFileError
+from .layers.fused import BitConvolution, BitDense, ConvolutionToBits
 from .layers.packed import PackedConvolution, PackedFullyConnected
 from .layers import (Activation, BatchNorm, Convolution, Dropout, Flatten, FullyConnected, Module,
                      Pooling, QActivation, QConvolution, QFullyConnected, Residual, Sequential, describe)
@@ -18,7 +19,7 @@ LAYER_TYPES: dict[str, type[Module]] = {
     cls.__name__: cls
     for cls in (Activation, BatchNorm, Convolution, Dropout, Flatten, FullyConnected, Pooling,
                 QActivation, QConvolution, QFullyConnected, Residual, Sequential,
-                PackedConvolution, PackedFullyConnected)
+                PackedConvolution, PackedFullyConnected, ConvolutionToBits, BitConvolution, BitDense)
 }
 
 
