@@ -305,7 +305,7 @@ def bit_dense(layer: PackedFullyConnected, channels: int, after: list[Module]) -
     stage.weight_bits[...] = words
     stage.scale[...], stage.shift[...] = layer.scale, layer.shift
     if classifier is not None:
-        stage.classifier[...] = classifier.weight.data.T
+        stage.classifier[...] = classifier.weight.data
         if classifier.bias is not None:
             stage.classifier_bias[...] = classifier.bias.data
         taken += 1

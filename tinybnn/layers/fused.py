@@ -434,7 +434,7 @@ class BitDense(Module):
     For input bits x (D real bits in ``words`` words) and hidden unit h::
 
         y[h] = act((D - 2 popcount(x XOR bits(W_h))) * scale[h] + shift[h])    (float32)
-        logits[c] = classifier_bias[c] + sum_h y[h] classifier[h, c]
+        logits[c] = classifier_bias[c] + sum_h y[h] classifier[c, h]
 
     as :class:`tinybnn.layers.packed.PackedFullyConnected` (its readable
     twin, the same float32 multiply-add), ``Activation(act)`` and
@@ -443,13 +443,12 @@ class BitDense(Module):
     (words, num_hidden) uint64 holds the signs of W's columns in that
     order (the converter permutes them from Flatten's c H W + y W + x to the
     pixel-major layout the bits arrive in), hidden units innermost.
-    ``classifier`` is (num_hidden, classes) float32.
+    ``classifier`` is the FullyConnected's weight, (classes, num_hidden) float32.
 
     One compiled call computes the dot products and the multiply-add for the
     whole batch; the activation is NumPy's (vectorized, the unfused layer's
-    own) in place, and the classifier one BLAS call, so the logits agree with
-    the unfused layers to float32 rounding in BLAS's sum (tested to 1e-5
-    relative). A scalar tanh per hidden unit inside the kernel was 12x slower.
+    own) in place, and the classifier the FullyConnected's own BLAS call,
+    ``y @ W.T + b``. A scalar tanh per hidden unit inside the kernel was 12x slower.
 
     Optimizations: each input word meets all hidden units in one vectorized
     XOR-popcount-add loop; no float copy between the steps; serial kernel
@@ -474,7 +473,7 @@ class BitDense(Module):
         self.scale = np.ones(self.num_hidden, np.float32)
         self.shift = np.zeros(self.num_hidden, np.float32)
         self.buffer_names = ("weight_bits", "scale", "shift")
-        self.classifier = np.zeros((self.num_hidden, self.classes), np.float32)
+        self.classifier = np.zeros((self.classes, self.num_hidden), np.float32)
         self.classifier_bias = np.zeros(self.classes, np.float32)
         if self.classes:
             self.buffer_names += ("classifier", "classifier_bias")
@@ -493,7 +492,7 @@ class BitDense(Module):
             np.maximum(y, 0, out=y)
         if not self.classes:
             return Tensor(y)
-        logits = y @ self.classifier
+        logits = y @ self.classifier.T  # as FullyConnected computes it, so BLAS sums in the same order
         logits += self.classifier_bias
         return Tensor(logits)
 
