@@ -81,11 +81,13 @@ def test_footprint_agrees_with_the_built_network(case):
     assert declared.output_shape == output.shape[1:]
     fixed = sum(m.beta.size * 4 for _, m in model.named_modules() if isinstance(m, BatchNorm) and m.fix_gamma)
     assert declared.state == state_bytes(model) + fixed  # a fixed gamma is memory, not state
-    converted = convert_model(model)
-    packed = footprint(describe(converted), shape)
-    assert packed.output_shape == declared.output_shape
-    fixed = sum(m.beta.size * 4 for _, m in converted.named_modules() if isinstance(m, BatchNorm) and m.fix_gamma)
-    assert packed.state == state_bytes(converted) + fixed
+    for fuse in (False, True):  # the readable packed twins, and the fused stages passing bits
+        converted = convert_model(model, fuse=fuse)
+        packed = footprint(describe(converted), shape)
+        assert packed.output_shape == converted(Tensor(np.zeros((1, *shape), np.float32))).shape[1:]
+        fixed = sum(m.beta.size * 4 for _, m in converted.named_modules()
+                    if isinstance(m, BatchNorm) and m.fix_gamma)
+        assert packed.state == state_bytes(converted) + fixed
 
 
 @pytest.mark.parametrize("name", ["lenet", "binary-lenet", "resnet18", "binary-resnet18"])

@@ -112,13 +112,16 @@ def test_conversion_folds_scaling_bias_and_batchnorm(scaling, bias):
         model[1].bias.data[...] = rng.normal(0, 2, 8)
         model[4].bias.data[...] = rng.normal(0, 2, 5)
     model.eval()
-    converted = convert_model(model)
+    converted = convert_model(model, fuse=False)
     assert [type(m).__name__ for m in converted] == ["PackedConvolution", "PackedFullyConnected"]
+    fused = convert_model(model)
+    assert [type(m).__name__ for m in fused] == ["BitConvolution", "BitDense"]
     x = Tensor(rng.standard_normal((7, 4, 6, 6)).astype(np.float32))
     with no_grad():
         # compare the first layer alone: its packed dot products are exact integers
         np.testing.assert_allclose(converted[0](x).data, model[2](model[1](model[0](x))).data, rtol=1e-5, atol=1e-4)
         np.testing.assert_allclose(converted(x).data, model(x).data, rtol=1e-4, atol=1e-3)
+        assert np.array_equal(fused(x).data, converted(x).data)
 
 
 def test_converted_lenet_matches_the_float_path():
@@ -126,17 +129,21 @@ def test_converted_lenet_matches_the_float_path():
     model = lenet(binary=True, rng=rng).build((1, 28, 28))
     random_statistics(model, rng)
     model.eval()
-    converted = convert_model(model)
+    converted = convert_model(model, fuse=False)
+    fused = convert_model(model)
     use_float_path(model)
     assert [type(m).__name__ for m in converted] == [
         "Convolution", "Activation", "Pooling", "PackedConvolution", "Flatten", "PackedFullyConnected",
         "Activation", "FullyConnected"]
     assert converted[3].input_norm and converted[3].pool_kernel == (2, 2)
+    assert [type(m).__name__ for m in fused] == ["ConvolutionToBits", "BitConvolution", "BitDense"]
     x = Tensor(rng.random((20, 1, 28, 28), dtype=np.float32))
     with no_grad():
-        a, b = model(x).data, converted(x).data
-    assert np.array_equal(a.argmax(axis=1), b.argmax(axis=1))
-    np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4 * np.abs(a).max())
+        a = model(x).data
+        for twin in (converted, fused):
+            b = twin(x).data
+            assert np.array_equal(a.argmax(axis=1), b.argmax(axis=1))
+            np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4 * np.abs(a).max())
 
 
 def test_conversion_leaves_k_bit_and_float_layers_alone():

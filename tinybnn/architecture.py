@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import ModelFileError, TinyBNNError
+from .layers.fused import BitConvolution, BitDense, ConvolutionToBits
 from .layers.module import Footprint
 from .schema import SchemaError, validate
 from .layers.packed import PackedConvolution, PackedFullyConnected
@@ -25,7 +26,7 @@ LAYER_TYPES: dict[str, type[Module]] = {
     cls.__name__: cls
     for cls in (Activation, BatchNorm, Convolution, Dropout, Flatten, FullyConnected, Pooling,
                 QActivation, QConvolution, QFullyConnected, Residual, Sequential,
-                PackedConvolution, PackedFullyConnected)
+                PackedConvolution, PackedFullyConnected, ConvolutionToBits, BitConvolution, BitDense)
 }
 
 #: containers inside containers, at most (ResNet-18 needs 3)

@@ -26,11 +26,14 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelFileError
-from .gemm import pack_bits
-from .gemm.bitconv import pack_filters
-from .layers import (BatchNorm, Module, Pooling, QActivation, QConvolution, QFullyConnected, Residual,
-                     Sequential)
-from .layers.packed import PackedConvolution, PackedFullyConnected, PackedModule
+from .autograd import Tensor
+from .gemm import pack_bits, unpack_bits
+from .gemm.bitconv import pack_channels, pack_filters, pack_normalized_channels
+from .layers import (Activation, BatchNorm, Convolution, Flatten, FullyConnected, Module, Pooling, QActivation,
+                     QConvolution, QFullyConnected, Residual, Sequential)
+from .layers.fused import ACTIVATIONS, BitConvolution, BitDense, ConvolutionToBits
+from .layers.packed import PackedConvolution, PackedFullyConnected, PackedModule, _affine_pool_nchw
+from .layers.thresholds import float_thresholds, verified_integer_thresholds
 from .outputs import check_output
 from .serialization import load_model, save_model
 
@@ -132,34 +135,225 @@ def convert_layers(layers: list[Module]) -> list[Module]:
     return out
 
 
-def convert_model(model: Module) -> Module:
+def convert_model(model: Module, fuse: bool = True) -> Module:
     """The packed inference twin of ``model`` (built, in any mode); ``model`` is not changed.
 
     The result, in evaluation mode, computes what ``model`` computes in
     evaluation mode: the dot products are the same integers, and only the
-    folded multiply-add rounds differently (float32).
+    folded multiply-add rounds differently (float32). With ``fuse`` (the
+    default), consecutive stages then pass bits instead of floats
+    (:func:`fuse_layers`); ``fuse=False`` keeps the unfused packed layers,
+    their readable twins.
 
     >>> import numpy as np
     >>> from tinybnn.autograd import Tensor
     >>> from tinybnn.models import lenet
     >>> model = lenet(binary=True, rng=np.random.default_rng(0)).build((1, 28, 28)).eval()
-    >>> packed = convert_model(model)
-    >>> [type(layer).__name__ for layer in packed]      # doctest: +NORMALIZE_WHITESPACE
+    >>> [type(layer).__name__ for layer in convert_model(model, fuse=False)]  # doctest: +NORMALIZE_WHITESPACE
     ['Convolution', 'Activation', 'Pooling', 'PackedConvolution', 'Flatten', 'PackedFullyConnected',
      'Activation', 'FullyConnected']
+    >>> packed = convert_model(model)
+    >>> [type(layer).__name__ for layer in packed]
+    ['ConvolutionToBits', 'BitConvolution', 'BitDense']
     >>> x = Tensor(np.random.default_rng(1).random((2, 1, 28, 28), dtype=np.float32))
     >>> bool(np.abs(model(x).data - packed(x).data).max() < 1e-4)
     True
     """
     if isinstance(model, Sequential):
-        converted = Sequential(*convert_layers(list(model.layers)))
+        layers = convert_layers(list(model.layers))
+        converted = Sequential(*(fuse_layers(layers) if fuse else layers))
     elif isinstance(model, Residual):
-        converted = Residual(Sequential(*convert_layers(list(model.body.layers))),
-                             Sequential(*convert_layers(list(model.shortcut.layers))), model.activation)
+        converted = Residual(convert_model(model.body, fuse), convert_model(model.shortcut, fuse), model.activation)
     else:
         return model
     converted.eval()
     return converted
+
+
+# --- fusion: bits between stages -------------------------------------------------------------------
+MONOTONE_ACTIVATIONS = ("tanh", "relu", "sigmoid", "hardtanh")  # non-decreasing: they commute with max
+MAX_DIRECT_TAPS = 128  # C KH KW up to which a float convolution runs as ConvolutionToBits' direct loop
+
+
+def is_max_pool(layer: Module) -> bool:
+    return isinstance(layer, Pooling) and layer.pool_type == "max" and not layer.global_pool
+
+
+def float_stem_start(layers: list[Module], end: int) -> int | None:
+    """The index of a float block ``Convolution [Activation(monotone)] [Pooling(max)]`` ending before
+    ``end``, or None."""
+    j = end - 1
+    if j >= 0 and is_max_pool(layers[j]):
+        j -= 1
+    if j >= 0 and isinstance(layers[j], Activation) and layers[j].act_type in MONOTONE_ACTIVATIONS:
+        j -= 1
+    if j >= 0 and type(layers[j]) is Convolution:
+        conv = layers[j]
+        if conv.weight is not None and conv.weight.data[0].size <= MAX_DIRECT_TAPS:
+            return j
+    return None
+
+
+def bit_links(layers: list[Module]) -> tuple[dict[int, tuple[int, tuple]], dict[int, int]]:
+    """({producer index: (consumer index, its thresholds)}, {float stem start: consumer index}): the
+    packed layers whose input sign can arrive as bits from a packed convolution or a float first
+    block just before (with a Flatten between for a dense consumer). A producer whose decision
+    turns out not to be monotone (:func:`~tinybnn.layers.thresholds.verified_integer_thresholds`)
+    is left unfused."""
+    producers, stems = {}, {}
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, (PackedConvolution, PackedFullyConnected)):
+            continue
+        end = i - 1 if isinstance(layer, PackedFullyConnected) and i > 0 and isinstance(layers[i - 1], Flatten) else i
+        before = layers[end - 1] if end > 0 else None
+        start = None if isinstance(before, PackedConvolution) else float_stem_start(layers, end)
+        channels = before.num_filter if isinstance(before, PackedConvolution) else (
+            layers[start].num_filter if start is not None else None)
+        if channels is None or isinstance(layer, PackedFullyConnected) and layer.features % channels:
+            continue  # nothing to fuse, or bits that could not be laid out as the dense layer's features
+        if start is not None:
+            stems[start] = i
+            continue
+        if not (np.isfinite(before.scale).all() and np.isfinite(before.shift).all()):
+            continue
+        thresholds = verified_integer_thresholds(
+            lambda dots: consumer_signs(layer, affine_values(before, dots)), before.bits, before.num_filter)
+        if thresholds is not None:
+            producers[end - 1] = (i, thresholds)
+    return producers, stems
+
+
+def consumer_signs(consumer: PackedModule, values: np.ndarray) -> np.ndarray:
+    """The signs the consumer takes of float32 ``values`` (F, m), channel f in row f: with its
+    input BatchNorm, by the very kernel it packs with (bool (F, m), True for +1)."""
+    x = np.ascontiguousarray(values[None, :, :, None], dtype=np.float32)  # (1, F, m, 1): m pixels
+    if getattr(consumer, "input_norm", False):
+        words = pack_normalized_channels(x, consumer.input_mean, consumer.input_inv_std, consumer.input_gamma,
+                                         consumer.input_beta)
+    else:
+        words = pack_channels(x)
+    return unpack_bits(words.reshape(values.shape[1], -1), values.shape[0]).T > 0
+
+
+def affine_values(layer: PackedConvolution, dots: np.ndarray) -> np.ndarray:
+    """What the unfused layer computes for integer dots (F, m), channel f in row f: its own kernel."""
+    channels, m = dots.shape
+    out = np.empty((1, channels, m, 1), np.float32)
+    _affine_pool_nchw(np.ascontiguousarray(dots.T, dtype=np.int32), np.int32(0), layer.scale, layer.shift,
+                      1, m, 1, 1, 1, 1, 1, out)
+    return out[0, :, :, 0]
+
+
+def bit_convolution(layer: PackedConvolution, bits_in: bool, thresholds: tuple | None) -> BitConvolution:
+    """``layer`` reading bits (``bits_in``) and/or writing bits by the (flip, threshold) pair given."""
+    fused = BitConvolution(layer.kernel, layer.num_filter, layer.channels, layer.stride, layer.pad, layer.pad_value,
+                           input="bits" if bits_in else "float", output="float" if thresholds is None else "bits",
+                           input_norm=layer.input_norm and not bits_in,
+                           pool_kernel=layer.pool_kernel or (1, 1), pool_stride=layer.pool_stride)
+    fused.weight_bits[...] = layer.weight_bits.T
+    if thresholds is None:
+        fused.scale[...], fused.shift[...] = layer.scale, layer.shift
+    else:
+        fused.flip[...], fused.threshold[...] = thresholds
+        fused.pool_sign[...] = np.where(layer.scale < 0, -1, 1)
+    if fused.input_norm:
+        for name in ("input_mean", "input_inv_std", "input_gamma", "input_beta"):
+            getattr(fused, name)[...] = getattr(layer, name)
+    return fused
+
+
+def first_stage(block: list[Module], consumer: PackedModule) -> ConvolutionToBits:
+    """``Convolution [Activation] [Pooling(max)]`` and the consumer's input sign as one stage."""
+    conv = block[0]
+    act = next((m for m in block if isinstance(m, Activation)), None)
+    pool = next((m for m in block if isinstance(m, Pooling)), None)
+    weight = conv.weight.data
+    stage = ConvolutionToBits(conv.kernel, conv.num_filter, weight.shape[1], conv.stride, conv.pad,
+                              activation=act.act_type if act is not None else "identity",
+                              pool_kernel=pool.kernel if pool is not None else (1, 1),
+                              pool_stride=pool.stride if pool is not None else None)
+    stage.weight[...] = weight.reshape(conv.num_filter, -1).T
+    if conv.bias is not None:
+        stage.bias[...] = conv.bias.data
+
+    def decide(z: np.ndarray) -> np.ndarray:
+        values = act(Tensor(z)).data if act is not None else z
+        return consumer_signs(consumer, values)
+
+    flip, threshold = float_thresholds(decide, conv.num_filter)
+    stage.flip[...], stage.threshold[...] = flip, threshold
+    return stage
+
+
+def permuted_dense_bits(layer: PackedFullyConnected, channels: int) -> np.ndarray:
+    """The dense layer's weight signs, Flatten's order c P + p (P pixels), re-packed in the order the
+    bits arrive (pixel p's channel words, p Cw + c // 64), as (P Cw, num_hidden) words."""
+    signs = unpack_bits(layer.weight_bits, layer.features)  # (H, C P)
+    pixel_major = signs.reshape(layer.num_hidden, channels, -1).transpose(0, 2, 1)  # (H, P, C)
+    return np.ascontiguousarray(pack_bits(pixel_major, axis=-1).reshape(layer.num_hidden, -1).T)
+
+
+def bit_dense(layer: PackedFullyConnected, channels: int, after: list[Module]) -> tuple[BitDense, int]:
+    """The dense layer reading bits, with an Activation and a FullyConnected after it taken in:
+    (the stage, how many of ``after`` it took)."""
+    taken, activation = 0, "identity"
+    if after and isinstance(after[0], Activation) and after[0].act_type in ACTIVATIONS:
+        activation, taken = after[0].act_type, 1
+    classifier = after[taken] if len(after) > taken and isinstance(after[taken], FullyConnected) else None
+    words = permuted_dense_bits(layer, channels)
+    stage = BitDense(layer.num_hidden, layer.features, words.shape[0], activation,
+                     classes=0 if classifier is None else classifier.num_hidden)
+    stage.weight_bits[...] = words
+    stage.scale[...], stage.shift[...] = layer.scale, layer.shift
+    if classifier is not None:
+        stage.classifier[...] = classifier.weight.data
+        if classifier.bias is not None:
+            stage.classifier_bias[...] = classifier.bias.data
+        taken += 1
+    return stage, taken
+
+
+def fuse_layers(layers: list[Module]) -> list[Module]:
+    """Packed layers (:func:`convert_layers`' output) with bits flowing between them where possible.
+
+    - a PackedConvolution whose output only feeds the next packed layer's sign
+      (through a Flatten for a dense one) writes those bits itself, with exact
+      integer thresholds that take in its max pooling and the next layer's
+      input BatchNorm (:class:`~tinybnn.layers.fused.BitConvolution`);
+    - a float ``Convolution [tanh] [max pooling]`` before a packed layer
+      becomes one stage writing the bits that layer takes
+      (:class:`~tinybnn.layers.fused.ConvolutionToBits`);
+    - a packed layer with bits arriving reads them as they are; a dense one
+      takes a following Activation and FullyConnected in
+      (:class:`~tinybnn.layers.fused.BitDense`).
+
+    Anything else is kept: a residual's float shortcut, float layers elsewhere.
+    """
+    producers, stems = bit_links(layers)
+    consumers = {c for c, _ in producers.values()} | set(stems.values())
+    channels_into = {c: layers[p].num_filter for p, (c, _) in producers.items()}
+    channels_into.update({c: layers[s].num_filter for s, c in stems.items()})
+    out: list[Module] = []
+    i = 0
+    while i < len(layers):
+        layer = layers[i]
+        if i in stems:
+            out.append(first_stage(layers[i:stems[i]], layers[stems[i]]))
+            i = stems[i]
+            continue
+        if isinstance(layer, Flatten) and i + 1 in consumers and i - 1 in producers:
+            i += 1
+            continue
+        if isinstance(layer, PackedConvolution) and (i in consumers or i in producers):
+            out.append(bit_convolution(layer, i in consumers, producers[i][1] if i in producers else None))
+        elif isinstance(layer, PackedFullyConnected) and i in consumers:
+            stage, taken = bit_dense(layer, channels_into[i], layers[i + 1:])
+            out.append(stage)
+            i += taken
+        else:
+            out.append(layer)
+        i += 1
+    return out
 
 
 def count_binary_layers(model: Module) -> int:

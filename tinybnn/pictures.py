@@ -49,7 +49,10 @@ from .errors import ArgumentError
 from .fileio import atomic_write
 from .gemm import unpack_bits
 from .layers import Convolution, Module, QConvolution
+from .layers.fused import BitConvolution, ConvolutionToBits
 from .layers.packed import PackedConvolution
+
+CONVOLUTIONS = (Convolution, PackedConvolution, ConvolutionToBits, BitConvolution)
 
 #: colour of the space around and between tiles (not a grey, so no kernel pixel has it)
 BACKGROUND = (160, 185, 220)
@@ -114,6 +117,10 @@ def filter_panel(name: str, layer: Module) -> FilterPanel:
     kind_name = type(layer).__name__
     if isinstance(layer, PackedConvolution):
         return FilterPanel(name, kind_name, "binary", packed_filters(layer), 1)
+    if isinstance(layer, BitConvolution):
+        return FilterPanel(name, kind_name, "binary", layer.filters(), 1)
+    if isinstance(layer, ConvolutionToBits):
+        return FilterPanel(name, kind_name, "float", layer.filters(), 32)
     if not isinstance(layer, Convolution) or layer.weight is None:
         raise ArgumentError(f"layer {name} ({kind_name}) is not a built convolution")
     weight = layer.weight.data
@@ -128,7 +135,7 @@ def filter_panel(name: str, layer: Module) -> FilterPanel:
 
 def convolutions(model: Module) -> list[tuple[str, Module]]:
     """(name, layer) of every convolution in ``model``, in the order ``named_modules`` lists them."""
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, (Convolution, PackedConvolution))]
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, CONVOLUTIONS)]
 
 
 def filter_panels(model: Module, layer: str | None = None) -> list[FilterPanel]:
@@ -144,7 +151,7 @@ def filter_panels(model: Module, layer: str | None = None) -> list[FilterPanel]:
         modules = dict(model.named_modules())
         if layer not in modules or layer == "":
             raise ArgumentError(f"--layer {layer}: no such layer (convolutions: {names})")
-        if not isinstance(modules[layer], (Convolution, PackedConvolution)):
+        if not isinstance(modules[layer], CONVOLUTIONS):
             raise ArgumentError(f"--layer {layer}: layer {layer} is a {type(modules[layer]).__name__}, "
                                 f"not a convolution (convolutions: {names})")
         found = [(layer, modules[layer])]

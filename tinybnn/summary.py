@@ -30,6 +30,7 @@ from .convert import convert_model, count_binary_layers, is_binary
 from .gemm import packed_words
 from .layers import (BatchNorm, Convolution, FullyConnected, Module, QConvolution, QFullyConnected, Residual,
                      Sequential)
+from .layers.fused import BitConvolution, BitDense, ConvolutionToBits
 from .layers.packed import PackedConvolution, PackedFullyConnected, PackedModule
 from .serialization import predicted_size
 
@@ -69,8 +70,36 @@ def binary_words(layer: Module, x: Tensor) -> int:
     return packed_words(x.data[0].size)
 
 
+FUSED = (ConvolutionToBits, BitConvolution, BitDense)
+
+
+def fused_row(name: str, layer: Module, x: Tensor, y: Tensor) -> LayerRow:
+    """A fused stage's line: what it stores is its buffers; its output shape is given as (C, H, W)
+    even where it is packed bits; MACs are counted before its pooling."""
+    stored = sum(b.nbytes for _, b in layer.named_buffers())
+    values = sum(b.size for name_, b in layer.named_buffers() if name_ != "weight_bits")
+    if isinstance(layer, BitDense):
+        weights, float_macs = layer.num_hidden * layer.features, layer.num_hidden * layer.classes
+        shape, binary_macs = (layer.classes or layer.num_hidden,), weights
+    else:
+        h, w = x.shape[1:3] if x.data.dtype == np.uint64 else x.shape[2:]
+        positions = math.prod(output_size(n, k, s, p) for n, k, s, p in zip((h, w), layer.kernel, layer.stride,
+                                                                              layer.pad))
+        shape = (layer.num_filter, *(y.shape[1:3] if y.data.dtype == np.uint64 else y.shape[2:]))
+        if isinstance(layer, ConvolutionToBits):
+            weights, binary_macs, float_macs = 0, 0, layer.weight.size * positions
+        else:
+            weights, float_macs = layer.num_filter * layer.bits, 0
+            binary_macs = weights * positions
+    bits = 32 if isinstance(layer, ConvolutionToBits) else 1
+    return LayerRow(f"{name} {type(layer).__name__}", shape, weights + values, bits, 4 * (weights + values),
+                    stored, binary_macs, float_macs)
+
+
 def row(name: str, layer: Module, x: Tensor, y: Tensor, after_binary: bool) -> LayerRow:
     """One line of the summary for a leaf layer with input ``x`` and output ``y`` (batch of 1)."""
+    if isinstance(layer, FUSED):
+        return fused_row(name, layer, x, y)
     binary = is_binary(layer) or isinstance(layer, PackedModule)
     outputs = y.shape[1] if y.ndim > 1 else 1
     if isinstance(layer, PackedConvolution):
@@ -115,7 +144,7 @@ def summarize(model: Module, input_shape: tuple[int, ...], metadata: dict | None
     for name, layer, x, y in records:
         rows.append(row(name, layer, x, y, previous_binary))
         previous_binary = is_binary(layer) or isinstance(layer, PackedModule)
-    packed = any(isinstance(m, PackedModule) for _, m in model.named_modules())
+    packed = any(isinstance(m, (PackedModule, *FUSED)) for _, m in model.named_modules())
     if not packed and count_binary_layers(model) == 0:
         return rows, None
     converted = model if packed else convert_model(model)

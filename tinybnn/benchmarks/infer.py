@@ -6,8 +6,12 @@
 Contenders, each timed over the MNIST test images in a fresh worker process
 after warm-up batches:
 
-- ``packed``: the binary LeNet converted (1-bit layers on packed bits, XNOR-popcount,
-  BatchNorm folded);
+- ``packed``: the binary LeNet converted as ``tinybnn convert`` does: three fused stages
+  with bits flowing between them (the float first block as one direct convolution writing
+  bits, the binary convolution with exact integer thresholds, the binary dense layer with
+  its BatchNorm, tanh and classifier);
+- ``packed unfused``: the same converted without fusing (``convert_model(model, fuse=False)``:
+  1-bit layers on packed bits, XNOR-popcount, BatchNorm folded, floats between layers);
 - ``unconverted``: the same binary LeNet as trained, in evaluation mode (its binary
   layers run XNOR-popcount forward passes too, on latent weights packed per call);
 - ``float path``: the same binary LeNet with :func:`tinybnn.layers.use_float_path`
@@ -41,7 +45,7 @@ from .workers import (SKYLAKEX, format_table, label, load_images, median, openbl
 
 MODULE = "tinybnn.benchmarks.infer"
 
-CONTENDERS = ("packed", "unconverted", "float path", "tinybnn float")
+CONTENDERS = ("packed", "packed unfused", "unconverted", "float path", "tinybnn float")
 WARMUP_BATCHES = 5
 
 
@@ -60,7 +64,9 @@ def build(contender: str, model_file: str | None, seed: int):
     model.eval()
     if contender == "float path":
         use_float_path(model)
-    return convert_model(model) if contender == "packed" else model
+    if contender.startswith("packed"):
+        return convert_model(model, fuse=contender == "packed")
+    return model
 
 
 def time_tinybnn(contender: str, images: np.ndarray, batch_size: int, model_file: str | None, seed: int) -> float:
