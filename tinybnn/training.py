@@ -23,6 +23,7 @@ from .data import iterate_batches
 from .errors import TrainingError
 from .layers import Module
 from .optim import Optimizer
+from .workspace import Workspace
 
 
 @dataclass
@@ -77,23 +78,31 @@ def predict_logits(model: Module, images: np.ndarray, batch_size: int = 500) -> 
 
 def train_epoch(model: Module, optimizer: Optimizer, images: np.ndarray, labels: np.ndarray,
                 batch_size: int, rng: np.random.Generator) -> tuple[float, float]:
-    """One pass over the shuffled training set; returns (mean loss, train accuracy)."""
+    """One pass over the shuffled training set; returns (mean loss, train accuracy).
+
+    Each step's scratch arrays (outputs, saved tensors, gradients flowing back)
+    come from one workspace that the step owns and the next step reuses; what
+    outlives a step (parameters, their gradients, the optimizer's state,
+    running statistics) is allocated outside it.
+    """
     model.train()
     total_loss, correct = 0.0, 0
+    memory = Workspace("training step")
     for step, (x, y) in enumerate(iterate_batches(images, labels, batch_size, shuffle=True, rng=rng)):
-        logits = model(Tensor(x))
-        loss = softmax_cross_entropy(logits, y)
-        value = loss.item()
-        if not math.isfinite(value):
-            raise TrainingError(
-                f"the loss became {value} at batch {step + 1}: lower the learning rate "
-                "(--lr); the last checkpoint is kept"
-            )
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        total_loss += value * len(y)
-        correct += int((logits.data.argmax(axis=1) == y).sum())
+        with memory.use():
+            logits = model(Tensor(x))
+            loss = softmax_cross_entropy(logits, y)
+            value = loss.item()
+            if not math.isfinite(value):
+                raise TrainingError(
+                    f"the loss became {value} at batch {step + 1}: lower the learning rate "
+                    "(--lr); the last checkpoint is kept"
+                )
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total_loss += value * len(y)
+            correct += int((logits.data.argmax(axis=1) == y).sum())
     return total_loss / len(images), correct / len(images)
 
 
