@@ -2,7 +2,7 @@
 
 Each class documents the forward formula and the gradient it returns for an
 upstream gradient ``g = dL/dz``. Broadcasting is undone in one place
-(:func:`tinybnn.autograd.function.unbroadcast`), so the backward methods here
+(:func:`tinybnn.autograd.graph.unbroadcast`), so the backward methods here
 return gradients in the broadcast shape.
 """
 from __future__ import annotations
