@@ -107,3 +107,39 @@ def test_imports_come_before_the_code():
         late = [node.lineno for node in body[first_code:] if isinstance(node, (ast.Import, ast.ImportFrom))]
         assert not late, f"{path.relative_to(ROOT)}: imports after the first definition, line(s) {late}"
 
+
+LIBRARY = ("tinybnn.autograd", "tinybnn.layers", "tinybnn.gemm", "tinybnn.data")
+TOOLS = ("tinybnn.benchmarks", "tinybnn.charts", "tinybnn.pictures")
+
+
+def is_tool(module: str) -> bool:
+    return any(module == tool or module.startswith(tool + ".") for tool in TOOLS)
+
+
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for target in graph[todo.pop()] - seen:
+            seen.add(target)
+            todo.append(target)
+    return seen
+
+
+def test_the_library_does_not_import_the_tools():
+    """Benchmarks, charts and picture drawing sit on top of the library, never inside it."""
+    graph = import_graph()
+    for module in graph:
+        if module.startswith(LIBRARY):
+            tools = sorted(m for m in reachable(graph, module) if is_tool(m))
+            assert not tools, f"{module} imports {tools}"
+
+
+def test_importing_the_library_loads_no_tool():
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            f"for name in {LIBRARY!r}: __import__(name)\n"
+            f"print(sorted(m for m in sys.modules if m.startswith({TOOLS!r})))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
