@@ -143,3 +143,11 @@ def test_importing_the_library_loads_no_tool():
             f"print(sorted(m for m in sys.modules if m.startswith({TOOLS!r})))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_nothing_points_to_files_outside_the_repository():
+    """The conventions live in docs/conventions.md; no docstring or doc cites the project's private spec."""
+    texts = [*package_files(), *sorted((ROOT / "docs").rglob("*.md")), ROOT / "README.md"]
+    citing = [str(path.relative_to(ROOT)) for path in texts if "SPEC.md" in path.read_text()]
+    assert not citing, f"cite SPEC.md: {citing}"
+    assert (ROOT / "docs" / "conventions.md").is_file()

@@ -7,7 +7,7 @@ For an input ``x`` of shape (N, C, H, W), weights ``w`` of shape
     y[n, f, i, j] = b[f] + sum_{c, u, v} w[f, c, u, v] * xp[n, c, i sh + u, j sw + v]
 
 where ``xp`` is ``x`` padded with ``pad_value`` (0 for float layers; binary
-layers pad their ±1 input with ±1, see SPEC.md). ``im2col`` lays the patches
+layers pad their ±1 input with ±1, never 0, so that the packed path is exact). ``im2col`` lays the patches
 out as rows of a matrix ``cols`` of shape (N OH OW, C KH KW), in the same
 (c, u, v) order as ``w.reshape(F, -1)``, so that the convolution is one GEMM::
 

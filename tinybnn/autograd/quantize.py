@@ -1,6 +1,6 @@
 """Quantizers: sign with straight-through estimators, and DoReFa k-bit quantization.
 
-Conventions (SPEC.md):
+Conventions (also listed, with the bits, in docs/conventions.md):
 
 - **sign(0) = +1**: ``sign(x) = +1 if x >= 0 else -1``.
 - **det_sign** (BinaryNet's straight-through estimator): forward sign(x);

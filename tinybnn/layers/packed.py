@@ -2,7 +2,7 @@
 
 :func:`tinybnn.convert.convert_model` turns every QConvolution and
 QFullyConnected with ``act_bit = weight_bit = 1`` into one of these. They hold
-the filters as bits (``uint64`` words, 1 bit per weight, SPEC.md's order) and
+the filters as bits (``uint64`` words, 1 bit per weight, least significant first) and
 everything that follows the ±1 dot product and is linear per output channel
 — XNOR-Net's scale alpha, the bias, a BatchNorm in evaluation mode — folded
 into one multiply-add::
