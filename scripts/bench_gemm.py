@@ -2,7 +2,7 @@
 
     python scripts/bench_gemm.py --threads 2 --chart docs/img/gemm_speedup.png
 
-See ``python scripts/bench_gemm.py --help`` and :mod:`tinybnn.gemm.benchmark`.
+See ``python scripts/bench_gemm.py --help`` and :mod:`tinybnn.benchmarks.gemm`.
 np.dot is timed in child processes, so OPENBLAS_* variables need not be set
 here; ``--baselines`` chooses the OpenBLAS configurations to compare with.
 """
@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 try:
-    from tinybnn.gemm.benchmark import main
+    from tinybnn.benchmarks.gemm import main
 except ImportError:  # run from a source checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tinybnn.gemm.benchmark import main
+    from tinybnn.benchmarks.gemm import main
 
 if __name__ == "__main__":
     sys.exit(main())

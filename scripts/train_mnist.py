@@ -15,6 +15,7 @@ from tinybnn.data import iterate_batches, load_dataset, to_float_nchw
 from tinybnn.models import lenet
 from tinybnn.optim import Adam, CosineLR
 from tinybnn.serialization import save_model
+from tinybnn.workspace import Workspace
 
 
 def main() -> None:
@@ -39,19 +40,23 @@ def main() -> None:
     optimizer = Adam(model.parameters(), lr=1e-3)
     schedule = CosineLR(1e-3, args.epochs)
 
+    # 4. Scratch memory: each step's arrays come from a workspace the next step reuses.
+    memory = Workspace("training step")
+
     for epoch in range(args.epochs):
         optimizer.lr = schedule.lr_at(epoch)
         model.train()
         start, total = time.perf_counter(), 0.0
         for images, labels in iterate_batches(train_x, train_y, 100, rng=rng):
-            loss = softmax_cross_entropy(model(Tensor(images)), labels)  # forward
-            optimizer.zero_grad()
-            loss.backward()                                               # gradients
-            optimizer.step()                                              # update (+ clip latent weights)
-            total += loss.item() * len(labels)
+            with memory.use():
+                loss = softmax_cross_entropy(model(Tensor(images)), labels)  # forward
+                optimizer.zero_grad()
+                loss.backward()                                               # gradients
+                optimizer.step()                                              # update (+ clip latent weights)
+                total += loss.item() * len(labels)
         seconds = time.perf_counter() - start
 
-        # 4. Evaluation: BatchNorm uses its running statistics, no graph is recorded.
+        # 5. Evaluation: BatchNorm uses its running statistics, no graph is recorded.
         model.eval()
         with no_grad():
             predictions = np.concatenate([model(Tensor(test_x[i:i + 500])).data.argmax(axis=1)

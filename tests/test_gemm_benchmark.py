@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from tinybnn.gemm import impl_names
-from tinybnn.gemm.benchmark import (
+from tinybnn.benchmarks.gemm import (
     TARGETS,
     build_chart,
     check_targets,

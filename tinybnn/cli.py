@@ -171,7 +171,7 @@ def command_predict(args: argparse.Namespace) -> int:
 
 # --- bench -----------------------------------------------------------------------
 BENCHMARKS = {
-    "gemm": "tinybnn.gemm.benchmark",
+    "gemm": "tinybnn.benchmarks.gemm",
     "infer": "tinybnn.benchmarks.infer",
     "train": "tinybnn.benchmarks.train",
 }

@@ -1,6 +1,6 @@
 """Reference networks.
 
-``lenet`` is BMXNet's LeNet for MNIST (SPEC.md). With ``binary=True`` the
+``lenet`` is BMXNet's LeNet for MNIST. With ``binary=True`` the
 middle layers quantize their input and weights (1 bit by default, any
 ``act_bit``/``weight_bit`` from 1 to 32); the first and last layers stay in
 full precision, as in BMXNet::

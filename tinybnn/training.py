@@ -24,6 +24,7 @@ from .errors import NotANumberError, TrainingError
 from .interrupt import Interrupted
 from .layers import Module
 from .optim import Optimizer
+from .workspace import Workspace
 
 
 @dataclass
@@ -97,24 +98,31 @@ def train_epoch(model: Module, optimizer: Optimizer, images: np.ndarray, labels:
     A loss that is not finite, or a forward pass that meets NaN where a sign
     is taken (``NotANumberError``), raises ``TrainingError``: the run has
     diverged. ``should_stop()`` is asked before every batch; True raises
-    :class:`Interrupted`."""
+    :class:`Interrupted`.
+
+    Each step's scratch arrays (outputs, saved tensors, gradients flowing back)
+    come from one workspace that the step owns and the next step reuses; what
+    outlives a step (parameters, their gradients, the optimizer's state,
+    running statistics) is allocated outside it."""
     model.train()
     total_loss, correct = 0.0, 0
+    memory = Workspace("training step")
     for step, (x, y) in enumerate(iterate_batches(images, labels, batch_size, shuffle=True, rng=rng)):
         _stop_if_asked(should_stop)
-        try:
-            logits = model(Tensor(x))
-        except NotANumberError:
-            raise _diverged(f"loss became nan at batch {step + 1} (NaN reached a sign)") from None
-        loss = softmax_cross_entropy(logits, y)
-        value = loss.item()
-        if not math.isfinite(value):
-            raise _diverged(f"loss became {value} at batch {step + 1}")
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        total_loss += value * len(y)
-        correct += int((logits.data.argmax(axis=1) == y).sum())
+        with memory.use():
+            try:
+                logits = model(Tensor(x))
+            except NotANumberError:
+                raise _diverged(f"loss became nan at batch {step + 1} (NaN reached a sign)") from None
+            loss = softmax_cross_entropy(logits, y)
+            value = loss.item()
+            if not math.isfinite(value):
+                raise _diverged(f"loss became {value} at batch {step + 1}")
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total_loss += value * len(y)
+            correct += int((logits.data.argmax(axis=1) == y).sum())
     return total_loss / len(images), correct / len(images)
 
 

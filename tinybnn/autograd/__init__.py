@@ -1,15 +1,16 @@
 """A small reverse-mode autograd over NumPy arrays.
 
-- :mod:`.tensor`: ``Tensor`` (data, grad, requires_grad, history)
-- :mod:`.function`: ``Function``/``Context``, ``no_grad``, broadcasting reduction
-- :mod:`.graph`: topological sort and backpropagation
+- :mod:`.graph`: the ``Variable`` protocol, topological sort, backpropagation, broadcasting reduction
+- :mod:`.function`: ``Function``/``Context``, ``no_grad``
 - :mod:`.ops`: elementwise, reduction and shape operations
+- :mod:`.tensor`: ``Tensor`` (data, grad, requires_grad, history), whose operators call ops
 - :mod:`.conv`, :mod:`.pooling`, :mod:`.normalization`, :mod:`.losses`: layers' operations
 - :mod:`.gradcheck`: numerical gradient checks in float64
 """
 from .conv import Conv2d, col2im, conv2d, im2col
-from .function import Context, Function, is_grad_enabled, no_grad, unbroadcast
+from .function import Context, Function, is_grad_enabled, no_grad
 from .gradcheck import GradcheckError, gradcheck
+from .graph import unbroadcast
 from .losses import SoftmaxCrossEntropy, log_softmax, softmax, softmax_cross_entropy
 from .normalization import BatchNorm, batch_norm
 from .ops import Dropout, HardTanh

@@ -28,19 +28,55 @@ import numpy as np
 
 from ..gemm import pack_bits, xnor_parallel
 from ..gemm.bitconv import pack_channels, pack_filters, patch_dots
-from . import buffers, kernels
-from .conv import channel_rows, check_conv_shapes, conv_backward, im2col, pair
+from ..workspace import empty
+from . import kernels
+from .conv import channel_rows, check_conv_shapes, conv_backward, im2col, output_size, pair
 from .function import Context, Function
+from .layout import flat_in_memory_order
 from .quantize import sign
 
 
 def straight_through(grad: np.ndarray, x: np.ndarray, limit: float) -> np.ndarray:
     """grad where |x| <= limit, 0 elsewhere; in place, in one pass when the layouts allow."""
-    flat = buffers.flat_in_memory_order(grad, x) if grad.dtype == x.dtype else None
+    flat = flat_in_memory_order(grad, x) if grad.dtype == x.dtype else None
     if flat is None:
         return grad * (np.abs(x) <= limit)
     kernels.pass_where_within(flat[0], flat[1], limit, flat[0])
     return grad
+
+
+class SignPatches:
+    """``patches(n0, n1)`` for :func:`~tinybnn.autograd.conv.conv_backward`: the im2col rows
+    of sign(x[n0:n1]) padded with ``pad_value``.
+
+    Each chunk's signs go in C order into one scratch array and its rows into
+    one scratch matrix, both reused chunk after chunk (the first chunk is the
+    largest), so that a chunk's patches stay in cache.
+    """
+
+    def __init__(self, x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], pad: tuple[int, int],
+                 pad_value: float):
+        self.x, self.kernel, self.stride, self.pad, self.pad_value = x, kernel, stride, pad, pad_value
+        self.positions = output_size(x.shape[2], kernel[0], stride[0], pad[0]) * output_size(
+            x.shape[3], kernel[1], stride[1], pad[1])
+        self.images: np.ndarray | None = None
+        self.rows: np.ndarray | None = None
+
+    def __call__(self, n0: int, n1: int) -> np.ndarray:
+        chunk = self.x[n0:n1]
+        if self.images is None or self.rows is None:
+            n, c = chunk.shape[:2]
+            self.images = empty(chunk.shape, chunk.dtype)
+            self.rows = empty((n * self.positions, c * self.kernel[0] * self.kernel[1]), chunk.dtype)
+        images = self.images[:n1 - n0]
+        flat = images.reshape(-1)
+        if chunk.flags.c_contiguous:
+            kernels.sign_into(chunk.reshape(-1), flat)
+        else:
+            images[...] = chunk
+            kernels.sign_into(flat, flat)
+        return im2col(images, self.kernel, self.stride, self.pad, self.pad_value,
+                      out=self.rows[:(n1 - n0) * self.positions])
 
 
 class BinaryConv2d(Function):
@@ -54,7 +90,7 @@ class BinaryConv2d(Function):
         n, c = x.shape[:2]
         f = w.shape[0]
         dots, correction = patch_dots(pack_channels(x), pack_filters(w), c, w.shape[2:], stride, pad, pad_value)
-        out = buffers.empty((f, n, oh, ow), x.dtype)
+        out = empty((f, n, oh, ow), x.dtype)
         np.subtract(dots.T.reshape(f, n, oh, ow), correction, out=out, casting="unsafe")
         ctx.save_for_backward(x, w)
         ctx.settings = (stride, pad, pad_value, grad_cancel)
@@ -66,7 +102,7 @@ class BinaryConv2d(Function):
         stride, pad, pad_value, grad_cancel = ctx.settings
         f = w.shape[0]
         needs = ctx.needs_input_grad
-        grad_w, grad_x = conv_backward(channel_rows(grad), lambda n0, n1: im2col(sign(x[n0:n1]), w.shape[2:], stride, pad, pad_value),
+        grad_w, grad_x = conv_backward(channel_rows(grad), SignPatches(x, w.shape[2:], stride, pad, pad_value),
                                        sign(w).reshape(f, -1), x.shape, w.shape[2:], stride, pad, needs[1], needs[0])
         if grad_w is not None:
             grad_w = straight_through(grad_w.reshape(w.shape), w, 1.0)

@@ -7,7 +7,7 @@ For an input ``x`` of shape (N, C, H, W), weights ``w`` of shape
     y[n, f, i, j] = b[f] + sum_{c, u, v} w[f, c, u, v] * xp[n, c, i sh + u, j sw + v]
 
 where ``xp`` is ``x`` padded with ``pad_value`` (0 for float layers; binary
-layers pad their ±1 input with ±1, see SPEC.md). ``im2col`` lays the patches
+layers pad their ±1 input with ±1, never 0, so that the packed path is exact). ``im2col`` lays the patches
 out as rows of a matrix ``cols`` of shape (N OH OW, C KH KW), in the same
 (c, u, v) order as ``w.reshape(F, -1)``, so that the convolution is one GEMM::
 
@@ -28,7 +28,8 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ArgumentError, ShapeError
-from . import buffers, kernels
+from ..workspace import empty
+from . import kernels
 from .function import Context, Function
 
 
@@ -89,13 +90,14 @@ def col2im_reference(cols: np.ndarray, x_shape: tuple[int, int, int, int], kerne
 
 
 def im2col(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
-           pad: tuple[int, int] = (0, 0), pad_value: float = 0.0, ones_column: bool = False) -> np.ndarray:
-    """Same result as :func:`im2col_reference`, by the Numba kernel; with ``ones_column``
-    one more column of ones, so that a bias rides along in the GEMM."""
+           pad: tuple[int, int] = (0, 0), pad_value: float = 0.0, ones_column: bool = False,
+           out: np.ndarray | None = None) -> np.ndarray:
+    """Same result as :func:`im2col_reference`, by the Numba kernel (into ``out`` if given);
+    with ``ones_column`` one more column of ones, so that a bias rides along in the GEMM."""
     n, c, h, w = x.shape
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
     rows = n * output_size(h, kh, sh, ph) * output_size(w, kw, sw, pw)
-    out = buffers.empty((rows, c * kh * kw + ones_column), x.dtype)
+    out = empty((rows, c * kh * kw + ones_column), x.dtype) if out is None else out
     return kernels.im2col_into(x, kh, kw, sh, sw, ph, pw, x.dtype.type(pad_value), out)
 
 
@@ -104,7 +106,7 @@ def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], kernel: tuple[i
     """Same result as :func:`col2im_reference`, by the Numba kernel (into ``out`` if given)."""
     n, c, h, w = x_shape
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
-    out = buffers.empty(x_shape, cols.dtype) if out is None else out
+    out = empty(x_shape, cols.dtype) if out is None else out
     return kernels.col2im_from(np.ascontiguousarray(cols), n, c, h, w, kh, kw, sh, sw, ph, pw, out)
 
 
@@ -113,7 +115,7 @@ def channel_rows(grad: np.ndarray) -> np.ndarray:
 
     A free view when ``grad`` already lies in memory as (F, N, OH, OW), as
     gradients coming back into a convolution usually do (they take the layout
-    of its output); otherwise a copy into a pooled buffer. Being C-contiguous
+    of its output); otherwise a copy into a scratch array. Being C-contiguous
     either way, G gives the GEMMs the same layout, hence the same bits. It may
     share memory with ``grad``: read it, never write into it.
     """
@@ -121,7 +123,7 @@ def channel_rows(grad: np.ndarray) -> np.ndarray:
     shape = (rows.shape[0], int(np.prod(rows.shape[1:])))
     if rows.flags.c_contiguous:
         return rows.reshape(shape)
-    g = buffers.empty(shape, grad.dtype)
+    g = empty(shape, grad.dtype)
     g.reshape(rows.shape)[...] = rows
     return g
 
@@ -139,14 +141,16 @@ def conv_backward(g: np.ndarray, patches: Callable[[int, int], np.ndarray], weig
     column if there is a bias), ``weights`` is W (F, C KH KW). Working on
     chunks of about CHUNK_BYTES keeps each chunk's patches and their gradient
     in cache between the GEMM that makes them and the one (or col2im) that
-    reads them; the weight gradient is summed chunk by chunk. Convolutions
-    of float and of binary layers both go through here, so their gradients
-    agree bit for bit.
+    reads them; the weight gradient is summed chunk by chunk, and one scratch
+    matrix holds each chunk's patch gradient in turn. Convolutions of float
+    and of binary layers both go through here, so their gradients agree bit
+    for bit.
     """
     n, positions = x_shape[0], g.shape[1] // x_shape[0]
     per_chunk = max(1, CHUNK_BYTES // (positions * weights.shape[1] * g.itemsize))
     grad_w = None
-    grad_x = buffers.empty(x_shape, g.dtype) if need_x else None
+    grad_x = empty(x_shape, g.dtype) if need_x else None
+    dcols_scratch = empty((min(n, per_chunk) * positions, weights.shape[1]), g.dtype) if need_x else None
     for n0 in range(0, n, per_chunk):
         n1 = min(n, n0 + per_chunk)
         cols = patches(n0, n1)
@@ -155,7 +159,7 @@ def conv_backward(g: np.ndarray, patches: Callable[[int, int], np.ndarray], weig
             part = g_chunk @ cols
             grad_w = part if grad_w is None else np.add(grad_w, part, out=grad_w)
         if need_x:
-            dcols = np.matmul(g_chunk.T, weights, out=buffers.empty((cols.shape[0], weights.shape[1]), g.dtype))
+            dcols = np.matmul(g_chunk.T, weights, out=dcols_scratch[:cols.shape[0]])
             col2im(dcols, (n1 - n0, *x_shape[1:]), kernel, stride, pad, out=grad_x[n0:n1])
     return grad_w, grad_x
 
@@ -206,7 +210,7 @@ class Conv2d(Function):
         cols = im2col(x, w.shape[2:], stride, pad, pad_value, ones_column=b is not None)
         w2 = w.reshape(f, -1)
         weights = w2 if b is None else np.concatenate([w2, b.reshape(f, 1).astype(w2.dtype)], axis=1)
-        out = np.matmul(weights, cols.T, out=buffers.empty((f, cols.shape[0]), np.result_type(weights, cols)))
+        out = np.matmul(weights, cols.T, out=empty((f, cols.shape[0]), np.result_type(weights, cols)))
         ctx.save_for_backward(cols, w2)
         ctx.geometry = (x.shape, w.shape, stride, pad)
         return out.reshape(f, n, oh, ow).transpose(1, 0, 2, 3)

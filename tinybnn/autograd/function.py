@@ -22,7 +22,14 @@ keyword arguments are constants (an axis, a stride, labels).
 
 ``backward`` returns one gradient per positional input (``None`` for an input
 that gets none), each the shape of the *broadcast* result; reducing it back to
-the input's shape happens in one place, :func:`unbroadcast`.
+the input's shape happens in one place, :func:`~tinybnn.autograd.graph.unbroadcast`.
+
+This module knows tensors only as the graph's
+:class:`~tinybnn.autograd.graph.Variable` protocol: ``apply`` makes its
+output, and wraps constant inputs, with ``new_tensor`` of a tensor input
+(:meth:`Tensor.new_tensor <tinybnn.autograd.tensor.Tensor.new_tensor>`; Tensor's
+operators call the Functions of :mod:`.ops`), so that the imports run one
+way: graph <- function <- ops <- tensor.
 """
 from __future__ import annotations
 
@@ -31,6 +38,8 @@ import threading
 from typing import Any, Iterator
 
 import numpy as np
+
+from .graph import Variable
 
 _state = threading.local()
 
@@ -74,7 +83,7 @@ class History:
 
     __slots__ = ("function", "ctx", "inputs")
 
-    def __init__(self, function: type["Function"], ctx: Context, inputs: tuple):
+    def __init__(self, function: type[Function], ctx: Context, inputs: tuple[Variable, ...]):
         self.function = function
         self.ctx = ctx
         self.inputs = inputs
@@ -99,40 +108,34 @@ class Function:
         raise NotImplementedError
 
     @classmethod
-    def apply(cls, *inputs: Any, **params: Any) -> "Tensor":
-        tensors = _as_tensors(inputs)
+    def apply(cls, *inputs: Any, **params: Any) -> Any:
+        """``forward`` on the inputs' arrays, as a new tensor (``new_tensor`` of an input) that
+        remembers this call when a gradient will be needed; at least one input must be a tensor."""
+        tensors = _as_tensors(cls.__name__, inputs)
         needs_input_grad = tuple(t.requires_grad for t in tensors)
         needs_grad = is_grad_enabled() and any(needs_input_grad)
         ctx = Context(needs_grad, needs_input_grad)
         data = cls.forward(ctx, *(t.data for t in tensors), **params)
-        out = Tensor(data, requires_grad=needs_grad)
+        out = tensors[0].new_tensor(data, requires_grad=needs_grad)
         if needs_grad:
             out.history = History(cls, ctx, tensors)
         return out
 
 
-def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Sum ``grad`` over the axes that broadcasting added or stretched.
-
-    If ``x`` of shape ``shape`` was broadcast to ``grad.shape`` in the forward
-    pass, each element of ``x`` was used once per copy, so its gradient is the
-    sum of the gradients of its copies.
-    """
-    if grad.shape == shape:
-        return grad
-    extra = grad.ndim - len(shape)
-    if extra > 0:
-        grad = grad.sum(axis=tuple(range(extra)))
-    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
-    if stretched:
-        grad = grad.sum(axis=stretched, keepdims=True)
-    return grad
+def _is_tensor(value: Any) -> bool:
+    """True for a graph :class:`~tinybnn.autograd.graph.Variable` (a tensor), False for an array or a number."""
+    return hasattr(value, "history") and hasattr(value, "requires_grad")
 
 
-def _as_tensors(values: tuple) -> tuple["Tensor", ...]:
-    """Wrap arrays and Python numbers; scalars take the dtype of the tensors."""
-    dtype = next((v.data.dtype for v in values if isinstance(v, Tensor)), None)
-    return tuple(v if isinstance(v, Tensor) else Tensor(_constant(v, dtype)) for v in values)
+def _as_tensors(name: str, values: tuple) -> tuple[Any, ...]:
+    """Wrap arrays and Python numbers as tensors, made by the first tensor among ``values``;
+    scalars take that tensor's dtype."""
+    first = next((v for v in values if _is_tensor(v)), None)
+    if first is None:
+        raise TypeError(f"{name}.apply needs at least one tensor among its inputs, got "
+                        f"{', '.join(type(v).__name__ for v in values) or 'none'}")
+    dtype = first.data.dtype
+    return tuple(v if _is_tensor(v) else first.new_tensor(_constant(v, dtype)) for v in values)
 
 
 def _constant(value: Any, dtype: Any) -> np.ndarray:
@@ -142,5 +145,3 @@ def _constant(value: Any, dtype: Any) -> np.ndarray:
         return np.asarray(value, dtype=dtype)
     return np.asarray(value)
 
-
-from .tensor import Tensor  # noqa: E402  (Tensor's methods call Functions; import last)

@@ -5,25 +5,81 @@ it was computed from; ``backpropagate`` walks that order once, calling each
 Function's ``backward`` and summing the gradients that reach a tensor along
 different paths (so ``(x + x) * x`` gets ``4x + ... `` right, not half of it).
 Leaves (tensors with no history that require a gradient) accumulate into
-``.grad`` with ``+=`` across backward calls, as in PyTorch.
+``.grad`` with ``+=`` across backward calls, as in PyTorch. Reducing a
+gradient back to the shape of an input that was broadcast happens here too,
+in one place (:func:`unbroadcast`).
+
+The walk is written against the :class:`Variable` protocol, the little it
+needs of a tensor (its data, gradient, flag and history), so this module
+imports nothing else of the engine: :mod:`.function` and :mod:`.tensor`
+build on it, not the other way round.
 """
 from __future__ import annotations
 
+from typing import Any, Protocol, Sequence
+
 import numpy as np
 
-from .function import unbroadcast
-from .tensor import Tensor
+
+class Backward(Protocol):
+    """What the walk calls on a recorded Function: ``backward(ctx, g)``, one gradient per input."""
+
+    __name__: str
+
+    def backward(self, ctx: Any, grad: np.ndarray) -> Any: ...
 
 
-def topological_sort(root: Tensor) -> list[Tensor]:
+class Recorded(Protocol):
+    """How a variable was made: the function, the context its forward filled, its inputs."""
+
+    function: Backward
+    ctx: Any
+    inputs: Sequence[Variable]
+
+
+class Variable(Protocol):
+    """A node of the graph: an array, its gradient once computed, and its history (None for a leaf)."""
+
+    data: np.ndarray
+    grad: np.ndarray | None
+    requires_grad: bool
+    history: Recorded | None
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    def new_tensor(self, data: Any, requires_grad: bool = False) -> Variable:
+        """A new variable holding ``data``, with no history: how Functions make their outputs."""
+        ...
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum ``grad`` over the axes that broadcasting added or stretched.
+
+    If ``x`` of shape ``shape`` was broadcast to ``grad.shape`` in the forward
+    pass, each element of ``x`` was used once per copy, so its gradient is the
+    sum of the gradients of its copies.
+    """
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad
+
+
+def topological_sort(root: Variable) -> list[Variable]:
     """Tensors reachable from ``root`` through histories, ``root`` first.
 
     Iterative depth-first search, so deep graphs do not hit Python's
     recursion limit.
     """
-    order: list[Tensor] = []
+    order: list[Variable] = []
     visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    stack: list[tuple[Variable, bool]] = [(root, False)]
     while stack:
         node, inputs_done = stack.pop()
         if inputs_done:
@@ -41,7 +97,7 @@ def topological_sort(root: Tensor) -> list[Tensor]:
     return order
 
 
-def backpropagate(root: Tensor, grad: np.ndarray) -> None:
+def backpropagate(root: Variable, grad: np.ndarray) -> None:
     """Send ``grad`` (dL/droot) back to every leaf that requires a gradient."""
     pending: dict[int, np.ndarray] = {id(root): grad}
     for node in topological_sort(root):
@@ -73,8 +129,8 @@ def backpropagate(root: Tensor, grad: np.ndarray) -> None:
             pending[key] = pending[key] + parent_grad if key in pending else parent_grad
 
 
-def _accumulate(leaf: Tensor, grad: np.ndarray) -> None:
+def _accumulate(leaf: Variable, grad: np.ndarray) -> None:
     if leaf.grad is None:
-        leaf.grad = grad.astype(leaf.dtype)  # always a copy, and only one when the dtype differs
+        leaf.grad = grad.astype(leaf.data.dtype)  # always a copy, and only one when the dtype differs
     else:
-        leaf.grad += grad.astype(leaf.dtype, copy=False)
+        leaf.grad += grad.astype(leaf.data.dtype, copy=False)

@@ -22,7 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError
-from . import buffers, kernels
+from . import kernels
+from .layout import empty_like, empty_nchw
 from .function import Context, Function
 
 
@@ -89,8 +90,8 @@ class BatchNorm(Function):
             )
         if training and x.size == 0:
             raise ShapeError(f"batch_norm: training needs at least one value per channel, got shape {x.shape}")
-        out = buffers.empty_nchw(x.shape, x.dtype, like=x)
-        xhat = buffers.empty_like(out) if ctx.needs_grad else out
+        out = empty_nchw(x.shape, x.dtype, like=x)
+        xhat = empty_like(out) if ctx.needs_grad else out
         mean = np.empty(channels) if training else running_mean.astype(np.float64)
         var = np.empty(channels) if training else running_var.astype(np.float64)
         inv_std = np.empty(channels, x.dtype)
@@ -109,7 +110,7 @@ class BatchNorm(Function):
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
         xhat, gamma, inv_std = ctx.saved_values
         channels = grad.shape[1]
-        grad_x = buffers.empty_like(xhat)
+        grad_x = empty_like(xhat)
         grad_gamma, grad_beta = np.empty(channels, grad.dtype), np.empty(channels, grad.dtype)
         kernels.batch_norm_backward(_as_4d(grad), _as_4d(xhat), gamma.astype(grad.dtype, copy=False), inv_std,
                                     ctx.training, _as_4d(grad_x), grad_gamma, grad_beta)

@@ -2,7 +2,7 @@
 
 Each class documents the forward formula and the gradient it returns for an
 upstream gradient ``g = dL/dz``. Broadcasting is undone in one place
-(:func:`tinybnn.autograd.function.unbroadcast`), so the backward methods here
+(:func:`tinybnn.autograd.graph.unbroadcast`), so the backward methods here
 return gradients in the broadcast shape.
 """
 from __future__ import annotations
@@ -11,7 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
-from . import buffers, kernels
+from . import kernels
+from .layout import empty_like, flat_in_memory_order
 from .function import Context, Function
 
 
@@ -240,15 +241,15 @@ class Tanh(Function):
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
-        out = np.tanh(a, out=buffers.empty_like(a))
+        out = np.tanh(a, out=empty_like(a))
         ctx.save_for_backward(out)
         return out
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
         (out,) = ctx.saved_values
-        result = buffers.empty_like(out)
-        flat = buffers.flat_in_memory_order(grad, out, result) if grad.dtype == out.dtype else None
+        result = empty_like(out)
+        flat = flat_in_memory_order(grad, out, result) if grad.dtype == out.dtype else None
         if flat is None:
             return grad * (1 - out * out)
         kernels.tanh_backward_into(*flat)

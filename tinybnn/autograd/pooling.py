@@ -19,8 +19,9 @@ import numpy as np
 
 from ..errors import ArgumentError, ShapeError
 from .conv import output_size, pair
-from . import buffers, kernels
+from . import kernels
 from .function import Context, Function
+from .layout import channel_major, empty_nchw
 
 
 def _check(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], where: str) -> tuple[int, int]:
@@ -86,9 +87,9 @@ class MaxPool2d(Function):
         kernel = pair(kernel, "kernel")
         stride = kernel if stride is None else pair(stride, "stride")
         oh, ow = _check(x, kernel, stride, "max_pool2d")
-        layout = buffers.channel_major(x)
-        out = buffers.empty_nchw((*x.shape[:2], oh, ow), x.dtype, like=x)
-        argmax = buffers.empty_nchw(out.shape, np.int32, like=x) if ctx.needs_grad else np.empty((0, 0, 0, 0), np.int32)
+        layout = channel_major(x)
+        out = empty_nchw((*x.shape[:2], oh, ow), x.dtype, like=x)
+        argmax = empty_nchw(out.shape, np.int32, like=x) if ctx.needs_grad else np.empty((0, 0, 0, 0), np.int32)
         if kernel == stride == (2, 2):
             kernels.max_pool_2x2(x, out, argmax, ctx.needs_grad, layout)
         elif ctx.needs_grad:
@@ -103,8 +104,8 @@ class MaxPool2d(Function):
     def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
         (argmax,) = ctx.saved_values
         x_shape, kernel, stride = ctx.geometry
-        layout = buffers.channel_major(argmax)
-        out = buffers.empty_nchw(x_shape, grad.dtype, like=argmax)
+        layout = channel_major(argmax)
+        out = empty_nchw(x_shape, grad.dtype, like=argmax)
         if kernel == stride == (2, 2):
             return kernels.max_pool_backward_2x2(grad, argmax, out, layout)
         return kernels.max_pool_backward(grad, argmax, *kernel, *stride, out, layout)

@@ -1,6 +1,6 @@
 """Quantizers: sign with straight-through estimators, and DoReFa k-bit quantization.
 
-Conventions (SPEC.md):
+Conventions (also listed, with the bits, in docs/conventions.md):
 
 - **sign(0) = +1**: ``sign(x) = +1 if x >= 0 else -1``.
 - **det_sign** (BinaryNet's straight-through estimator): forward sign(x);
@@ -28,8 +28,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ArgumentError
-from . import buffers, kernels
+from ..workspace import empty
+from . import kernels
 from .function import Context, Function
+from .layout import empty_nchw, flat_in_memory_order
 from .tensor import Tensor
 
 
@@ -39,21 +41,21 @@ def sign_reference(x: np.ndarray) -> np.ndarray:
 
 
 def _outputs_like(x: np.ndarray, *dtypes) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
-    """(pooled arrays of x's shape in ``dtypes``, flat views of x and of them in one memory order).
+    """(scratch arrays of x's shape in ``dtypes``, flat views of x and of them in one memory order).
 
     The arrays take x's layout (C order or channel-major, as batch norm's output
     is), so x is read in place; any other layout is copied to C order first.
     """
-    outs = tuple(buffers.empty_nchw(x.shape, dtype, like=x) for dtype in dtypes)
-    flat = buffers.flat_in_memory_order(x, *outs)
+    outs = tuple(empty_nchw(x.shape, dtype, like=x) for dtype in dtypes)
+    flat = flat_in_memory_order(x, *outs)
     if flat is None:
-        outs = tuple(buffers.empty(x.shape, dtype) for dtype in dtypes)
+        outs = tuple(empty(x.shape, dtype) for dtype in dtypes)
         flat = (np.ascontiguousarray(x).reshape(-1), *(out.reshape(-1) for out in outs))
     return outs, flat
 
 
 def sign(x: np.ndarray) -> np.ndarray:
-    """Same as :func:`sign_reference`, by a Numba kernel, into a pooled buffer (float inputs)."""
+    """Same as :func:`sign_reference`, by a Numba kernel, into a scratch array (float inputs)."""
     if not np.issubdtype(x.dtype, np.floating):
         return sign_reference(x)
     (out,), flat = _outputs_like(x, x.dtype)

@@ -5,13 +5,18 @@ same shape once a backward pass reached it, else ``None``) and
 ``requires_grad``. Arithmetic on tensors goes through the ``Function``
 classes in :mod:`tinybnn.autograd.ops`, which record a ``history`` on results
 that need a gradient. ``loss.backward()`` then walks that graph in reverse
-topological order (:mod:`tinybnn.autograd.graph`).
+topological order (:mod:`tinybnn.autograd.graph`). A tensor is what that walk
+calls a :class:`~tinybnn.autograd.graph.Variable`; the Functions make their
+outputs of their inputs' class, so they need not import this module.
 """
 from __future__ import annotations
 
 from typing import Any, Sequence
 
 import numpy as np
+
+from . import ops
+from .graph import backpropagate
 
 
 class Tensor:
@@ -72,6 +77,11 @@ class Tensor:
     def zero_grad(self) -> None:
         self.grad = None
 
+    def new_tensor(self, data: Any, requires_grad: bool = False) -> "Tensor":
+        """A plain Tensor holding ``data`` (whatever subclass ``self`` is): what Functions
+        make of their results, and of constants among their inputs."""
+        return Tensor(data, requires_grad=requires_grad)
+
     def __repr__(self) -> str:
         flag = ", requires_grad=True" if self.requires_grad else ""
         return f"Tensor({np.array2string(self.data, threshold=20)}{flag})"
@@ -97,7 +107,7 @@ class Tensor:
         grad = np.asarray(grad, dtype=self.dtype)
         if grad.shape != self.shape:
             raise ValueError(f"gradient of shape {grad.shape} for a tensor of shape {self.shape}")
-        graph.backpropagate(self, grad)
+        backpropagate(self, grad)
 
     # --- operators ---------------------------------------------------------
     def __add__(self, other: Any) -> "Tensor":
@@ -187,6 +197,3 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = np.float32) -> T
     """Make a tensor, float32 by default (the dtype of training)."""
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
-
-# Tensor's operators call Functions, and Functions make Tensors: import last.
-from . import graph, ops  # noqa: E402

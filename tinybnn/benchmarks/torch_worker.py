@@ -44,7 +44,7 @@ class BinaryLinear(nn.Linear):
 
 
 def lenet(binary: bool) -> nn.Sequential:
-    """SPEC.md's LeNet, as tinybnn.models.lenet builds it."""
+    """BMXNet's LeNet, as tinybnn.models.lenet builds it."""
     conv = BinaryConv2d(64, 64, 5, bias=False) if binary else nn.Conv2d(64, 64, 5)
     dense = BinaryLinear(1024, 1000, bias=False) if binary else nn.Linear(1024, 1000)
     return nn.Sequential(

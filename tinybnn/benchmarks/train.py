@@ -52,17 +52,20 @@ def time_tinybnn_epoch(model_name: str, x: np.ndarray, y: np.ndarray, batch_size
     from ..layers import use_float_path
     from ..models import build_model
     from ..optim import Adam
+    from ..workspace import Workspace
 
     rng = np.random.default_rng(seed)
     model, _ = build_model(model_name, rng=rng)
     use_float_path(model, float_path)
     optimizer = Adam(model.parameters(), lr=1e-3)
+    memory = Workspace("training step")
 
     def step(images: np.ndarray, labels: np.ndarray) -> None:
-        loss = softmax_cross_entropy(model(Tensor(images)), labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        with memory.use():
+            loss = softmax_cross_entropy(model(Tensor(images)), labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
 
     for start in warmup_starts(len(x), batch_size):
         step(x[start:start + batch_size], y[start:start + batch_size])

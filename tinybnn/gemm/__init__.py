@@ -9,7 +9,7 @@
   ``xnor_parallel``: ``fn(a_packed, b_packed, k) -> sign(A) @ sign(B).T``
   (int32), and ``xnor_gemm_float`` which packs float inputs first.
 * :mod:`tinybnn.gemm.registry`: ``REGISTRY`` (name -> ``GemmImpl``), used by
-  the tests and by the benchmark (:mod:`tinybnn.gemm.benchmark`).
+  the tests and by the benchmark (:mod:`tinybnn.benchmarks.gemm`, ``tinybnn bench gemm``).
 
 See ``docs/gemm.md`` for the conventions and the measured speed.
 """

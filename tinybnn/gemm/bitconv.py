@@ -13,8 +13,8 @@ channels, and the patches are gathered as whole words:
                     zero words up to Kw (a multiple of 8 for the XNOR kernels)
 
 Filters are packed the same way, (F, C, KH, KW) -> (F, KH, KW, Cw), by
-:func:`pack_filters`. Padding pixels are whole words of a ±1 value (SPEC.md:
-binary convolutions pad after binarization, never with 0): +1 is a word with
+:func:`pack_filters`. Padding pixels are whole words of a ±1 value (binary
+convolutions pad after binarization, never with 0): +1 is a word with
 the C valid bits set, -1 the zero word. When C is not a multiple of 64, each
 pixel's last word has 64 Cw - C unused bits, 0 in both operands, so the XNOR
 kernels, given the nominal bit count 64 KH KW Cw, count every unused bit as

@@ -1,6 +1,6 @@
 """Bit packing: the sign bits of a real array, 64 to a ``uint64`` word.
 
-Conventions (``SPEC.md``, written down once here for the whole package):
+Conventions (docs/conventions.md lists all of them; the bits are defined here):
 
 * ``sign(x) = +1 if x >= 0 else -1``; in particular ``sign(0) = +1``, and
   ``sign(-0.0) = +1`` too (``-0.0 >= 0``). NaN has no sign and is refused.

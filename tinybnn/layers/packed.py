@@ -2,7 +2,7 @@
 
 :func:`tinybnn.convert.convert_model` turns every QConvolution and
 QFullyConnected with ``act_bit = weight_bit = 1`` into one of these. They hold
-the filters as bits (``uint64`` words, 1 bit per weight, SPEC.md's order) and
+the filters as bits (``uint64`` words, 1 bit per weight, least significant first) and
 everything that follows the ±1 dot product and is linear per output channel
 — XNOR-Net's scale alpha, the bias, a BatchNorm in evaluation mode — folded
 into one multiply-add::
@@ -28,12 +28,13 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
-from ..autograd import Tensor, buffers
+from ..autograd import Tensor
 from ..autograd.conv import check_conv_shapes
 from ..errors import ShapeError
 from ..schema import PAIR, POSITIVE, Bool, Float, Obj
 from ..gemm import pack_bits, packed_words, pad_words, xnor_parallel
 from ..gemm.bitconv import nominal_bits, pack_channels, pack_normalized_channels, patch_dots
+from ..workspace import empty
 from .convolution import check_geometry, conv_geometry, positive
 from .module import FLOAT32, Footprint, Module
 from .quantized import check_pad_value
@@ -178,7 +179,7 @@ class PackedConvolution(PackedModule):
             words = pack_channels(data)
         dots, correction = patch_dots(words, pad_words(self.weight_bits, 8), self.channels, self.kernel, self.stride,
                                       self.pad, self.pad_value)
-        out = buffers.empty((n, self.num_filter, (oh - qh) // qsh + 1, (ow - qw) // qsw + 1), np.float32)
+        out = empty((n, self.num_filter, (oh - qh) // qsh + 1, (ow - qw) // qsw + 1), np.float32)
         return Tensor(_affine_pool_nchw(dots, np.int32(correction), self.scale, self.shift,
                                         n, oh, ow, qh, qw, qsh, qsw, out))
 

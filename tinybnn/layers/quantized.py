@@ -8,7 +8,7 @@ convolution computes, for each output element, the ±1 dot product
 
     y = sum_k sign(x_k) sign(w_k) = K - 2 popcount(bits(x) XOR bits(w))
 
-(SPEC.md's XNOR convention: the same number the float path gives on ±1
+(the XNOR convention of docs/conventions.md: the same number the float path gives on ±1
 values, not BMXNet's (K + dot) / 2), which is what makes the packed
 inference path exact.
 

@@ -368,7 +368,7 @@ def environment_report(threads: int, results: dict) -> str:
 
 def build_chart(results: dict, path, threads: int, baselines=BASELINES):
     """The two-panel PNG (speedup vs filters, vs kernel size) of every XNOR kernel, per baseline."""
-    from tinybnn.gemm.chart import PALETTE, Panel, SeriesStyle, draw_speedup_chart
+    from tinybnn.charts import PALETTE, Panel, SeriesStyle, draw_speedup_chart
     from tinybnn.gemm.registry import impl_names
 
     xnor = [n for n in impl_names("xnor") if any(n in r["times"] for r in results["shapes"])]

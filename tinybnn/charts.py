@@ -1,4 +1,4 @@
-"""A two-panel PNG chart of speedups, drawn with Pillow (no plotting library).
+"""A two-panel PNG chart of speedups, drawn with Pillow (no plotting library), for ``tinybnn bench gemm``.
 
 Like BMXNet's Figures 2 and 3: the speedup of each XNOR kernel over
 ``np.dot`` against the number of filters (left) and against the kernel size
@@ -13,8 +13,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from tinybnn.fileio import atomic_write
-from tinybnn import pictures
+from . import pictures
+from .fileio import atomic_write
 
 PALETTE = [
     (31, 119, 180),
