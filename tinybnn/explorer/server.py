@@ -295,6 +295,8 @@ class ExplorerHandler(BaseHTTPRequestHandler):
             code, message = HTTPStatus.METHOD_NOT_ALLOWED, f"method {self.command!r} not allowed"
         if not getattr(self, "command", None):
             self.command = ""
+        if getattr(self, "request_version", "HTTP/0.9") == "HTTP/0.9":
+            self.request_version = "HTTP/1.0"  # an unparsed request line: answer with a status line anyway
         try:
             self.send_json(int(code), {"error": message or HTTPStatus(code).phrase})
         except OSError:
