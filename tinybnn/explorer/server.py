@@ -27,10 +27,12 @@ bad query (400). A bug answers 500 with its message and prints its
 traceback; the server keeps serving either way.
 
 Requests run in threads. The forward pass and the trace run Numba kernels
-that are parallel themselves (``prange``), and Numba's default ``workqueue``
-threading layer does not allow two threads to launch parallel kernels at
-once, so one lock serializes the model's computation; parsing, encoding and
-sending are done outside it.
+that are parallel themselves (``prange``). With the OpenMP or TBB threading
+layer, concurrent calls give the same answers, but where neither is
+installed Numba falls back to its ``workqueue`` layer, which aborts the
+whole process when two threads launch parallel kernels at once; so one
+lock serializes the model's computation, and parsing, encoding and sending
+are done outside it.
 """
 from __future__ import annotations
 
