@@ -228,6 +228,14 @@ def png_bytes(width: int, height: int) -> bytes:
     return buffer.getvalue()
 
 
+def bomb() -> bytes:
+    """A small PNG that claims 16000x12000 pixels, above Pillow's decompression-bomb limit."""
+    buffer = io.BytesIO()
+    Image.new("1", (16000, 12000)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+BOMB = bomb()
 ZEROS = [[0.0] * 28 for _ in range(28)]
 BAD = [
     ("not an image", "POST", "/api/predict", b"certainly not a PNG", "image/png", 400),
@@ -251,6 +259,12 @@ BAD = [
     ("explain a bad layer", "POST", "/api/explain", json.dumps({"image": ZEROS, "layer": "3", "position": [0]}
                                                                ).encode(), "application/json", 400),
     ("explain a PNG", "POST", "/api/explain", png_bytes(28, 28), "image/png", 415),
+    ("a number too large", "POST", "/api/predict", ('{"image": [[1' + "0" * 400 + "]]}").encode(),
+     "application/json", 400),
+    ("JSON nested too deep", "POST", "/api/predict", b"[" * 100_000 + b"]" * 100_000, "application/json", 400),
+    ("explain layer true", "POST", "/api/explain", json.dumps({"image": ZEROS, "layer": True, "position": [0]}
+                                                              ).encode(), "application/json", 400),
+    ("a decompression bomb", "POST", "/api/predict", BOMB, "image/png", 413),
     ("unknown path", "GET", "/etc/passwd", None, None, 404),
     ("path traversal", "GET", "/../tinybnn/explorer/server.py", None, None, 404),
     ("static folder", "GET", "/static/app.js", None, None, 404),
@@ -263,6 +277,7 @@ BAD = [
     ("index out of range", "GET", "/api/digit?index=123456", None, None, 400),
     ("two indices", "GET", "/api/digit?index=1&index=2", None, None, 400),
     ("bad query", "GET", "/api/digit?index", None, None, 400),
+    ("a superscript digit", "GET", "/api/digit?index=%C2%B2", None, None, 400),
 ]
 
 
@@ -279,9 +294,11 @@ def test_bad_request_gets_a_json_4xx_and_the_server_keeps_serving(server, what, 
     (b"POST /api/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 411),
     (f"POST /api/predict HTTP/1.0\r\nContent-Length: {MAX_BODY + 1}\r\n\r\n".encode(), 413),
     (b"POST /api/predict HTTP/1.0\r\nContent-Length: lots\r\n\r\n", 400),
+    ("POST /api/predict HTTP/1.0\r\nContent-Length: \u00b2\r\n\r\n".encode(), 400),
     (b"POST /api/predict HTTP/1.0\r\nContent-Length: 100\r\n\r\nshort", 400),
     (b"NONSENSE\r\n\r\n", 400),
-], ids=["no length", "chunked", "too large", "bad length", "short body", "bad request line"])
+], ids=["no length", "chunked", "too large", "bad length", "superscript length", "short body",
+        "bad request line"])
 def test_bad_raw_request_gets_a_json_4xx(server, data, status):
     got, answer = raw(server, data)
     assert got == status and answer["error"]

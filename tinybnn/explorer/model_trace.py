@@ -231,7 +231,7 @@ def explain(model: Module, image: np.ndarray, layer_index: int, position: tuple[
     PackedFullyConnected. Returns a JSON-friendly dict; bit arrays are bool
     NumPy arrays (True = +1) for the caller to encode."""
     layers = layers_of(model)
-    if not isinstance(layer_index, int) or not 0 <= layer_index < len(layers):
+    if not isinstance(layer_index, int) or isinstance(layer_index, bool) or not 0 <= layer_index < len(layers):
         raise ArgumentError(f"layer must be an index 0..{len(layers) - 1}, got {layer_index!r}")
     x = np.asarray(image, np.float32)
     for layer in layers[:layer_index]:

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import socket
 import sys
 import tempfile
@@ -64,6 +65,7 @@ MAX_BODY = 4 << 20
 MAX_SIDE = 4096
 """Largest width or height of an uploaded image, checked from its header before it is decoded."""
 IMAGE_FORMATS = ("PNG", "JPEG")
+WHOLE_NUMBER = re.compile(r"[0-9]{1,12}")  # ASCII digits only: str.isdigit() also takes "²", which int() refuses
 STATIC = Path(__file__).with_name("static")
 PAGES = {"/": ("index.html", "text/html; charset=utf-8"), "/index.html": ("index.html", "text/html; charset=utf-8"),
          "/app.js": ("app.js", "text/javascript; charset=utf-8"), "/style.css": ("style.css", "text/css; charset=utf-8")}
@@ -107,7 +109,10 @@ def image_from_json(value: Any, shape: tuple[int, int]) -> np.ndarray:
         raise RequestError(400, f"image must be a list of {h} rows of {w} numbers")
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for row in value for v in row):
         raise RequestError(400, "image must hold numbers only")
-    image = np.array(value, dtype=np.float64)
+    try:
+        image = np.array(value, dtype=np.float64)
+    except OverflowError:
+        raise RequestError(400, "image holds a number too large for a float") from None
     if not np.isfinite(image).all():
         raise RequestError(400, "image holds a value that is not finite")
     if image.min() < 0 or image.max() > 1:
@@ -121,6 +126,8 @@ def image_from_upload(body: bytes) -> np.ndarray:
     try:
         with Image.open(BytesIO(body), formats=IMAGE_FORMATS) as opened:
             width, height = opened.size
+    except Image.DecompressionBombError as error:
+        raise RequestError(413, f"the image is too large ({error})") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise RequestError(400, "the body is not a PNG or JPEG image (send JSON with "
                                 "Content-Type: application/json for a 28x28 array)") from None
@@ -138,8 +145,8 @@ def image_from_upload(body: bytes) -> np.ndarray:
 def json_body(body: bytes) -> dict[str, Any]:
     try:
         value = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as error:
-        raise RequestError(400, f"bad JSON: {error}") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise RequestError(400, f"bad JSON: {type(error).__name__}: {str(error)[:200]}") from None
     if not isinstance(value, dict):
         raise RequestError(400, f"the JSON body must be an object, got {type(value).__name__}")
     return value
@@ -253,7 +260,7 @@ class ExplorerHandler(BaseHTTPRequestHandler):
         except ValueError:
             raise RequestError(400, "bad query string; expected ?index=N") from None
         values = query.get("index", [])
-        if len(values) != 1 or not values[0].isdigit() or len(values[0]) > 9:
+        if len(values) != 1 or not WHOLE_NUMBER.fullmatch(values[0]):
             raise RequestError(400, "expected one ?index=N with N a whole number")
         return int(values[0])
 
@@ -263,7 +270,7 @@ class ExplorerHandler(BaseHTTPRequestHandler):
         length = self.headers.get("Content-Length")
         if length is None:
             raise RequestError(411, "a POST needs a Content-Length")
-        if not length.strip().isdigit():
+        if not WHOLE_NUMBER.fullmatch(length.strip()):
             raise RequestError(400, f"bad Content-Length {length[:40]!r}")
         size = int(length)
         if size > MAX_BODY:
