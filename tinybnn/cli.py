@@ -192,6 +192,27 @@ def command_bench(args: argparse.Namespace) -> int:
     return importlib.import_module(BENCHMARKS[args.benchmark]).main(args.options)
 
 
+# --- serve -----------------------------------------------------------------------
+def add_serve_parser(commands) -> None:
+    p = commands.add_parser("serve", help="the explorer: draw a digit, see its bits, popcounts and prediction",
+                            description="Serve the explorer page and its JSON API (see docs/explorer.md) "
+                                        "for MODEL, the shipped binarized LeNet by default, until Ctrl-C "
+                                        "(which exits with status 0).")
+    p.add_argument("model", nargs="?", type=Path, help="a model file (trained or converted) taking 28x28 images")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0 picks a free one)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 for every network)")
+    p.add_argument("--data", metavar="DIR", help="folder holding the MNIST test files for 'load a test digit' "
+                   "(default: $TINYBNN_DATA, then the cache, else 20 digits shipped with tinybnn)")
+    p.set_defaults(handler=command_serve)
+
+
+def command_serve(args: argparse.Namespace) -> int:
+    from .explorer.server import serve
+
+    return serve(args.model, args.host, args.port, args.data)
+
+
 # --- entry point ---------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="tinybnn", description="Binary neural networks on NumPy and Numba.")
@@ -202,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_summary_parser(commands)
     add_predict_parser(commands)
     add_bench_parser(commands)
+    add_serve_parser(commands)
     show.add_parser(commands)
     return parser
 
