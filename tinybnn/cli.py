@@ -173,6 +173,49 @@ def command_bench(args: argparse.Namespace) -> int:
     return importlib.import_module(BENCHMARKS[args.benchmark]).main(args.options)
 
 
+# --- verify: a user's kernel against tinybnn's references --------------------------------
+VERIFY_KINDS = ("xnor-gemm", "pack-bits", "binary-conv2d", "binary-dense")  # tinybnn.testing.abi.KINDS
+
+
+def add_verify_parser(commands) -> None:
+    p = commands.add_parser("verify", help="check a binary kernel (Python or C) against tinybnn's references",
+                            description="Run KIND's edge cases, then hypothesis cases, on a kernel; print a "
+                                        "one-line summary (exit 0) or the smallest failing case (exit 1). "
+                                        "Calling conventions: docs/verify.md.")
+    p.add_argument("kind", choices=VERIFY_KINDS, metavar="KIND", help=", ".join(VERIFY_KINDS))
+    p.add_argument("target", nargs="?", metavar="TARGET",
+                   help="a Python kernel: module:function or path/to/file.py:function")
+    p.add_argument("--c", metavar="LIB:SYMBOL", help="a C kernel: path/to/lib.so:symbol (run in a child process)")
+    p.add_argument("--examples", type=int, default=200, metavar="N",
+                   help="hypothesis cases after the edge cases (default 200)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the hypothesis cases (default 0)")
+    p.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="a C kernel taking longer on one case counts as hung (default 10)")
+    p.set_defaults(handler=command_verify)
+
+
+def command_verify(args: argparse.Namespace) -> int:
+    if (args.target is None) == (args.c is None):
+        raise ArgumentError("verify needs exactly one kernel: TARGET (module:function, file.py:function) "
+                            "or --c lib.so:symbol")
+    if args.examples < 0:
+        raise ArgumentError(f"--examples must be >= 0, got {args.examples}")
+    if not args.timeout > 0:
+        raise ArgumentError(f"--timeout must be > 0, got {args.timeout}")
+    try:
+        from .testing import load_target, run_check
+    except ImportError as error:
+        raise ArgumentError(f"tinybnn verify needs hypothesis ({error}); pip install 'tinybnn[test]'") from None
+
+    kernel = load_target(args.c or args.target, args.kind, c=args.c is not None, timeout=args.timeout)
+    try:
+        report = run_check(args.kind, kernel, examples=args.examples, seed=args.seed)
+    finally:
+        kernel.close()
+    print(report)
+    return 0 if report.ok else 1
+
+
 # --- entry point ---------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="tinybnn", description="Binary neural networks on NumPy and Numba.")
@@ -184,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_predict_parser(commands)
     add_bench_parser(commands)
     show.add_parser(commands)
+    add_verify_parser(commands)
     return parser
 
 

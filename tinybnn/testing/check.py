@@ -83,12 +83,13 @@ def _output_problem(obtained, expected: np.ndarray) -> str | None:
 def _shrink(runner: _Runner, failure: Failure) -> Failure:
     """Make a failing case smaller: bisect each size, simplify each fill, while it still fails."""
     budget = runner.cases + MAX_SHRINK_CALLS
+    original = failure
     spec = runner.spec
 
     def fails(case):
         if runner.cases >= budget or not spec.valid(case):
             return None
-        return runner.failure(case, failure.label)
+        return runner.failure(case)
 
     changed = True
     while changed and runner.cases < budget:
@@ -110,6 +111,7 @@ def _shrink(runner: _Runner, failure: Failure) -> Failure:
                     if simpler is not None:
                         failure, changed = simpler, True
                         break
+    failure.label = original.label if failure.case == original.case else "shrunk from " + original.label
     return failure
 
 

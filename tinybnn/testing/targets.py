@@ -119,10 +119,10 @@ class IsolatedCKernel:
     STARTUP_TIMEOUT = 120.0  # the first start also starts the fork server
 
     def __init__(self, kind: str, library: str, symbol: str, timeout: float = 10.0):
+        self._process = self._conn = None
         self.kind, self.name, self.timeout = check_kind(kind), f"{library}:{symbol}", float(timeout)
         self.library, self.symbol = _library_path(library), symbol
         self._display = library
-        self._process = self._conn = None
         self._start()
 
     def _start(self) -> None:
