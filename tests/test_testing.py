@@ -204,8 +204,7 @@ def test_importing_tinybnn_does_not_import_hypothesis():
     assert done.stdout.strip() == "False", done.stderr
 
 
-def test_cli_kinds_are_the_abi_kinds():
-    from tinybnn.cli import VERIFY_KINDS
-    from tinybnn.testing.abi import KINDS
+def test_every_abi_kind_has_cases_and_a_strategy():
+    from tinybnn.kernel_abi import KINDS
 
-    assert VERIFY_KINDS == KINDS == tuple(cases.KINDS)
+    assert KINDS == tuple(cases.KINDS) == tuple(strategies.CASES)

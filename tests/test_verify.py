@@ -170,3 +170,26 @@ def test_verify_unknown_kind_is_status_2(libraries):
 def test_verify_symbol_missing_is_status_2(libraries, capsys):
     assert main(["verify", "xnor-gemm", "--c", f"{libraries['wrong_kernels']}:missing"]) == 2
     assert "no symbol 'missing'" in capsys.readouterr().err
+
+
+def test_a_script_without_a_main_guard_can_check_a_c_kernel(libraries, tmp_path):
+    # the child process must not re-run the caller's script (as multiprocessing's spawn would)
+    script = tmp_path / "script.py"
+    script.write_text("from tinybnn.testing import check_xnor_gemm, load_target\n"
+                      f"kernel = load_target({str(libraries['xnor_gemm']) + ':xnor_gemm'!r}, 'xnor-gemm', c=True)\n"
+                      "report = check_xnor_gemm(kernel, examples=10)\n"
+                      "kernel.close()\n"
+                      "print('checked', report.ok)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert done.stdout == "checked True\n", done.stderr
+
+
+def test_what_a_c_kernel_prints_does_not_garble_the_pipe(tmp_path):
+    source = tmp_path / "noisy.c"
+    source.write_text((EXAMPLES / "xnor_gemm.c").read_text().replace(
+        "#include <stdint.h>", "#include <stdint.h>\n#include <stdio.h>").replace(
+        "    for (int64_t i = 0; i < m; i++) {", "    printf(\"xnor_gemm m=%ld\\n\", (long)m); fflush(stdout);\n"
+        "    for (int64_t i = 0; i < m; i++) {", 1))
+    library = compile_library(source, tmp_path)
+    report = checked(check_xnor_gemm, load_target(f"{library}:xnor_gemm", "xnor-gemm", c=True))
+    assert report.ok, report

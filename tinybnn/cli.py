@@ -174,15 +174,14 @@ def command_bench(args: argparse.Namespace) -> int:
 
 
 # --- verify: a user's kernel against tinybnn's references --------------------------------
-VERIFY_KINDS = ("xnor-gemm", "pack-bits", "binary-conv2d", "binary-dense")  # tinybnn.testing.abi.KINDS
-
-
 def add_verify_parser(commands) -> None:
+    from .kernel_abi import KINDS
+
     p = commands.add_parser("verify", help="check a binary kernel (Python or C) against tinybnn's references",
                             description="Run KIND's edge cases, then hypothesis cases, on a kernel; print a "
                                         "one-line summary (exit 0) or the smallest failing case (exit 1). "
                                         "Calling conventions: docs/verify.md.")
-    p.add_argument("kind", choices=VERIFY_KINDS, metavar="KIND", help=", ".join(VERIFY_KINDS))
+    p.add_argument("kind", choices=KINDS, metavar="KIND", help=", ".join(KINDS))
     p.add_argument("target", nargs="?", metavar="TARGET",
                    help="a Python kernel: module:function or path/to/file.py:function")
     p.add_argument("--c", metavar="LIB:SYMBOL", help="a C kernel: path/to/lib.so:symbol (run in a child process)")

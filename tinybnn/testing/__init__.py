@@ -15,7 +15,7 @@ the entries that differ and the float reference's value there::
 
 C kernels go through :func:`load_target` (``c=True``) and run in a child
 process. The calling conventions and bit order are in
-:mod:`tinybnn.testing.abi`; the cases and references in
+:mod:`tinybnn.kernel_abi`; the cases and references in
 :mod:`tinybnn.testing.cases`; the hypothesis strategies in
 :mod:`tinybnn.testing.strategies`. This package needs hypothesis (the
 ``test`` extra); the rest of tinybnn does not.

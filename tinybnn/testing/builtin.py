@@ -1,4 +1,4 @@
-"""tinybnn's own packed kernels behind the Python ABI of :mod:`tinybnn.testing.abi`.
+"""tinybnn's own packed kernels behind the Python ABI of :mod:`tinybnn.kernel_abi`.
 
 So that tinybnn's inference path is verified the way a user's kernel is
 (``tinybnn verify binary-conv2d tinybnn.testing.builtin:packed_conv2d``):

@@ -11,7 +11,7 @@ smaller field by field, and rebuilds the same arrays every time:
   from the case's ``seed``.
 
 For each case a kind builds the float operands, the arguments of its ABI
-(:mod:`tinybnn.testing.abi`: the operands' signs packed by tinybnn's own
+(:mod:`tinybnn.kernel_abi`: the operands' signs packed by tinybnn's own
 packing, :func:`tinybnn.gemm.pack_bits_numpy` and, for convolutions,
 :func:`tinybnn.gemm.bitconv.pack_channels` and
 :func:`~tinybnn.gemm.bitconv.pack_filters`), the expected output (from

@@ -179,7 +179,7 @@ def check_binary_conv2d(fn, examples: int = 200, seed: int = 0, edge_cases: bool
     """Check a binary convolution ``fn(x, w, c, stride, pad, pad_value) -> out`` int32 (n, f, oh, ow).
 
     x (n, h, wd, ceil(c / 64)) and w (f, kh, kw, ceil(c / 64)) uint64 hold
-    each pixel's channel signs (:mod:`tinybnn.testing.abi`).
+    each pixel's channel signs (:mod:`tinybnn.kernel_abi`).
     """
     return run_check("binary-conv2d", fn, examples=examples, seed=seed, edge_cases=edge_cases)
 

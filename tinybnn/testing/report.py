@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .abi import SENTINEL
+from tinybnn.kernel_abi import SENTINEL
 from .cases import fields_text
 
 MAX_LISTED = 8
@@ -98,7 +98,7 @@ def failure_text(kind: str, target: str, cases: int, failure: Failure, reference
         lines.append(_array_text(name, value))
     for name, value in failure.floats.items():
         if value is not failure.args.get(name):
-            lines.append(_array_text(f"{name} (floats packed into the arguments)", value))
+            lines.append(_array_text(f"{name} (floats; their signs are packed above)", value))
     lines.append(f"  expected ({reference}):")
     lines.append(_array_text("out", failure.expected))
     if failure.error is not None:

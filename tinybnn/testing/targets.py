@@ -4,7 +4,7 @@ A target names a kernel:
 
 * ``module:function`` (the current directory is searched first, like
   ``python -m``), or ``path/to/file.py:function``: a Python callable, run in
-  this process with :func:`tinybnn.testing.abi.call_python`'s arguments;
+  this process with :func:`tinybnn.kernel_abi.call_python`'s arguments;
 * ``path/to/lib.so:symbol`` with ``c=True``: a C function with its kind's
   signature, run in a child process (:class:`IsolatedCKernel`) while it is
   verified, so that a segfault, an abort or a hang is reported with the case
@@ -23,18 +23,18 @@ from __future__ import annotations
 import ctypes
 import importlib
 import importlib.util
-import multiprocessing
 import os
 import signal
 import statistics
+import subprocess
 import sys
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from tinybnn.errors import ArgumentError, TinyBNNError
 
-from . import child
-from .abi import KINDS, bind_c, call_c, call_python
+from tinybnn.kernel_abi import KINDS, bind_c, call_c, call_python
 
 
 class KernelCrashed(Exception):
@@ -91,14 +91,6 @@ class CKernel:
         pass
 
 
-def _context():
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    context = multiprocessing.get_context(method)
-    if method == "forkserver":
-        context.set_forkserver_preload(["tinybnn.testing.child"])
-    return context
-
-
 def _death(exitcode) -> str:
     if exitcode is not None and exitcode < 0:
         try:
@@ -109,29 +101,38 @@ def _death(exitcode) -> str:
 
 
 class IsolatedCKernel:
-    """A C function run in a child process (:mod:`tinybnn.testing.child`), restarted after a crash.
+    """A C function run in a child process (:mod:`tinybnn.kernel_child`), restarted after a crash.
 
     Calls raise :class:`KernelCrashed` when the child dies (``str`` says the
     signal) and :class:`KernelHung` when no answer comes within ``timeout``
-    seconds (the child is then killed).
+    seconds (the child is then killed). The child gets its own two pipes and
+    prints (the kernel's stdout) to this process's stderr.
     """
 
-    STARTUP_TIMEOUT = 120.0  # the first start also starts the fork server
+    STARTUP_TIMEOUT = 60.0
 
     def __init__(self, kind: str, library: str, symbol: str, timeout: float = 10.0):
-        self._process = self._conn = None
+        self._process = self._send = self._receive_end = None
         self.kind, self.name, self.timeout = check_kind(kind), f"{library}:{symbol}", float(timeout)
         self.library, self.symbol = _library_path(library), symbol
         self._display = library
         self._start()
 
     def _start(self) -> None:
-        context = _context()
-        self._conn, child_end = context.Pipe()
-        self._process = context.Process(target=child.serve, args=(child_end, self.kind, self.library, self.symbol),
-                                        daemon=True)
-        self._process.start()
-        child_end.close()
+        to_child, from_parent = os.pipe()
+        to_parent, from_child = os.pipe()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "tinybnn.kernel_child", str(to_child), str(from_child), self.kind,
+                 self.library, self.symbol], pass_fds=(to_child, from_child), stdin=subprocess.DEVNULL,
+                stdout=sys.__stderr__.fileno() if sys.__stderr__ is not None else subprocess.DEVNULL, env=env)
+        finally:
+            os.close(to_child)
+            os.close(from_child)
+        self._send = Connection(from_parent, readable=False)
+        self._receive_end = Connection(to_parent, writable=False)
         try:
             status, message = self._receive(self.STARTUP_TIMEOUT)
         except (KernelCrashed, KernelHung) as error:
@@ -143,45 +144,56 @@ class IsolatedCKernel:
             raise ArgumentError(f"{self._display}: cannot load the library: {message}")
 
     def _receive(self, timeout: float):
-        if not self._conn.poll(timeout):
+        if not self._receive_end.poll(timeout):
             self._kill()
             raise KernelHung(f"no answer within {timeout:g} s (a hang?); the child process was killed")
         try:
-            return self._conn.recv()
+            return self._receive_end.recv()
         except (EOFError, ConnectionError):
-            self._process.join(5)
-            death = _death(self._process.exitcode)
+            try:
+                code = self._process.wait(5)
+            except subprocess.TimeoutExpired:
+                code = None
             self._kill()
-            raise KernelCrashed(f"the kernel crashed: its process was {death}") from None
+            raise KernelCrashed(f"the kernel crashed: its process was {_death(code)}") from None
 
     def _kill(self) -> None:
-        if self._process is not None and self._process.is_alive():
-            self._process.kill()
-            self._process.join(5)
-        if self._conn is not None:
-            self._conn.close()
-        self._process = self._conn = None
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.kill()
+            self._process.wait()
+        for end in (self._send, self._receive_end):
+            if end is not None:
+                end.close()
+        self._process = self._send = self._receive_end = None
 
     def __call__(self, args: dict):
         if self._process is None:
             self._start()
-        self._conn.send(args)
+        try:
+            self._send.send(args)
+        except (BrokenPipeError, ConnectionError):
+            pass  # the child died: _receive says how
         status, value = self._receive(self.timeout)
         if status == "raised":
             raise RuntimeError(value)
         return value
 
     def close(self) -> None:
-        if self._conn is not None and self._process is not None and self._process.is_alive():
+        """Ask the child to stop, then make sure it has."""
+        if self._process is not None and self._process.poll() is None:
             try:
-                self._conn.send(None)
-            except (BrokenPipeError, OSError):
+                self._send.send(None)
+                self._process.wait(2)
+            except (BrokenPipeError, ConnectionError, OSError, subprocess.TimeoutExpired):
                 pass
-            self._process.join(2)
         self._kill()
 
     def __del__(self):
         self.close()
+
+
+_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent.parent)  # the folder holding tinybnn/
 
 
 def _library_path(library: str) -> str:

@@ -50,8 +50,9 @@ the output (a NumPy array of exactly the shape and dtype above) instead of
 writing it. A C kernel must write every entry of ``out``: the checker fills
 it with :data:`SENTINEL` values first, so an entry left alone is caught.
 
-This module needs only NumPy and ctypes: it is what the child process that
-runs a C kernel imports (:mod:`tinybnn.testing.child`).
+This module needs only NumPy and ctypes: it is all that the child process
+running a C kernel imports (:mod:`tinybnn.kernel_child`), and the command
+line's parser reads :data:`KINDS` from it without importing hypothesis.
 """
 from __future__ import annotations
 
