@@ -25,7 +25,7 @@ from hypothesis.errors import NoSuchExample
 from .cases import KINDS
 from .report import CheckReport, Failure
 from .strategies import CASES
-from .targets import KernelHung, PythonKernel, check_kind
+from .targets import KernelCrashed, KernelHung, PythonKernel, check_kind
 
 MAX_SHRINK_CALLS = 400
 """Candidate runs allowed for making a failing edge case smaller."""
@@ -61,6 +61,8 @@ class _Runner:
             obtained = self.kernel({n: (v.copy() if isinstance(v, np.ndarray) else v) for n, v in args.items()})
         except KernelHung as error:
             raise _Hung(failed(error=f"hung: {error}")) from None
+        except KernelCrashed as error:
+            return failed(error=f"crashed: {error}")
         except Exception as error:
             return failed(error=f"raised {type(error).__name__}: {error}")
         problem = _output_problem(obtained, expected)

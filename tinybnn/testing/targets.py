@@ -155,7 +155,7 @@ class IsolatedCKernel:
             except subprocess.TimeoutExpired:
                 code = None
             self._kill()
-            raise KernelCrashed(f"the kernel crashed: its process was {_death(code)}") from None
+            raise KernelCrashed(f"the kernel's process was {_death(code)}") from None
 
     def _kill(self) -> None:
         if self._process is not None:
