@@ -193,3 +193,15 @@ def test_what_a_c_kernel_prints_does_not_garble_the_pipe(tmp_path):
     library = compile_library(source, tmp_path)
     report = checked(check_xnor_gemm, load_target(f"{library}:xnor_gemm", "xnor-gemm", c=True))
     assert report.ok, report
+
+
+def test_the_docs_show_what_the_examples_print(libraries):
+    page = (ROOT / "docs" / "verify.md").read_text()
+    for library in ("xnor_gemm", "xnor_gemm_tail_bug"):
+        kernel = c_kernel(libraries, library, "xnor_gemm")
+        try:
+            report = check_xnor_gemm(kernel)  # the command's defaults: 200 examples, seed 0
+        finally:
+            kernel.close()
+        for line in report.replace(str(libraries[library]), f"./{library}.so").splitlines():
+            assert line in page, f"docs/verify.md lacks the line {line!r}"
