@@ -213,6 +213,98 @@ def command_serve(args: argparse.Namespace) -> int:
     return serve(args.model, args.host, args.port, args.data)
 
 
+# --- verify: a user's kernel against tinybnn's references --------------------------------
+def add_verify_parser(commands) -> None:
+    from .kernel_abi import KINDS
+
+    p = commands.add_parser("verify", help="check a binary kernel (Python or C) against tinybnn's references",
+                            description="Run KIND's edge cases, then hypothesis cases, on a kernel; print a "
+                                        "one-line summary (exit 0) or the smallest failing case (exit 1). "
+                                        "Calling conventions: docs/verify.md.")
+    p.add_argument("kind", choices=KINDS, metavar="KIND", help=", ".join(KINDS))
+    p.add_argument("target", nargs="?", metavar="TARGET",
+                   help="a Python kernel: module:function or path/to/file.py:function")
+    p.add_argument("--c", metavar="LIB:SYMBOL", help="a C kernel: path/to/lib.so:symbol (run in a child process)")
+    p.add_argument("--examples", type=int, default=200, metavar="N",
+                   help="hypothesis cases after the edge cases (default 200)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the hypothesis cases (default 0)")
+    p.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="a C kernel taking longer on one case counts as hung (default 10)")
+    p.set_defaults(handler=command_verify)
+
+
+def command_verify(args: argparse.Namespace) -> int:
+    if (args.target is None) == (args.c is None):
+        raise ArgumentError("verify needs exactly one kernel: TARGET (module:function, file.py:function) "
+                            "or --c lib.so:symbol")
+    if args.examples < 0:
+        raise ArgumentError(f"--examples must be >= 0, got {args.examples}")
+    if not args.timeout > 0:
+        raise ArgumentError(f"--timeout must be > 0, got {args.timeout}")
+    try:
+        from .testing import load_target, run_check
+    except ImportError as error:
+        raise ArgumentError(f"tinybnn verify needs hypothesis ({error}); pip install 'tinybnn[test]'") from None
+
+    kernel = load_target(args.c or args.target, args.kind, c=args.c is not None, timeout=args.timeout)
+    try:
+        report = run_check(args.kind, kernel, examples=args.examples, seed=args.seed)
+    finally:
+        kernel.close()
+    print(report)
+    return 0 if report.ok else 1
+
+
+def add_vectors_parser(commands) -> None:
+    p = commands.add_parser("vectors", help="golden vectors of every layer, to check a device port against",
+                            description="tinybnn vectors MODEL --images N --out DIR: run MODEL on the first N test "
+                                        "images and write every layer's input and output (float32, and packed "
+                                        "bits for binary layers) with a JSON manifest. tinybnn vectors check DIR "
+                                        "OTHER_DIR: name the first layer and element where OTHER_DIR differs.")
+    p.add_argument("paths", nargs="+", metavar="MODEL | check DIR OTHER_DIR")
+    p.add_argument("--images", type=int, default=10, metavar="N", help="test images to run (default 10)")
+    p.add_argument("--out", type=Path, metavar="DIR", help="the new folder to write")
+    p.add_argument("--dataset", choices=["mnist", "fashion-mnist"],
+                   help="whose test images (default: the one the model was trained on, else mnist)")
+    p.add_argument("--data", metavar="DIR", help="folder holding the IDX files (as for tinybnn train)")
+    p.set_defaults(handler=command_vectors)
+
+
+def command_vectors(args: argparse.Namespace) -> int:
+    from . import vectors
+
+    if args.paths[0] == "check":
+        if len(args.paths) != 3:
+            raise ArgumentError("usage: tinybnn vectors check DIR OTHER_DIR")
+        difference = vectors.compare_vectors(args.paths[1], args.paths[2])
+        if difference is None:
+            print(f"{args.paths[2]}: every file agrees with {args.paths[1]} (floats within rtol "
+                  f"{vectors.FLOAT_RTOL:g}, atol {vectors.FLOAT_ATOL:g}; bits exactly)")
+            return 0
+        print(f"{args.paths[2]}: {difference}")
+        return 1
+    if len(args.paths) != 1 or args.out is None:
+        raise ArgumentError("usage: tinybnn vectors MODEL --images N --out DIR, or tinybnn vectors check DIR OTHER_DIR")
+    from .data.mnist import load_dataset, to_float_nchw
+    from .serialization import load_model
+
+    loaded = load_model(args.paths[0])
+    training = loaded.metadata.get("training")
+    dataset = args.dataset or (training.get("dataset") if isinstance(training, dict) else None) or "mnist"
+    if loaded.input_shape != (1, 28, 28):
+        raise ArgumentError(f"{args.paths[0]}: takes input {loaded.input_shape}; vectors uses 28x28 test images")
+    data = load_dataset(dataset, data_dir=args.data)
+    if not 1 <= args.images <= len(data.test_images):
+        raise ArgumentError(f"--images must be from 1 to {len(data.test_images)}, got {args.images}")
+    manifest = vectors.write_vectors(loaded.model, to_float_nchw(data.test_images[:args.images]), args.out,
+                                     labels=data.test_labels[:args.images], model_name=Path(args.paths[0]).name)
+    layers = manifest["layers"]
+    files = sum(len(layer["files"]) + len(layer["arrays"]) for layer in layers)
+    print(f"{args.out}: {args.images} {dataset} test images through {len(layers)} layers "
+          f"({sum(layer['binary'] for layer in layers)} binary): manifest.json and {files} raw files")
+    return 0
+
+
 # --- entry point ---------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="tinybnn", description="Binary neural networks on NumPy and Numba.")
@@ -225,6 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_parser(commands)
     add_serve_parser(commands)
     show.add_parser(commands)
+    add_verify_parser(commands)
+    add_vectors_parser(commands)
     return parser
 
 
