@@ -154,6 +154,7 @@ def command_predict(args: argparse.Namespace) -> int:
 BENCHMARKS = {
     "gemm": "tinybnn.gemm.benchmark",
     "infer": "tinybnn.benchmarks.infer",
+    "peers": "tinybnn.benchmarks.peers",
     "train": "tinybnn.benchmarks.train",
 }
 
