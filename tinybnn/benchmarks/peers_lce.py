@@ -229,14 +229,16 @@ def prepare(args: argparse.Namespace) -> dict:
         count = len(images) - len(images) % batch_size
         logits = np.concatenate([predict([images[i:i + batch_size]])[0] for i in range(0, count, batch_size)])
         np.save(out / f"lce_logits_b{batch_size}.npy", logits.reshape(count, -1))
-        result["models"][batch_size] = {"path": str(path), "bytes": len(flatbuffer), "operators": operators(flatbuffer)}
+        result["models"][batch_size] = {"path": str(path), "bytes": len(flatbuffer),
+                                        "operators": operators(flatbuffer)}
     return result
 
 
 def time_passes(args: argparse.Namespace) -> dict:
     images = read_digits(args.arrays, "nhwc")
     predict = interpreter(Path(args.model).read_bytes(), args.threads)
-    return {**timed_pass(lambda batch: predict([batch]), images, args.batch_size), "lce": versions()["larq-compute-engine"]}
+    result = timed_pass(lambda batch: predict([batch]), images, args.batch_size)
+    return {**result, "lce": versions()["larq-compute-engine"]}
 
 
 def versions() -> dict:

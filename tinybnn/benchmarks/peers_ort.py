@@ -120,7 +120,8 @@ def prepare(args: argparse.Namespace) -> dict:
 def time_passes(args: argparse.Namespace) -> dict:
     images = read_digits(args.arrays, "nchw")
     run = session(args.model, args.threads)
-    return {**timed_pass(lambda batch: run.run([OUTPUT], {INPUT: batch}), images, args.batch_size), "onnxruntime": versions()["onnxruntime"]}
+    result = timed_pass(lambda batch: run.run([OUTPUT], {INPUT: batch}), images, args.batch_size)
+    return {**result, "onnxruntime": versions()["onnxruntime"]}
 
 
 def versions() -> dict:
