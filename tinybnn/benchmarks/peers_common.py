@@ -13,10 +13,11 @@ pickle.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -68,3 +69,24 @@ def timed_pass(run_batch: Callable[[np.ndarray], object], images: np.ndarray, ba
     for batch in batches:
         run_batch(batch)
     return {"seconds": time.perf_counter() - start, "images": count}
+
+
+Task = Callable[[argparse.Namespace], dict]
+
+
+def worker_main(prog: str, prepare: Task, time_passes: Task, options: dict[str, dict[str, Any]],
+                argv: Sequence[str] | None = None) -> int:
+    """A peer worker's command line: ``prepare`` (build the peer's model from a layer file)
+    or ``time`` (one timed pass), with the worker's own ``options``; prints one JSON line."""
+    p = argparse.ArgumentParser(prog=prog)
+    p.add_argument("task", choices=["prepare", "time"])
+    p.add_argument("--arrays", required=True, help="the driver's .npz of uint8 images")
+    p.add_argument("--layers", help="prepare: the driver's layer file")
+    p.add_argument("--model", help="time: the model file prepare wrote")
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--threads", type=int, default=1)
+    for flag, settings in options.items():
+        p.add_argument(flag, **settings)
+    args = p.parse_args(argv)
+    print(json.dumps(prepare(args) if args.task == "prepare" else time_passes(args)))
+    return 0

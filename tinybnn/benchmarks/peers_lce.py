@@ -36,7 +36,6 @@ Keras, which tinybnn's tests compare with tinybnn's own float path.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -44,9 +43,9 @@ from pathlib import Path
 import numpy as np
 
 try:
-    from .peers_common import read_digits, read_layers, timed_pass
+    from .peers_common import read_digits, read_layers, timed_pass, worker_main
 except ImportError:  # run by path as a script, beside peers_common.py
-    from peers_common import read_digits, read_layers, timed_pass
+    from peers_common import read_digits, read_layers, timed_pass, worker_main
 
 
 
@@ -248,18 +247,9 @@ def versions() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="peers_lce.py")
-    p.add_argument("task", choices=["prepare", "time"])
-    p.add_argument("--arrays", required=True, help="the driver's .npz of uint8 images")
-    p.add_argument("--layers", help="prepare: the driver's layer file")
-    p.add_argument("--batch-sizes", default="100,1", help="prepare: one model per batch size")
-    p.add_argument("--out-dir", help="prepare: where the flatbuffers and logits go")
-    p.add_argument("--model", help="time: a flatbuffer written by prepare")
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--threads", type=int, default=1)
-    args = p.parse_args(argv)
-    print(json.dumps(prepare(args) if args.task == "prepare" else time_passes(args)))
-    return 0
+    return worker_main("peers_lce.py", prepare, time_passes,
+                       {"--batch-sizes": {"default": "100,1", "help": "prepare: one model per batch size"},
+                        "--out-dir": {"help": "prepare: where the flatbuffers and logits go"}}, argv)
 
 
 if __name__ == "__main__":

@@ -25,16 +25,15 @@ passes over the images after a warm-up. Each prints one JSON line.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
 try:
-    from .peers_common import read_digits, read_layers, timed_pass
+    from .peers_common import read_digits, read_layers, timed_pass, worker_main
 except ImportError:  # run by path as a script, beside peers_common.py
-    from peers_common import read_digits, read_layers, timed_pass
+    from peers_common import read_digits, read_layers, timed_pass, worker_main
 
 OPSET = 17
 IR_VERSION = 8
@@ -131,17 +130,8 @@ def versions() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="peers_ort.py")
-    p.add_argument("task", choices=["prepare", "time"])
-    p.add_argument("--arrays", required=True, help="the driver's .npz of uint8 images")
-    p.add_argument("--layers", help="prepare: the driver's layer file")
-    p.add_argument("--out", help="prepare: where the .onnx file goes (its logits beside it)")
-    p.add_argument("--model", help="time: the .onnx file prepare wrote")
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--threads", type=int, default=1)
-    args = p.parse_args(argv)
-    print(json.dumps(prepare(args) if args.task == "prepare" else time_passes(args)))
-    return 0
+    return worker_main("peers_ort.py", prepare, time_passes,
+                       {"--out": {"help": "prepare: where the .onnx file goes (its logits beside it)"}}, argv)
 
 
 if __name__ == "__main__":
