@@ -264,6 +264,7 @@ def test_agreement_counts_predictions():
     ours = np.array([[1.0, 0.0], [0.0, 1.0], [2.0, 1.0]])
     line, ok = peers.agreement("A", "B", ours + [[0.0, 0.5], [0.0, 0.0], [0.0, 2.0]], ours)
     assert not ok and "A vs B: 2/3 same predictions" in line and "max |logit difference| 2" in line
+    assert "logits within 1e-4 of the largest (2) on 1," in line
     assert peers.agreement("A", "B", ours, ours)[1]
 
 

@@ -170,11 +170,16 @@ def peer_worker(peer: str, python: str, task: str, args: Sequence[str], threads:
 
 # --- agreement -----------------------------------------------------------------------
 def agreement(name: str, reference: str, theirs: np.ndarray, ours: np.ndarray) -> tuple[str, bool]:
-    """A line saying on how many images two sets of logits predict the same class."""
+    """A line saying on how many images two sets of logits predict the same class and on how
+    many they agree to 1e-4 of the largest logit (a binary layer's input that lands on the
+    other side of 0 in one engine moves a dot product by 2: the logits differ, maybe not the
+    class), and whether every class is the same."""
     same = int((theirs.argmax(axis=1) == ours.argmax(axis=1)).sum())
     scale = max(float(np.abs(ours).max()), 1e-30)
-    line = (f"  {name} vs {reference}: {same:,}/{len(ours):,} same predictions, max |logit difference| "
-            f"{float(np.abs(theirs - ours).max()):.2g} (logits up to {scale:.3g})")
+    difference = np.abs(theirs - ours).max(axis=1)
+    close = int((difference <= 1e-4 * scale).sum())
+    line = (f"  {name} vs {reference}: {same:,}/{len(ours):,} same predictions, logits within 1e-4 of the "
+            f"largest ({scale:.3g}) on {close:,}, max |logit difference| {float(difference.max()):.2g}")
     return line, same == len(ours)
 
 
