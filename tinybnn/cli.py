@@ -173,6 +173,7 @@ def command_predict(args: argparse.Namespace) -> int:
 BENCHMARKS = {
     "gemm": "tinybnn.benchmarks.gemm",
     "infer": "tinybnn.benchmarks.infer",
+    "peers": "tinybnn.benchmarks.peers",
     "train": "tinybnn.benchmarks.train",
 }
 
