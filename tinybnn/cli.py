@@ -179,7 +179,7 @@ BENCHMARKS = {
 
 
 def add_bench_parser(commands) -> None:
-    p = commands.add_parser("bench", help="benchmarks: gemm, infer, train", add_help=False,
+    p = commands.add_parser("bench", help="benchmarks: gemm, infer, peers, train", add_help=False,
                             description="Run a benchmark; options after its name go to it "
                                         "(tinybnn bench train --help).")
     p.add_argument("benchmark", choices=sorted(BENCHMARKS))
