@@ -329,8 +329,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     escaping = _escape_unencodable(sys.stdout)
     try:
-        # bench keeps KeyboardInterrupt: its workers are child processes that subprocess ends with it
-        with contextlib.nullcontext() if args.command == "bench" else exit_on_interrupt():
+        # bench keeps KeyboardInterrupt: its workers are child processes that subprocess ends with it;
+        # serve too: it stops its server (closing the socket) and says so in one line
+        with contextlib.nullcontext() if args.command in ("bench", "serve") else exit_on_interrupt():
             status = args.handler(args)
             sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
             return status

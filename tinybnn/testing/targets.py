@@ -25,10 +25,8 @@ import importlib
 import importlib.util
 import os
 import signal
-import statistics
 import subprocess
 import sys
-import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -243,39 +241,3 @@ def load_target(spec: str, kind: str, c: bool = False, timeout: float = 10.0):
         library, symbol = _split(spec, "path/to/lib.so:symbol")
         return IsolatedCKernel(kind, library, symbol, timeout)
     return PythonKernel(kind, load_python_function(spec), spec)
-
-
-def verified_kernel(spec: str, kind: str, c: bool = False, examples: int = 100, seed: int = 0):
-    """Load ``spec``, check it against tinybnn's reference, and return a kernel to time.
-
-    A C kernel is checked in a child process, then loaded into this one
-    (:class:`CKernel`) so that timing measures the kernel, not the pipe.
-    Raises :class:`VerificationFailed` with the report when it does not pass.
-    """
-    from .check import run_check
-
-    candidate = load_target(spec, kind, c=c)
-    try:
-        report = run_check(kind, candidate, examples=examples, seed=seed)
-    finally:
-        candidate.close()
-    if not report.ok:
-        raise VerificationFailed(str(report))
-    if c:
-        return CKernel(kind, *_split(spec, "path/to/lib.so:symbol"))
-    return candidate
-
-
-def time_kernel(kernel, kind: str, case, repeats: int = 7) -> float:
-    """Median seconds of ``kernel`` on ``case`` (a :mod:`tinybnn.testing.cases` case), after one warm-up."""
-    from .cases import KINDS as CASE_KINDS
-
-    spec = CASE_KINDS[check_kind(kind)]
-    args = spec.args(case, spec.operands(case))
-    kernel(args)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        kernel(args)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
