@@ -128,8 +128,9 @@ def test_ctrl_c_in_other_commands_prints_one_line(tmp_path, command):
         statuses.append(status)
         if status == 130:
             assert_one_interrupted_line(status, err)
-        else:  # it finished first (convert refuses an already converted model)
-            assert status in (0, 2) and "Traceback" not in err and err.count("\n") <= 1, err
+        else:  # it finished first (convert refuses an already converted model); a signal that lands
+            # after main() has returned and restored Python's handler ends the exiting process by SIGINT
+            assert status in (0, 2, -signal.SIGINT) and "Traceback" not in err and err.count("\n") <= 1, err
     if command == "predict":  # 3,000 images take seconds; summary and convert may end sooner
         assert 130 in statuses
     assert not (tmp_path / "never.npz").exists()
