@@ -205,3 +205,33 @@ def test_the_docs_show_what_the_examples_print(libraries):
             kernel.close()
         for line in report.replace(str(libraries[library]), f"./{library}.so").splitlines():
             assert line in page, f"docs/verify.md lacks the line {line!r}"
+
+
+# --- tinybnn bench gemm --c / --kernel: verified, then timed beside xnor_parallel ---------------
+BENCH = ["bench", "gemm", "--suite", "lenet", "--impls", "xnor_parallel", "--baselines", "env",
+         "--budget", "0.05", "--rounds", "1", "--no-chart"]
+
+
+def test_bench_gemm_times_a_verified_c_kernel_beside_xnor_parallel(libraries, capsys):
+    assert main([*BENCH, "--c", f"{libraries['xnor_gemm']}:xnor_gemm"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\nyour kernel ") == 2  # a table line for each LeNet shape
+    assert "LeNet conv2 (binary): your kernel takes " in out and "x xnor_parallel's time" in out
+
+
+def test_bench_gemm_times_a_python_kernel_given_as_module_function(capsys):
+    assert main([*BENCH, "--kernel", "tinybnn.gemm:xnor_naive"]) == 0
+    assert "LeNet fc1 (binary): your kernel takes " in capsys.readouterr().out
+
+
+def test_bench_gemm_refuses_to_time_a_wrong_kernel_and_shows_its_minimal_case(libraries, capsys):
+    assert main([*BENCH, "--c", f"{libraries['xnor_gemm_tail_bug']}:xnor_gemm"]) == 1
+    out = capsys.readouterr().out
+    assert "not timed, it does not agree" in out and "case: m=1 n=1 k=1" in out
+    assert "your kernel" not in out and "GOPS" not in out
+
+
+def test_bench_gemm_with_a_missing_symbol_is_one_line_and_status_2(libraries, capsys):
+    assert main([*BENCH, "--c", f"{libraries['xnor_gemm']}:no_such_symbol"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no symbol 'no_such_symbol'" in err

@@ -46,6 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tinybnn.errors import ArgumentError
+
 TARGETS = (
     # (label, (M, K, N), minimum speedup of xnor_parallel over np.dot float32)
     ("BMXNet 64 filters 256ch 5x5", (64, 6400, 6400), 20.0),
@@ -118,6 +120,8 @@ def sample(fn, args, seconds: float, min_calls: int = 1) -> list:
 _NUMPY_CHILD = r"""
 import ctypes, json, os, sys, time
 import numpy as np
+
+from tinybnn.errors import ArgumentError
 
 def corename():
     try:
@@ -229,13 +233,17 @@ def _operands(shape: Shape, seed: int = 0):
 
 
 def run(shapes: list[Shape], impl_names: list[str], threads: int, budget: float,
-        baselines=BASELINES, rounds: int = 5, log=print) -> dict:
+        baselines=BASELINES, rounds: int = 5, log=print, user_kernel=None) -> dict:
     """Time every implementation on every shape; return a JSON-able dict of medians.
 
     For each shape, every implementation (and every np.dot baseline) is
     called once to warm up, then ``rounds`` rounds each time every one of
     them for ``budget / rounds`` seconds (at least one call), so that all of
     them see the same machine load; the median over all calls is kept.
+
+    ``user_kernel``: an XNOR GEMM already verified by
+    :func:`tinybnn.testing.verified_kernel`, timed as ``USER_KERNEL`` on the
+    same operands through its ABI (rows of ceil(K / 64) words, unpadded).
     """
     import numba
 
@@ -261,6 +269,11 @@ def run(shapes: list[Shape], impl_names: list[str], threads: int, budget: float,
                 args = (A, B) if impl.kind == "float" else (a_packed, b_packed, shape.k)
                 calls[name] = (impl.function, args)
             calls["pack B"] = (lambda x: pack_bits(x, axis=1, pad_words_to=8), (B_rows,))
+            if user_kernel is not None:
+                words = -(-shape.k // 64)
+                abi = {"a": np.ascontiguousarray(a_packed[:, :words]), "b": np.ascontiguousarray(b_packed[:, :words]),
+                       "m": shape.m, "n": shape.n, "words": words, "k": shape.k}
+                calls[USER_KERNEL] = (user_kernel, (abi,))
             for child in children:
                 child.set_shape(shape.m, shape.k, shape.n)
             samples = {name: [] for name in calls}
@@ -284,6 +297,20 @@ def run(shapes: list[Shape], impl_names: list[str], threads: int, budget: float,
         for child in children:
             child.close()
     return results
+
+
+USER_KERNEL = "your kernel"
+
+
+def user_kernel_lines(results: dict) -> list[str]:
+    """One line per shape: the user's kernel's median time against xnor_parallel's, same rounds."""
+    lines = []
+    for row in results["shapes"]:
+        mine, ours = row["times"].get(USER_KERNEL), row["times"].get("xnor_parallel")
+        if mine is not None and ours is not None:
+            lines.append(f"{row['label']}: your kernel takes {mine / ours:.2f}x xnor_parallel's time "
+                         f"({row['ops'] / mine / 1e9:.1f} against {row['ops'] / ours / 1e9:.1f} GOPS)")
+    return lines
 
 
 def _fmt_row(cells, widths):
@@ -429,7 +456,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--chart", default="gemm_speedup.png", help="PNG to write (default gemm_speedup.png)")
     parser.add_argument("--no-chart", action="store_true", help="do not draw the chart")
     parser.add_argument("--json", default=None, help="also save the raw results to this JSON file")
+    yours = parser.add_mutually_exclusive_group()
+    yours.add_argument("--kernel", metavar="TARGET",
+                       help="also time your XNOR GEMM, module:function or path/file.py:function taking "
+                            "(a, b, k) (docs/verify.md), verified against tinybnn's reference first")
+    yours.add_argument("--c", metavar="LIB.so:SYMBOL",
+                       help="also time your C XNOR GEMM (the ABI of docs/verify.md), verified first")
     return parser
+
+
+def verified_user_kernel(args):
+    """The user's kernel, verified (None if none was given); a kernel that fails is reported, not timed."""
+    spec = args.c or args.kernel
+    if spec is None:
+        return None
+    try:
+        from tinybnn.testing import verified_kernel
+        from tinybnn.testing.targets import VerificationFailed
+    except ImportError as error:  # hypothesis is in the test extra
+        raise ArgumentError(f"--kernel and --c verify the kernel with hypothesis ({error}): "
+                            "pip install 'tinybnn[test]'") from None
+    try:
+        return verified_kernel(spec, "xnor-gemm", c=args.c is not None)
+    except VerificationFailed as failure:
+        print(f"{spec}: not timed, it does not agree with tinybnn's reference:\n{failure}")
+        return False
 
 
 def main(argv=None) -> int:
@@ -455,14 +506,18 @@ def main(argv=None) -> int:
     if not baselines:
         parser.error("--baselines needs at least one baseline")
 
+    user_kernel = verified_user_kernel(args)
+    if user_kernel is False:
+        return 1
     shapes = shapes_for(args.suite, args.quick)
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
-    results = run(shapes, names, args.threads, args.budget, baselines, rounds=args.rounds, log=log)
+    results = run(shapes, names, args.threads, args.budget, baselines, rounds=args.rounds, log=log,
+                  user_kernel=user_kernel)
     results["threads"] = args.threads
     print(environment_report(args.threads, results))
     print(format_report(results, baselines))
     print()
-    for line in check_targets(results, baselines):
+    for line in check_targets(results, baselines) + user_kernel_lines(results):
         print(line)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
