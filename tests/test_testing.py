@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given
 
 from tinybnn.gemm import pack_bits, pack_bits_numpy, xnor_blocked, xnor_naive, xnor_parallel
+from tinybnn.gemm.xnor import popcount_words
 from tinybnn.testing import (CheckReport, check_binary_conv2d, check_binary_dense, check_pack_bits,
                              check_xnor_gemm, run_check)
 from tinybnn.testing import cases, strategies
@@ -14,7 +15,7 @@ EXAMPLES = 40  # hypothesis cases after the edge cases: enough to exercise the p
 
 # --- deliberately wrong kernels ------------------------------------------------------------
 def popcounts(a, b):
-    return np.bitwise_count(a[:, None, :] ^ b[None, :, :]).sum(axis=-1, dtype=np.int64)
+    return popcount_words(a[:, None, :] ^ b[None, :, :]).sum(axis=-1, dtype=np.int64)
 
 
 def xnor_numpy(a, b, k):
@@ -23,7 +24,7 @@ def xnor_numpy(a, b, k):
 
 
 def xnor_tail_counted(a, b, k):
-    agree = np.bitwise_count(~(a[:, None, :] ^ b[None, :, :])).sum(axis=-1, dtype=np.int64)
+    agree = popcount_words(~(a[:, None, :] ^ b[None, :, :])).sum(axis=-1, dtype=np.int64)
     return (2 * agree - k).astype(np.int32)
 
 
