@@ -53,6 +53,8 @@ def shown(value: Any) -> str:
 def _join(path: str, key: str | int) -> str:
     if isinstance(key, int):
         return f"{path}[{key}]"
+    if not key.isprintable() or len(key) > 60:  # a forged key must not break the one-line error
+        key = repr(key[:60])
     return f"{path}.{key}" if path else key
 
 

@@ -194,6 +194,12 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, li
     return np.frombuffer(data, dtype=dtype)
 
 
+#: what reading a foreign or damaged archive raises (RuntimeError: an "encrypted" member;
+#: SyntaxError / TokenError: a garbled npy header; KeyError: a member the directory lists but lacks)
+DAMAGED = (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, KeyError, NotImplementedError,
+           RuntimeError, SyntaxError, tokenize.TokenError, zlib.error)
+
+
 def read_archive(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The header and every named array of a model file, checked as far as the format goes
     and bounded (see the module docstring) before any array is read."""
@@ -219,9 +225,7 @@ def read_archive(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray
                 if dtype not in sizes:
                     raise ModelFileError(f"{path}: member {name} holds no array the header lists")
                 blobs[dtype] = _read_member(archive, info, path, sizes[dtype], sizes[dtype])
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, KeyError,
-            NotImplementedError, RuntimeError, SyntaxError, tokenize.TokenError, zlib.error) as error:
-        # RuntimeError: an "encrypted" member; SyntaxError / TokenError: a garbled npy header
+    except DAMAGED as error:
         raise ModelFileError(f"{path}: not a tinybnn model file, or a damaged one "
                              f"({type(error).__name__}: {error})") from None
     return header, _split(blobs, listing, path)
@@ -240,8 +244,7 @@ def read_header(path: str | Path) -> dict[str, Any]:
             except KeyError:
                 raise ModelFileError(f"{path}: not a tinybnn model file (no {HEADER} entry)") from None
             return _parse_header(_read_member(archive, info, path, MAX_HEADER_BYTES), path)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, NotImplementedError,
-            RuntimeError, SyntaxError, tokenize.TokenError, zlib.error) as error:
+    except DAMAGED as error:
         raise ModelFileError(f"{path}: not a tinybnn model file, or a damaged one "
                              f"({type(error).__name__}: {error})") from None
 
