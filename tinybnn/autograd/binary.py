@@ -1,26 +1,26 @@
-"""Binary convolution and dense layers for training, with XNOR-popcount forward passes.
+"""Binary convolution and dense layers for training: sign the input and the weights, then multiply.
 
-``binary_conv2d(x, w)`` computes exactly what the obvious composition does,
+``binary_conv2d(x, w)`` is the composition
 
     conv2d(det_sign(x, grad_cancel), det_sign(w), pad with ±1)
 
-but its forward pass never builds a float matrix: it packs the signs of the
-input and of the filters into bits (:mod:`tinybnn.gemm.bitconv`) and takes
-the ±1 dot products with :func:`tinybnn.gemm.xnor_parallel`,
-``K - 2 popcount(a XOR b)``, the same integers the float GEMM would give.
+and the reference backend computes it just so: a float convolution on ±1
+values (whose sums are exact integers). The backward pass, with G the
+upstream gradient laid out as (F, N OH OW), ``cols`` the im2col matrix of
+sign(x) and ``S = sign(w)``, is the convolution's, through the
+straight-through estimator:
 
-The backward pass needs float ±1 values after all, since gradients are
-floats: with G the upstream gradient laid out as (F, N OH OW), ``cols`` the
-im2col matrix of sign(x) and ``S = sign(w)``,
-
-    dL/dw = (G @ cols) * (|w| <= 1)                 (straight-through estimator)
+    dL/dw = (G @ cols) * (|w| <= 1)
     dL/dx = col2im(G^T @ S) * (|x| <= grad_cancel)
 
-through :func:`tinybnn.autograd.conv.conv_backward`, the very GEMMs the
-composition's backward runs, in the same order on the same values, so
-gradients agree bit for bit too; ``cols`` is built a few images at a time
-and never whole. ``binary_linear`` is the dense
-version: y = sign(x) sign(W)^T.
+The fast backend's forward pass never builds a float matrix: it packs the
+signs of the input and of the filters into bits (:mod:`tinybnn.gemm.bitconv`)
+and takes the ±1 dot products with :func:`tinybnn.gemm.xnor_parallel`,
+``K - 2 popcount(a XOR b)``, the same integers. Its backward runs the float
+convolution's chunked GEMMs (:func:`tinybnn.autograd.conv.backward_in_chunks`)
+in the same order on the same values, so gradients agree bit for bit with the
+fast composition; ``cols`` is built a few images at a time and never whole.
+``binary_linear`` is the dense version: y = sign(x) sign(W)^T.
 """
 from __future__ import annotations
 
@@ -30,44 +30,57 @@ from ..gemm import pack_bits, xnor_parallel
 from ..gemm.bitconv import pack_channels, pack_filters, patch_dots
 from ..workspace import empty
 from . import kernels
-from .conv import channel_rows, check_conv_shapes, conv_backward, im2col, output_size, pair
+from .backends import kernel
+from .conv import (SUMMED_IN_ANOTHER_ORDER, ConvGeometry, backward_in_chunks, channel_rows, conv_backward_reference,
+                   conv_forward_reference, im2col, im2col_reference)
 from .function import Context, Function
-from .layout import flat_in_memory_order
-from .quantize import sign
+from .quantize import sign, sign_fast, sign_reference, straight_through, straight_through_fast, straight_through_reference
 
 
-def straight_through(grad: np.ndarray, x: np.ndarray, limit: float) -> np.ndarray:
-    """grad where |x| <= limit, 0 elsewhere; in place, in one pass when the layouts allow."""
-    flat = flat_in_memory_order(grad, x) if grad.dtype == x.dtype else None
-    if flat is None:
-        return grad * (np.abs(x) <= limit)
-    kernels.pass_where_within(flat[0], flat[1], limit, flat[0])
-    return grad
+# ---- reference backend: the composition, in NumPy ----------------------------------------
 
+def binary_conv_forward_reference(x: np.ndarray, w: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
+    """conv(sign(x), sign(w)) with ±1 padding: a float GEMM on ±1 values (exact integers)."""
+    y, _ = conv_forward_reference(sign_reference(x), sign_reference(w), None, geometry)
+    return y
+
+
+def binary_conv_backward_reference(grad: np.ndarray, x: np.ndarray, w: np.ndarray, geometry: ConvGeometry,
+                                   grad_cancel: float, needs: tuple[bool, bool]) -> tuple[np.ndarray | None, ...]:
+    """(dx, dw): the convolution's gradients on sign(x) and sign(w), through the straight-through estimator."""
+    cols = im2col_reference(sign_reference(x), geometry.kernel, geometry.stride, geometry.pad, geometry.pad_value)
+    grad_x, grad_w, _ = conv_backward_reference(grad, cols, sign_reference(w), geometry, (*needs, False))
+    return (None if grad_x is None else straight_through_reference(grad_x, x, grad_cancel),
+            None if grad_w is None else straight_through_reference(grad_w, w, 1.0))
+
+
+def binary_dense_forward_reference(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """sign(x) @ sign(w)^T: a float GEMM on ±1 values (exact integers)."""
+    return sign_reference(x) @ sign_reference(w).T
+
+
+# ---- fast backend: bits and XNOR-popcount forward, a backward in chunks ---------------------
 
 class SignPatches:
-    """``patches(n0, n1)`` for :func:`~tinybnn.autograd.conv.conv_backward`: the im2col rows
-    of sign(x[n0:n1]) padded with ``pad_value``.
+    """The im2col rows of sign(x[n0:n1]) padded with ``pad_value``, for
+    :func:`~tinybnn.autograd.conv.backward_in_chunks`.
 
     Each chunk's signs go in C order into one scratch array and its rows into
     one scratch matrix, both reused chunk after chunk (the first chunk is the
     largest), so that a chunk's patches stay in cache.
     """
 
-    def __init__(self, x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], pad: tuple[int, int],
-                 pad_value: float):
-        self.x, self.kernel, self.stride, self.pad, self.pad_value = x, kernel, stride, pad, pad_value
-        self.positions = output_size(x.shape[2], kernel[0], stride[0], pad[0]) * output_size(
-            x.shape[3], kernel[1], stride[1], pad[1])
+    def __init__(self, x: np.ndarray, geometry: ConvGeometry):
+        self.x, self.geometry = x, geometry
         self.images: np.ndarray | None = None
-        self.rows: np.ndarray | None = None
+        self.cols: np.ndarray | None = None
 
-    def __call__(self, n0: int, n1: int) -> np.ndarray:
-        chunk = self.x[n0:n1]
-        if self.images is None or self.rows is None:
+    def rows(self, n0: int, n1: int) -> np.ndarray:
+        chunk, geometry = self.x[n0:n1], self.geometry
+        if self.images is None or self.cols is None:
             n, c = chunk.shape[:2]
             self.images = empty(chunk.shape, chunk.dtype)
-            self.rows = empty((n * self.positions, c * self.kernel[0] * self.kernel[1]), chunk.dtype)
+            self.cols = empty((n * geometry.positions, c * geometry.kernel[0] * geometry.kernel[1]), chunk.dtype)
         images = self.images[:n1 - n0]
         flat = images.reshape(-1)
         if chunk.flags.c_contiguous:
@@ -75,51 +88,68 @@ class SignPatches:
         else:
             images[...] = chunk
             kernels.sign_into(flat, flat)
-        return im2col(images, self.kernel, self.stride, self.pad, self.pad_value,
-                      out=self.rows[:(n1 - n0) * self.positions])
+        return im2col(images, geometry.kernel, geometry.stride, geometry.pad, geometry.pad_value,
+                      out=self.cols[:(n1 - n0) * geometry.positions])
+
+
+def binary_conv_forward_fast(x: np.ndarray, w: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
+    """:func:`binary_conv_forward_reference` by packing the signs into bits and XNOR-popcount."""
+    (n, c), f, (oh, ow) = x.shape[:2], w.shape[0], geometry.out_hw
+    dots, correction = patch_dots(pack_channels(x), pack_filters(w), c, geometry.kernel, geometry.stride,
+                                  geometry.pad, geometry.pad_value)
+    out = empty((f, n, oh, ow), x.dtype)
+    np.subtract(dots.T.reshape(f, n, oh, ow), correction, out=out, casting="unsafe")
+    return out.transpose(1, 0, 2, 3)
+
+
+def binary_conv_backward_fast(grad: np.ndarray, x: np.ndarray, w: np.ndarray, geometry: ConvGeometry,
+                              grad_cancel: float, needs: tuple[bool, bool]) -> tuple[np.ndarray | None, ...]:
+    """:func:`binary_conv_backward_reference` by the float convolution's chunked backward, with
+    the patches of sign(x) built a few images at a time and never whole."""
+    need_x, need_w = needs
+    grad_x, grad_w = backward_in_chunks(channel_rows(grad), SignPatches(x, geometry), sign_fast(w).reshape(w.shape[0], -1),
+                                        geometry, need_x, need_w)
+    return (None if grad_x is None else straight_through_fast(grad_x, x, grad_cancel),
+            None if grad_w is None else straight_through_fast(grad_w.reshape(w.shape), w, 1.0))
+
+
+def binary_dense_forward_fast(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """:func:`binary_dense_forward_reference` by packing the signs into bits and XNOR-popcount."""
+    dots = xnor_parallel(pack_bits(x, axis=-1, pad_words_to=8), pack_bits(w, axis=-1, pad_words_to=8), x.shape[1])
+    return dots.astype(x.dtype)
+
+
+binary_conv_forward = kernel("binary_conv_forward", binary_conv_forward_reference, binary_conv_forward_fast)
+binary_conv_backward = kernel("binary_conv_backward", binary_conv_backward_reference, binary_conv_backward_fast,
+                              SUMMED_IN_ANOTHER_ORDER)
+binary_dense_forward = kernel("binary_dense_forward", binary_dense_forward_reference, binary_dense_forward_fast)
 
 
 class BinaryConv2d(Function):
-    """y = conv(sign(x), sign(w)) with ±1 padding, by XNOR-popcount; straight-through gradients."""
+    """y = conv(sign(x), sign(w)) with ±1 padding; straight-through gradients."""
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, w: np.ndarray, stride=(1, 1), pad=(0, 0), pad_value: float = 1.0,
                 grad_cancel: float = 1.0) -> np.ndarray:
-        stride, pad = pair(stride, "stride"), pair(pad, "pad")
-        oh, ow = check_conv_shapes(x.shape, w.shape, pad, stride)
-        n, c = x.shape[:2]
-        f = w.shape[0]
-        dots, correction = patch_dots(pack_channels(x), pack_filters(w), c, w.shape[2:], stride, pad, pad_value)
-        out = empty((f, n, oh, ow), x.dtype)
-        np.subtract(dots.T.reshape(f, n, oh, ow), correction, out=out, casting="unsafe")
+        ctx.geometry = ConvGeometry.of(x.shape, w.shape, stride, pad, pad_value)
+        ctx.grad_cancel = grad_cancel
         ctx.save_for_backward(x, w)
-        ctx.settings = (stride, pad, pad_value, grad_cancel)
-        return out.transpose(1, 0, 2, 3)
+        return binary_conv_forward(x, w, ctx.geometry)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
         x, w = ctx.saved_values
-        stride, pad, pad_value, grad_cancel = ctx.settings
-        f = w.shape[0]
-        needs = ctx.needs_input_grad
-        grad_w, grad_x = conv_backward(channel_rows(grad), SignPatches(x, w.shape[2:], stride, pad, pad_value),
-                                       sign(w).reshape(f, -1), x.shape, w.shape[2:], stride, pad, needs[1], needs[0])
-        if grad_w is not None:
-            grad_w = straight_through(grad_w.reshape(w.shape), w, 1.0)
-        if grad_x is not None:
-            grad_x = straight_through(grad_x, x, grad_cancel)
-        return grad_x, grad_w
+        return binary_conv_backward(grad, x, w, ctx.geometry, ctx.grad_cancel, ctx.needs_input_grad)
 
 
 class BinaryLinear(Function):
-    """y = sign(x) sign(w)^T by XNOR-popcount; straight-through gradients."""
+    """y = sign(x) sign(w)^T; straight-through gradients."""
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, w: np.ndarray, grad_cancel: float = 1.0) -> np.ndarray:
-        dots = xnor_parallel(pack_bits(x, axis=-1, pad_words_to=8), pack_bits(w, axis=-1, pad_words_to=8), x.shape[1])
         ctx.save_for_backward(x, w)
         ctx.grad_cancel = grad_cancel
-        return dots.astype(x.dtype)
+        return binary_dense_forward(x, w)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple:

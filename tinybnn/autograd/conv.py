@@ -17,19 +17,24 @@ Backward: with ``G`` the upstream gradient laid out as (F, N OH OW),
 ``dW = G @ cols``, ``db = sum G``, ``dcols = G^T @ W`` and ``dx = col2im(dcols)``,
 which adds every patch gradient back where the patch came from.
 
-``im2col_reference`` and ``col2im_reference`` are the obvious NumPy versions;
-``im2col`` and ``col2im`` give the same results with Numba kernels
-(:mod:`.kernels`) and are what the layers use.
+The convolution is two kernels with two backends each (:mod:`.backends`):
+``conv_forward_reference`` and ``conv_backward_reference`` are these formulas
+in NumPy (on ``im2col_reference`` and ``col2im_reference``, the obvious
+versions); ``conv_forward_fast`` and ``conv_backward_fast`` give the same
+results with the Numba ``im2col`` and ``col2im`` (:mod:`.kernels`), the bias
+folded into the GEMM and a backward pass that goes a few images at a time.
 """
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from ..errors import ArgumentError, ShapeError
 from ..workspace import empty
 from . import kernels
+from .backends import Tolerance, kernel
 from .function import Context, Function
 
 
@@ -110,60 +115,6 @@ def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], kernel: tuple[i
     return kernels.col2im_from(np.ascontiguousarray(cols), n, c, h, w, kh, kw, sh, sw, ph, pw, out)
 
 
-def channel_rows(grad: np.ndarray) -> np.ndarray:
-    """A gradient (N, F, OH, OW) as the C-contiguous (F, N OH OW) matrix G of :func:`conv_backward`.
-
-    A free view when ``grad`` already lies in memory as (F, N, OH, OW), as
-    gradients coming back into a convolution usually do (they take the layout
-    of its output); otherwise a copy into a scratch array. Being C-contiguous
-    either way, G gives the GEMMs the same layout, hence the same bits. It may
-    share memory with ``grad``: read it, never write into it.
-    """
-    rows = grad.transpose(1, 0, 2, 3)
-    shape = (rows.shape[0], int(np.prod(rows.shape[1:])))
-    if rows.flags.c_contiguous:
-        return rows.reshape(shape)
-    g = empty(shape, grad.dtype)
-    g.reshape(rows.shape)[...] = rows
-    return g
-
-
-#: bytes of im2col matrix a backward pass works on at a time (a few images; stays in cache)
-CHUNK_BYTES = 4 << 20
-
-
-def conv_backward(g: np.ndarray, patches: Callable[[int, int], np.ndarray], weights: np.ndarray,
-                  x_shape: tuple[int, int, int, int], kernel: tuple[int, int], stride: tuple[int, int],
-                  pad: tuple[int, int], need_w: bool, need_x: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """(G @ cols, col2im(G^T @ W)) for G (F, N OH OW), a few images at a time.
-
-    ``patches(n0, n1)`` gives the im2col rows of images n0..n1 (with a ones
-    column if there is a bias), ``weights`` is W (F, C KH KW). Working on
-    chunks of about CHUNK_BYTES keeps each chunk's patches and their gradient
-    in cache between the GEMM that makes them and the one (or col2im) that
-    reads them; the weight gradient is summed chunk by chunk, and one scratch
-    matrix holds each chunk's patch gradient in turn. Convolutions of float
-    and of binary layers both go through here, so their gradients agree bit
-    for bit.
-    """
-    n, positions = x_shape[0], g.shape[1] // x_shape[0]
-    per_chunk = max(1, CHUNK_BYTES // (positions * weights.shape[1] * g.itemsize))
-    grad_w = None
-    grad_x = empty(x_shape, g.dtype) if need_x else None
-    dcols_scratch = empty((min(n, per_chunk) * positions, weights.shape[1]), g.dtype) if need_x else None
-    for n0 in range(0, n, per_chunk):
-        n1 = min(n, n0 + per_chunk)
-        cols = patches(n0, n1)
-        g_chunk = g[:, n0 * positions:n1 * positions]
-        if need_w:
-            part = g_chunk @ cols
-            grad_w = part if grad_w is None else np.add(grad_w, part, out=grad_w)
-        if need_x:
-            dcols = np.matmul(g_chunk.T, weights, out=dcols_scratch[:cols.shape[0]])
-            col2im(dcols, (n1 - n0, *x_shape[1:]), kernel, stride, pad, out=grad_x[n0:n1])
-    return grad_w, grad_x
-
-
 def check_conv_shapes(x_shape: tuple, w_shape: tuple, pad: tuple[int, int],
                       stride: tuple[int, int], where: str = "conv2d") -> tuple[int, int]:
     """Validate a convolution's shapes; return (OH, OW)."""
@@ -190,46 +141,206 @@ def check_conv_shapes(x_shape: tuple, w_shape: tuple, pad: tuple[int, int],
     return output_size(x_shape[2], kh, stride[0], pad[0]), output_size(x_shape[3], kw, stride[1], pad[1])
 
 
+@dataclass(frozen=True)
+class ConvGeometry:
+    """The shapes and settings of one convolution: input (N, C, H, W), weights (F, C, KH, KW),
+    stride, padding and the value padded with. :meth:`of` checks them."""
+
+    x_shape: tuple[int, int, int, int]
+    w_shape: tuple[int, int, int, int]
+    stride: tuple[int, int]
+    pad: tuple[int, int]
+    pad_value: float = 0.0
+
+    @classmethod
+    def of(cls, x_shape: tuple, w_shape: tuple, stride: int | tuple[int, int], pad: int | tuple[int, int],
+           pad_value: float = 0.0, where: str = "conv2d") -> ConvGeometry:
+        """The geometry of a convolution of these shapes, refused with a clear error if they do not fit."""
+        stride, pad = pair(stride, "stride"), pair(pad, "pad")
+        check_conv_shapes(x_shape, w_shape, pad, stride, where)
+        return cls(tuple(x_shape), tuple(w_shape), stride, pad, float(pad_value))  # type: ignore[arg-type]
+
+    @property
+    def kernel(self) -> tuple[int, int]:
+        return self.w_shape[2], self.w_shape[3]
+
+    @property
+    def out_hw(self) -> tuple[int, int]:
+        """(OH, OW)."""
+        return (output_size(self.x_shape[2], self.w_shape[2], self.stride[0], self.pad[0]),
+                output_size(self.x_shape[3], self.w_shape[3], self.stride[1], self.pad[1]))
+
+    @property
+    def positions(self) -> int:
+        """OH OW: the patch rows of one image."""
+        oh, ow = self.out_hw
+        return oh * ow
+
+
+def as_nchw(y: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
+    """The GEMM's (F, N OH OW) result viewed as (N, F, OH, OW) (channel-major in memory, no copy)."""
+    return y.reshape(geometry.w_shape[0], geometry.x_shape[0], *geometry.out_hw).transpose(1, 0, 2, 3)
+
+
+def gradient_rows(grad: np.ndarray) -> np.ndarray:
+    """A gradient (N, F, OH, OW) as the matrix G (F, N OH OW) of the backward formulas."""
+    return grad.transpose(1, 0, 2, 3).reshape(grad.shape[1], -1)
+
+
+# ---- reference backend: the formulas of the module docstring ------------------------------
+
+def conv_forward_reference(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
+                           geometry: ConvGeometry) -> tuple[np.ndarray, np.ndarray]:
+    """(y, cols): y = W (F, K) @ cols^T + b as (N, F, OH, OW), cols = im2col(x) kept for the backward."""
+    cols = im2col_reference(x, geometry.kernel, geometry.stride, geometry.pad, geometry.pad_value)
+    y = w.reshape(w.shape[0], -1) @ cols.T
+    if b is not None:
+        y = y + b.reshape(-1, 1)
+    return as_nchw(y, geometry), cols
+
+
+def conv_backward_reference(grad: np.ndarray, cols: np.ndarray, w: np.ndarray, geometry: ConvGeometry,
+                            needs: tuple[bool, bool, bool]) -> tuple[np.ndarray | None, ...]:
+    """(dx, dW, db) for the upstream gradient (N, F, OH, OW), ``None`` where ``needs`` says no:
+    with G (F, N OH OW), dW = G @ cols, db = sum of G's rows, dx = col2im(G^T @ W)."""
+    need_x, need_w, need_b = needs
+    g = gradient_rows(grad)
+    w2 = w.reshape(w.shape[0], -1)
+    grad_x = col2im_reference(g.T @ w2, geometry.x_shape, geometry.kernel, geometry.stride,
+                              geometry.pad) if need_x else None
+    grad_w = (g @ cols).reshape(w.shape) if need_w else None
+    grad_b = g.sum(axis=1) if need_b else None
+    return grad_x, grad_w, grad_b
+
+
+# ---- fast backend: the Numba im2col / col2im, the bias in the GEMM, a backward in chunks --------
+
+def channel_rows(grad: np.ndarray) -> np.ndarray:
+    """:func:`gradient_rows` as a C-contiguous matrix, without a copy when it can be.
+
+    A free view when ``grad`` already lies in memory as (F, N, OH, OW), as
+    gradients coming back into a convolution usually do (they take the layout
+    of its output); otherwise a copy into a scratch array. Being C-contiguous
+    either way, G gives the GEMMs the same layout, hence the same bits. It may
+    share memory with ``grad``: read it, never write into it.
+    """
+    rows = grad.transpose(1, 0, 2, 3)
+    shape = (rows.shape[0], int(np.prod(rows.shape[1:])))
+    if rows.flags.c_contiguous:
+        return rows.reshape(shape)
+    g = empty(shape, grad.dtype)
+    g.reshape(rows.shape)[...] = rows
+    return g
+
+
+class Patches(Protocol):
+    """What :func:`backward_in_chunks` reads the im2col matrix through: the rows of images n0..n1."""
+
+    def rows(self, n0: int, n1: int) -> np.ndarray: ...
+
+
+class SavedPatches:
+    """The rows of an im2col matrix kept whole (by the forward pass), ``positions`` rows per image."""
+
+    def __init__(self, cols: np.ndarray, positions: int):
+        self.cols, self.positions = cols, positions
+
+    def rows(self, n0: int, n1: int) -> np.ndarray:
+        return self.cols[n0 * self.positions:n1 * self.positions]
+
+
+#: bytes of im2col matrix a backward pass works on at a time (a few images; stays in cache)
+CHUNK_BYTES = 4 << 20
+
+
+def backward_in_chunks(g: np.ndarray, patches: Patches, weights: np.ndarray, geometry: ConvGeometry,
+                       need_x: bool, need_w: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(col2im(G^T @ W), G @ cols) for G (F, N OH OW) and W (F, K), a few images at a time.
+
+    ``patches.rows(n0, n1)`` gives the im2col rows of images n0..n1 (with a
+    ones column if there is a bias). Working on chunks of about CHUNK_BYTES
+    keeps each chunk's patches and their gradient in cache between the GEMM
+    that makes them and the one (or col2im) that reads them; the weight
+    gradient is summed chunk by chunk, and one scratch matrix holds each
+    chunk's patch gradient in turn. Convolutions of float and of binary
+    layers both go through here, so their gradients agree bit for bit.
+    """
+    x_shape = geometry.x_shape
+    n, positions = x_shape[0], geometry.positions
+    per_chunk = max(1, CHUNK_BYTES // (positions * weights.shape[1] * g.itemsize))
+    grad_w = None
+    grad_x = empty(x_shape, g.dtype) if need_x else None
+    dcols_scratch = empty((min(n, per_chunk) * positions, weights.shape[1]), g.dtype) if need_x else None
+    for n0 in range(0, n, per_chunk):
+        n1 = min(n, n0 + per_chunk)
+        cols = patches.rows(n0, n1)
+        g_chunk = g[:, n0 * positions:n1 * positions]
+        if need_w:
+            part = g_chunk @ cols
+            grad_w = part if grad_w is None else np.add(grad_w, part, out=grad_w)
+        if need_x:
+            dcols = np.matmul(g_chunk.T, weights, out=dcols_scratch[:cols.shape[0]])
+            col2im(dcols, (n1 - n0, *x_shape[1:]), geometry.kernel, geometry.stride, geometry.pad, out=grad_x[n0:n1])
+    return grad_x, grad_w
+
+
+def conv_forward_fast(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
+                      geometry: ConvGeometry) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`conv_forward_reference` with the Numba im2col into scratch memory and the bias as the
+    weight of one more input column that is always 1, ``[W | b] @ [cols | 1]^T``, so adding it
+    costs no pass over the output (the returned cols keep that column)."""
+    f = w.shape[0]
+    cols = im2col(x, geometry.kernel, geometry.stride, geometry.pad, geometry.pad_value, ones_column=b is not None)
+    w2 = w.reshape(f, -1)
+    weights = w2 if b is None else np.concatenate([w2, b.reshape(f, 1).astype(w2.dtype)], axis=1)
+    y = np.matmul(weights, cols.T, out=empty((f, cols.shape[0]), np.result_type(weights, cols)))
+    return as_nchw(y, geometry), cols
+
+
+def conv_backward_fast(grad: np.ndarray, cols: np.ndarray, w: np.ndarray, geometry: ConvGeometry,
+                       needs: tuple[bool, bool, bool]) -> tuple[np.ndarray | None, ...]:
+    """:func:`conv_backward_reference` by :func:`backward_in_chunks`; the bias gradient is the last
+    column of ``G @ [cols | 1]``, the weights' GEMM."""
+    need_x, need_w, need_b = needs
+    w2 = w.reshape(w.shape[0], -1)
+    k = w2.shape[1]
+    grad_x, full = backward_in_chunks(channel_rows(grad), SavedPatches(cols, geometry.positions), w2, geometry,
+                                      need_x, need_w or need_b)
+    grad_w = full[:, :k].reshape(w.shape) if need_w else None
+    grad_b = full[:, k].copy() if need_b else None
+    return grad_x, grad_w, grad_b
+
+
+#: float results summed in another order (col2im adds patch by patch, the GEMMs in other blocks):
+#: for values of order 1 and sums of up to a few hundred terms, in float32
+SUMMED_IN_ANOTHER_ORDER = Tolerance(rtol=1e-5, atol=1e-5)
+conv_forward = kernel("conv_forward", conv_forward_reference, conv_forward_fast, SUMMED_IN_ANOTHER_ORDER)
+conv_backward = kernel("conv_backward", conv_backward_reference, conv_backward_fast, SUMMED_IN_ANOTHER_ORDER)
+
+
 class Conv2d(Function):
     """y = conv(x, w) + b (see the module docstring for the formulas).
 
-    The GEMM is computed as W (F, K) @ cols^T, giving (F, N OH OW), so that the
-    output's (OH, OW) planes are contiguous; the backward pass lays the
-    gradient out the same way. A bias is the weight of one more input column
-    that is always 1: ``[W | b] @ [cols | 1]^T``, so adding it costs no pass
-    over the output, and its gradient comes out of the weights' GEMM as the
-    last column of ``G @ [cols | 1]``.
+    The output (N, F, OH, OW) is the GEMM's (F, N OH OW) seen through a
+    transposed view, so that its (OH, OW) planes are contiguous (channel-major).
     """
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
                 stride=(1, 1), pad=(0, 0), pad_value: float = 0.0) -> np.ndarray:
-        stride, pad = pair(stride, "stride"), pair(pad, "pad")
-        oh, ow = check_conv_shapes(x.shape, w.shape, pad, stride)
-        n, f = x.shape[0], w.shape[0]
-        cols = im2col(x, w.shape[2:], stride, pad, pad_value, ones_column=b is not None)
-        w2 = w.reshape(f, -1)
-        weights = w2 if b is None else np.concatenate([w2, b.reshape(f, 1).astype(w2.dtype)], axis=1)
-        out = np.matmul(weights, cols.T, out=empty((f, cols.shape[0]), np.result_type(weights, cols)))
-        ctx.save_for_backward(cols, w2)
-        ctx.geometry = (x.shape, w.shape, stride, pad)
-        return out.reshape(f, n, oh, ow).transpose(1, 0, 2, 3)
+        geometry = ConvGeometry.of(x.shape, w.shape, stride, pad, pad_value)
+        y, cols = conv_forward(x, w, b, geometry)
+        ctx.save_for_backward(cols, w)
+        ctx.geometry = geometry
+        return y
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
-        cols, w2 = ctx.saved_values
-        x_shape, w_shape, stride, pad = ctx.geometry
-        k = w2.shape[1]
-        g = channel_rows(grad)  # (F, N OH OW)
-        needs = ctx.needs_input_grad
-        with_bias = len(needs) == 3
-        rows = cols.shape[0] // x_shape[0]
-        full, grad_x = conv_backward(g, lambda n0, n1: cols[n0 * rows:n1 * rows], w2, x_shape, w_shape[2:],
-                                     stride, pad, needs[1] or (with_bias and needs[2]), needs[0])
-        grad_w = full[:, :k].reshape(w_shape) if needs[1] else None  # (F, K [+ 1]): the bias is last
-        if not with_bias:
-            return grad_x, grad_w
-        return grad_x, grad_w, full[:, k].copy() if needs[2] else None
+        cols, w = ctx.saved_values
+        with_bias = len(ctx.needs_input_grad) == 3
+        need_x, need_w, need_b = (*ctx.needs_input_grad, False)[:3]
+        grad_x, grad_w, grad_b = conv_backward(grad, cols, w, ctx.geometry, (need_x, need_w, need_b))
+        return (grad_x, grad_w, grad_b) if with_bias else (grad_x, grad_w)
 
 
 def conv2d(x, w, b=None, stride=1, pad=0, pad_value: float = 0.0):

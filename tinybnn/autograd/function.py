@@ -39,6 +39,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from .backends import active_backend
 from .graph import Variable
 
 _state = threading.local()
@@ -65,10 +66,12 @@ class Context:
 
     ``save_for_backward`` keeps arrays only when a backward pass will happen,
     so inference under :func:`no_grad` holds on to nothing. Functions may also
-    store constants as attributes (``ctx.stride = 2``).
+    store constants as attributes (``ctx.stride = 2``). ``backend`` is the
+    backend the forward pass ran on (:mod:`.backends`); the backward runs on it too.
     """
 
     def __init__(self, needs_grad: bool = True, needs_input_grad: tuple[bool, ...] = ()):
+        self.backend = active_backend()
         self.needs_grad = needs_grad
         self.needs_input_grad = needs_input_grad
         self.saved_values: tuple[Any, ...] = ()

@@ -11,8 +11,9 @@ in one place (:func:`unbroadcast`).
 
 The walk is written against the :class:`Variable` protocol, the little it
 needs of a tensor (its data, gradient, flag and history), so this module
-imports nothing else of the engine: :mod:`.function` and :mod:`.tensor`
-build on it, not the other way round.
+imports nothing else of the engine but the backend switch (:mod:`.backends`):
+:mod:`.function` and :mod:`.tensor` build on it, not the other way round.
+Each backward runs on the backend its forward ran on (``ctx.backend``).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
+from .backends import active_backend, backend
 
 class Backward(Protocol):
     """What the walk calls on a recorded Function: ``backward(ctx, g)``, one gradient per input."""
@@ -108,7 +110,8 @@ def backpropagate(root: Variable, grad: np.ndarray) -> None:
             _accumulate(node, node_grad)
             continue
         function, ctx, inputs = node.history.function, node.history.ctx, node.history.inputs
-        input_grads = function.backward(ctx, node_grad)
+        with backend(getattr(ctx, "backend", None) or active_backend()):  # the forward's backend
+            input_grads = function.backward(ctx, node_grad)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
         if len(input_grads) != len(inputs):

@@ -4,6 +4,9 @@ Each class documents the forward formula and the gradient it returns for an
 upstream gradient ``g = dL/dz``. Broadcasting is undone in one place
 (:func:`tinybnn.autograd.graph.unbroadcast`), so the backward methods here
 return gradients in the broadcast shape.
+
+Tanh's forward and backward are kernels with two backends (:mod:`.backends`):
+the NumPy formula, and the same values in one pass into scratch memory.
 """
 from __future__ import annotations
 
@@ -12,8 +15,9 @@ from typing import Sequence
 import numpy as np
 
 from . import kernels
-from .layout import empty_like, flat_in_memory_order
+from .backends import Tolerance, kernel
 from .function import Context, Function
+from .layout import empty_like, flat_in_memory_order
 
 
 class Add(Function):
@@ -236,24 +240,45 @@ class Log(Function):
         return grad / a
 
 
+def tanh_backward_reference(grad: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """g (1 - z^2) for z = tanh a."""
+    return grad * (1 - out * out)
+
+
+def tanh_fast(a: np.ndarray) -> np.ndarray:
+    """np.tanh into a scratch array in a's layout (the same values as ``np.tanh(a)``)."""
+    return np.tanh(a, out=empty_like(a))
+
+
+def tanh_backward_fast(grad: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """:func:`tanh_backward_reference` in one parallel Numba pass into a scratch array."""
+    result = empty_like(out)
+    flat = flat_in_memory_order(grad, out, result) if grad.dtype == out.dtype else None
+    if flat is None:
+        return tanh_backward_reference(grad, out)
+    kernels.tanh_backward_into(*flat)
+    return result
+
+
+#: float results: one multiply-subtract per value, the same formula; a few ulps at most
+FEW_ULPS = Tolerance(rtol=1e-6, atol=1e-7)
+tanh = kernel("tanh", np.tanh, tanh_fast)
+tanh_backward = kernel("tanh_backward", tanh_backward_reference, tanh_backward_fast, FEW_ULPS)
+
+
 class Tanh(Function):
     """z = tanh a;  dz/da = 1 - z^2."""
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray) -> np.ndarray:
-        out = np.tanh(a, out=empty_like(a))
+        out = tanh(a)
         ctx.save_for_backward(out)
         return out
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
         (out,) = ctx.saved_values
-        result = empty_like(out)
-        flat = flat_in_memory_order(grad, out, result) if grad.dtype == out.dtype else None
-        if flat is None:
-            return grad * (1 - out * out)
-        kernels.tanh_backward_into(*flat)
-        return result
+        return tanh_backward(grad, out)
 
 
 class ReLU(Function):

@@ -22,6 +22,11 @@ Conventions (also listed, with the bits, in docs/conventions.md):
     do), i.e. ``dw_q/dw = (1 - tanh(w)^2) / max|tanh(w)|``.
 
 - 32 bits means no quantization (the identity).
+
+The kernels ``sign``, ``sign_and_mask`` and ``straight_through`` are
+declared here with both backends (:mod:`.backends`): ``*_reference`` is the
+formula in NumPy, ``*_fast`` the same bits by one parallel Numba pass into
+scratch memory that keeps the input's memory layout.
 """
 from __future__ import annotations
 
@@ -30,14 +35,25 @@ import numpy as np
 from ..errors import ArgumentError
 from ..workspace import empty
 from . import kernels
+from .backends import kernel
 from .function import Context, Function
 from .layout import empty_nchw, flat_in_memory_order
 from .tensor import Tensor
 
 
 def sign_reference(x: np.ndarray) -> np.ndarray:
-    """+1 where x >= 0, -1 elsewhere (sign(0) = +1), in x's dtype: the obvious NumPy version."""
+    """+1 where x >= 0, -1 elsewhere (sign(0) = +1), in x's dtype."""
     return np.where(x >= 0, 1, -1).astype(x.dtype)
+
+
+def sign_and_mask_reference(x: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray]:
+    """(sign(x), |x| <= limit): the forward value of det_sign and where its gradient passes."""
+    return sign_reference(x), np.abs(x) <= limit
+
+
+def straight_through_reference(grad: np.ndarray, x: np.ndarray, limit: float) -> np.ndarray:
+    """grad where |x| <= limit, 0 elsewhere: the straight-through estimator's backward."""
+    return grad * (np.abs(x) <= limit)
 
 
 def _outputs_like(x: np.ndarray, *dtypes) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
@@ -54,8 +70,8 @@ def _outputs_like(x: np.ndarray, *dtypes) -> tuple[tuple[np.ndarray, ...], tuple
     return outs, flat
 
 
-def sign(x: np.ndarray) -> np.ndarray:
-    """Same as :func:`sign_reference`, by a Numba kernel, into a scratch array (float inputs)."""
+def sign_fast(x: np.ndarray) -> np.ndarray:
+    """:func:`sign_reference` by one parallel Numba pass into a scratch array in x's layout (float inputs)."""
     if not np.issubdtype(x.dtype, np.floating):
         return sign_reference(x)
     (out,), flat = _outputs_like(x, x.dtype)
@@ -63,13 +79,34 @@ def sign(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def sign_and_mask_fast(x: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`sign_and_mask_reference` in one parallel Numba pass, into scratch arrays in x's layout."""
+    (out, passes), (flat_x, flat_out, flat_passes) = _outputs_like(x, x.dtype, np.bool_)
+    kernels.sign_and_mask(flat_x, limit, flat_out, flat_passes)
+    return out, passes
+
+
+def straight_through_fast(grad: np.ndarray, x: np.ndarray, limit: float) -> np.ndarray:
+    """:func:`straight_through_reference` in one parallel pass, written into ``grad`` when the
+    layouts allow (so pass a gradient nobody else reads)."""
+    flat = flat_in_memory_order(grad, x) if grad.dtype == x.dtype else None
+    if flat is None:
+        return straight_through_reference(grad, x, limit)
+    kernels.pass_where_within(flat[0], flat[1], limit, flat[0])
+    return grad
+
+
+sign = kernel("sign", sign_reference, sign_fast)
+sign_and_mask = kernel("sign_and_mask", sign_and_mask_reference, sign_and_mask_fast)
+straight_through = kernel("straight_through", straight_through_reference, straight_through_fast)
+
+
 class DetSign(Function):
     """Forward sign(x); backward g where |x| <= grad_cancel, 0 elsewhere."""
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, grad_cancel: float = 1.0) -> np.ndarray:
-        (out, passes), (flat, flat_out, flat_passes) = _outputs_like(x, x.dtype, np.bool_)
-        kernels.sign_and_mask(flat, grad_cancel, flat_out, flat_passes)
+        out, passes = sign_and_mask(x, grad_cancel)
         ctx.save_for_backward(passes)
         return out
 
