@@ -95,6 +95,11 @@ class Tolerance:
 
 #: exact agreement (signs, masks, bits, integers, copies)
 EXACT = None
+#: the same formula evaluated in another order or with a temporary less: a few float32 ulps
+FEW_ULPS = Tolerance(rtol=1e-6, atol=1e-6)
+#: sums taken in another order (GEMM blocks, col2im patch by patch, float64 statistics), for
+#: values of order 1 and sums of up to a few hundred terms, in float32
+SUMMED_IN_ANOTHER_ORDER = Tolerance(rtol=1e-5, atol=1e-5)
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,8 @@ from ..gemm import pack_bits, xnor_parallel
 from ..gemm.bitconv import pack_channels, pack_filters, patch_dots
 from ..workspace import empty
 from . import kernels
-from .backends import kernel
-from .conv import (SUMMED_IN_ANOTHER_ORDER, ConvGeometry, backward_in_chunks, channel_rows, conv_backward_reference,
+from .backends import SUMMED_IN_ANOTHER_ORDER, kernel
+from .conv import (ConvGeometry, backward_in_chunks, channel_rows, conv_backward_reference,
                    conv_forward_reference, im2col, im2col_reference)
 from .function import Context, Function
 from .quantize import sign, sign_fast, sign_reference, straight_through, straight_through_fast, straight_through_reference

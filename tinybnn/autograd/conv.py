@@ -34,7 +34,7 @@ import numpy as np
 from ..errors import ArgumentError, ShapeError
 from ..workspace import empty
 from . import kernels
-from .backends import Tolerance, kernel
+from .backends import SUMMED_IN_ANOTHER_ORDER, kernel
 from .function import Context, Function
 
 
@@ -311,9 +311,6 @@ def conv_backward_fast(grad: np.ndarray, cols: np.ndarray, w: np.ndarray, geomet
     return grad_x, grad_w, grad_b
 
 
-#: float results summed in another order (col2im adds patch by patch, the GEMMs in other blocks):
-#: for values of order 1 and sums of up to a few hundred terms, in float32
-SUMMED_IN_ANOTHER_ORDER = Tolerance(rtol=1e-5, atol=1e-5)
 conv_forward = kernel("conv_forward", conv_forward_reference, conv_forward_fast, SUMMED_IN_ANOTHER_ORDER)
 conv_backward = kernel("conv_backward", conv_backward_reference, conv_backward_fast, SUMMED_IN_ANOTHER_ORDER)
 

@@ -16,6 +16,11 @@ Backward (training), with gx = g * gamma::
     dx = (1 / sqrt(var + eps)) * (gx - mean(gx) - xhat * mean(gx * xhat))
 
 In evaluation mode the statistics are constants, so dx = g * gamma / sqrt(var + eps).
+
+Forward and backward are kernels with two backends (:mod:`.backends`):
+:func:`forward_reference` and :func:`backward_reference` are these formulas
+in NumPy; :func:`forward_fast` and :func:`backward_fast` run one Numba kernel
+each (:mod:`.kernels`), a parallel loop over channels with float64 sums.
 """
 from __future__ import annotations
 
@@ -23,8 +28,9 @@ import numpy as np
 
 from ..errors import ShapeError
 from . import kernels
-from .layout import empty_like, empty_nchw
+from .backends import SUMMED_IN_ANOTHER_ORDER, kernel
 from .function import Context, Function
+from .layout import empty_like, empty_nchw
 
 
 def _broadcast_shape(ndim: int, channels: int) -> tuple[int, ...]:
@@ -69,13 +75,39 @@ def _as_4d(a: np.ndarray) -> np.ndarray:
     return a.reshape(*a.shape, 1, 1) if a.ndim == 2 else a
 
 
-class BatchNorm(Function):
-    """y = gamma * (x - mu) / sqrt(var + eps) + beta (see the module docstring).
+def forward_fast(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray | None,
+                 var: np.ndarray | None, eps: float) -> tuple[np.ndarray, ...]:
+    """:func:`forward_reference` by one Numba kernel, ``prange`` over channels, statistics
+    summed in float64 (returned in float64), outputs in scratch arrays in x's layout."""
+    training = mean is None
+    channels = x.shape[1]
+    out = empty_nchw(x.shape, x.dtype, like=x)
+    xhat = empty_like(out)
+    mean = np.empty(channels) if mean is None else mean.astype(np.float64)
+    var = np.empty(channels) if var is None else var.astype(np.float64)
+    inv_std = np.empty(channels, x.dtype)
+    kernels.batch_norm_forward(_as_4d(x), gamma.astype(x.dtype, copy=False), beta.astype(x.dtype, copy=False),
+                               eps, training, mean, var, inv_std, _as_4d(out), _as_4d(xhat))
+    return out, xhat, inv_std, mean, var
 
-    Runs the per-channel Numba kernels of :mod:`.kernels` (statistics summed in
-    float64); :func:`forward_reference` and :func:`backward_reference` are
-    their NumPy twins.
-    """
+
+def backward_fast(grad: np.ndarray, xhat: np.ndarray, gamma: np.ndarray, inv_std: np.ndarray,
+                  training: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`backward_reference` by one Numba kernel, ``prange`` over channels, sums in float64."""
+    channels = grad.shape[1]
+    grad_x = empty_like(xhat)
+    grad_gamma, grad_beta = np.empty(channels, grad.dtype), np.empty(channels, grad.dtype)
+    kernels.batch_norm_backward(_as_4d(grad), _as_4d(xhat), gamma.astype(grad.dtype, copy=False), inv_std,
+                                training, _as_4d(grad_x), grad_gamma, grad_beta)
+    return grad_x, grad_gamma, grad_beta
+
+
+batch_norm_forward = kernel("batch_norm_forward", forward_reference, forward_fast, SUMMED_IN_ANOTHER_ORDER)
+batch_norm_backward = kernel("batch_norm_backward", backward_reference, backward_fast, SUMMED_IN_ANOTHER_ORDER)
+
+
+class BatchNorm(Function):
+    """y = gamma * (x - mu) / sqrt(var + eps) + beta (see the module docstring)."""
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
@@ -90,18 +122,14 @@ class BatchNorm(Function):
             )
         if training and x.size == 0:
             raise ShapeError(f"batch_norm: training needs at least one value per channel, got shape {x.shape}")
-        out = empty_nchw(x.shape, x.dtype, like=x)
-        xhat = empty_like(out) if ctx.needs_grad else out
-        mean = np.empty(channels) if training else running_mean.astype(np.float64)
-        var = np.empty(channels) if training else running_var.astype(np.float64)
-        inv_std = np.empty(channels, x.dtype)
-        kernels.batch_norm_forward(_as_4d(x), gamma.astype(x.dtype, copy=False), beta.astype(x.dtype, copy=False),
-                                   eps, training, mean, var, inv_std, _as_4d(out), _as_4d(xhat))
         if training:
+            out, xhat, inv_std, mean, var = batch_norm_forward(x, gamma, beta, None, None, eps)
             running_mean *= momentum
             running_mean += (1 - momentum) * mean
             running_var *= momentum
             running_var += (1 - momentum) * var
+        else:
+            out, xhat, inv_std, _, _ = batch_norm_forward(x, gamma, beta, running_mean, running_var, eps)
         ctx.save_for_backward(xhat, gamma, inv_std)
         ctx.training = training
         return out
@@ -109,12 +137,7 @@ class BatchNorm(Function):
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
         xhat, gamma, inv_std = ctx.saved_values
-        channels = grad.shape[1]
-        grad_x = empty_like(xhat)
-        grad_gamma, grad_beta = np.empty(channels, grad.dtype), np.empty(channels, grad.dtype)
-        kernels.batch_norm_backward(_as_4d(grad), _as_4d(xhat), gamma.astype(grad.dtype, copy=False), inv_std,
-                                    ctx.training, _as_4d(grad_x), grad_gamma, grad_beta)
-        return grad_x, grad_gamma, grad_beta
+        return batch_norm_backward(grad, xhat, gamma, inv_std, ctx.training)
 
 
 def batch_norm(x, gamma, beta, running_mean: np.ndarray, running_var: np.ndarray,

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from . import kernels
-from .backends import Tolerance, kernel
+from .backends import FEW_ULPS, kernel
 from .function import Context, Function
 from .layout import empty_like, flat_in_memory_order
 
@@ -260,8 +260,6 @@ def tanh_backward_fast(grad: np.ndarray, out: np.ndarray) -> np.ndarray:
     return result
 
 
-#: float results: one multiply-subtract per value, the same formula; a few ulps at most
-FEW_ULPS = Tolerance(rtol=1e-6, atol=1e-7)
 tanh = kernel("tanh", np.tanh, tanh_fast)
 tanh_backward = kernel("tanh_backward", tanh_backward_reference, tanh_backward_fast, FEW_ULPS)
 

@@ -12,14 +12,19 @@ order, when several tie, as PyTorch and MXNet do).
 When the stride equals the kernel and the input divides evenly (LeNet's
 2x2 / 2 pooling), windows do not overlap and a reshape gives them without
 copying; otherwise ``sliding_window_view`` does.
+
+Max pooling's forward and backward are kernels with two backends
+(:mod:`.backends`): the NumPy formulas (``max_pool_reference``,
+``max_pool_backward_reference``) and the Numba kernels of :mod:`.kernels`.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import ArgumentError, ShapeError
-from .conv import output_size, pair
 from . import kernels
+from .backends import FEW_ULPS, kernel
+from .conv import output_size, pair
 from .function import Context, Function
 from .layout import channel_major, empty_nchw
 
@@ -57,45 +62,65 @@ def _scatter(per_position: np.ndarray, x_shape: tuple, kernel: tuple[int, int],
     return out
 
 
-def max_pool_reference(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int]) -> tuple:
-    """(max of each window, flat index u * KW + v of its first maximum), with NumPy."""
+def max_pool_reference(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
+                       with_argmax: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """(max of each window, flat index u * KW + v of its first maximum, or None without ``with_argmax``)."""
     out_hw = _check(x, kernel, stride, "max_pool2d")
     windows = _windows(x, kernel, stride, out_hw)
     flat = windows.reshape(*windows.shape[:4], -1)
     argmax = flat.argmax(axis=-1).astype(np.int32)
-    return np.take_along_axis(flat, argmax[..., None], axis=-1)[..., 0], argmax
+    return np.take_along_axis(flat, argmax[..., None], axis=-1)[..., 0], argmax if with_argmax else None
 
 
 def max_pool_backward_reference(grad: np.ndarray, argmax: np.ndarray, x_shape: tuple,
                                 kernel: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
-    """Send each window's gradient to its argmax, with NumPy."""
+    """Send each window's gradient to its argmax."""
     kh, kw = kernel
     one_hot = argmax[..., None] == np.arange(kh * kw)
     per_position = (grad[..., None] * one_hot).reshape(*grad.shape, kh, kw)
     return _scatter(per_position, x_shape, kernel, stride)
 
 
-class MaxPool2d(Function):
-    """y = max over each window; the gradient goes to the (first) argmax.
+def max_pool_fast(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
+                  with_argmax: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`max_pool_reference` by the Numba kernels (unrolled for 2x2 windows with stride 2),
+    into scratch arrays in x's layout."""
+    oh, ow = _check(x, kernel, stride, "max_pool2d")
+    layout = channel_major(x)
+    out = empty_nchw((*x.shape[:2], oh, ow), x.dtype, like=x)
+    argmax = empty_nchw(out.shape, np.int32, like=x) if with_argmax else np.empty((0, 0, 0, 0), np.int32)
+    if kernel == stride == (2, 2):
+        kernels.max_pool_2x2(x, out, argmax, with_argmax, layout)
+    elif with_argmax:
+        kernels.max_pool_forward(x, *kernel, *stride, out, argmax, layout)
+    else:
+        kernels.max_pool_values(x, *kernel, *stride, out, layout)
+    return out, argmax if with_argmax else None
 
-    Runs the Numba kernels of :mod:`.kernels`; ``max_pool_reference`` and
-    ``max_pool_backward_reference`` are their NumPy twins.
-    """
+
+def max_pool_backward_fast(grad: np.ndarray, argmax: np.ndarray, x_shape: tuple,
+                           kernel: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
+    """:func:`max_pool_backward_reference` by the Numba kernels, into a scratch array in argmax's layout."""
+    layout = channel_major(argmax)
+    out = empty_nchw(x_shape, grad.dtype, like=argmax)
+    if kernel == stride == (2, 2):
+        return kernels.max_pool_backward_2x2(grad, argmax, out, layout)
+    return kernels.max_pool_backward(grad, argmax, *kernel, *stride, out, layout)
+
+
+max_pool = kernel("max_pool", max_pool_reference, max_pool_fast)
+#: where windows overlap, a pixel's gradients are added in another order
+max_pool_backward = kernel("max_pool_backward", max_pool_backward_reference, max_pool_backward_fast, FEW_ULPS)
+
+
+class MaxPool2d(Function):
+    """y = max over each window; the gradient goes to the (first) argmax."""
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, kernel=(2, 2), stride=None) -> np.ndarray:
         kernel = pair(kernel, "kernel")
         stride = kernel if stride is None else pair(stride, "stride")
-        oh, ow = _check(x, kernel, stride, "max_pool2d")
-        layout = channel_major(x)
-        out = empty_nchw((*x.shape[:2], oh, ow), x.dtype, like=x)
-        argmax = empty_nchw(out.shape, np.int32, like=x) if ctx.needs_grad else np.empty((0, 0, 0, 0), np.int32)
-        if kernel == stride == (2, 2):
-            kernels.max_pool_2x2(x, out, argmax, ctx.needs_grad, layout)
-        elif ctx.needs_grad:
-            kernels.max_pool_forward(x, *kernel, *stride, out, argmax, layout)
-        else:
-            kernels.max_pool_values(x, *kernel, *stride, out, layout)
+        out, argmax = max_pool(x, kernel, stride, with_argmax=ctx.needs_grad)
         ctx.save_for_backward(argmax)
         ctx.geometry = (x.shape, kernel, stride)
         return out
@@ -104,11 +129,7 @@ class MaxPool2d(Function):
     def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
         (argmax,) = ctx.saved_values
         x_shape, kernel, stride = ctx.geometry
-        layout = channel_major(argmax)
-        out = empty_nchw(x_shape, grad.dtype, like=argmax)
-        if kernel == stride == (2, 2):
-            return kernels.max_pool_backward_2x2(grad, argmax, out, layout)
-        return kernels.max_pool_backward(grad, argmax, *kernel, *stride, out, layout)
+        return max_pool_backward(grad, argmax, x_shape, kernel, stride)
 
 
 class AvgPool2d(Function):
