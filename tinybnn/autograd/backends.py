@@ -119,10 +119,6 @@ class Kernel(Generic[F]):
         implementation = self.fast if active_backend() == "fast" else self.reference
         return implementation(*args, **kwargs)
 
-    def on(self, name: str) -> F:
-        """The implementation of backend ``name``."""
-        return self.fast if _check(name, "Kernel.on's argument name") == "fast" else self.reference
-
 
 #: every kernel, by name, in the order the modules declare them
 KERNELS: dict[str, Kernel] = {}

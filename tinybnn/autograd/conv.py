@@ -94,27 +94,6 @@ def col2im_reference(cols: np.ndarray, x_shape: tuple[int, int, int, int], kerne
     return out[:, :, ph:ph + h, pw:pw + w]
 
 
-def im2col(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
-           pad: tuple[int, int] = (0, 0), pad_value: float = 0.0, ones_column: bool = False,
-           out: np.ndarray | None = None) -> np.ndarray:
-    """Same result as :func:`im2col_reference`, by the Numba kernel (into ``out`` if given);
-    with ``ones_column`` one more column of ones, so that a bias rides along in the GEMM."""
-    n, c, h, w = x.shape
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
-    rows = n * output_size(h, kh, sh, ph) * output_size(w, kw, sw, pw)
-    out = empty((rows, c * kh * kw + ones_column), x.dtype) if out is None else out
-    return kernels.im2col_into(x, kh, kw, sh, sw, ph, pw, x.dtype.type(pad_value), out)
-
-
-def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], kernel: tuple[int, int],
-           stride: tuple[int, int], pad: tuple[int, int] = (0, 0), out: np.ndarray | None = None) -> np.ndarray:
-    """Same result as :func:`col2im_reference`, by the Numba kernel (into ``out`` if given)."""
-    n, c, h, w = x_shape
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
-    out = empty(x_shape, cols.dtype) if out is None else out
-    return kernels.col2im_from(np.ascontiguousarray(cols), n, c, h, w, kh, kw, sh, sw, ph, pw, out)
-
-
 def check_conv_shapes(x_shape: tuple, w_shape: tuple, pad: tuple[int, int],
                       stride: tuple[int, int], where: str = "conv2d") -> tuple[int, int]:
     """Validate a convolution's shapes; return (OH, OW)."""
@@ -214,6 +193,27 @@ def conv_backward_reference(grad: np.ndarray, cols: np.ndarray, w: np.ndarray, g
 
 
 # ---- fast backend: the Numba im2col / col2im, the bias in the GEMM, a backward in chunks --------
+
+def im2col(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
+           pad: tuple[int, int] = (0, 0), pad_value: float = 0.0, ones_column: bool = False,
+           out: np.ndarray | None = None) -> np.ndarray:
+    """Same result as :func:`im2col_reference`, by the Numba kernel (into ``out`` if given);
+    with ``ones_column`` one more column of ones, so that a bias rides along in the GEMM."""
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
+    rows = n * output_size(h, kh, sh, ph) * output_size(w, kw, sw, pw)
+    out = empty((rows, c * kh * kw + ones_column), x.dtype) if out is None else out
+    return kernels.im2col_into(x, kh, kw, sh, sw, ph, pw, x.dtype.type(pad_value), out)
+
+
+def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], kernel: tuple[int, int],
+           stride: tuple[int, int], pad: tuple[int, int] = (0, 0), out: np.ndarray | None = None) -> np.ndarray:
+    """Same result as :func:`col2im_reference`, by the Numba kernel (into ``out`` if given)."""
+    n, c, h, w = x_shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
+    out = empty(x_shape, cols.dtype) if out is None else out
+    return kernels.col2im_from(np.ascontiguousarray(cols), n, c, h, w, kh, kw, sh, sw, ph, pw, out)
+
 
 def channel_rows(grad: np.ndarray) -> np.ndarray:
     """:func:`gradient_rows` as a C-contiguous matrix, without a copy when it can be.
