@@ -229,3 +229,16 @@ def test_the_binary_lenet_trains_to_the_same_bits_on_both_backends():
         assert set(np.unique(want)) == {-1.0, 1.0} and np.array_equal(got, want)
     np.testing.assert_allclose(logits_f, logits_r, rtol=1e-5, atol=1e-5)
     assert loss_f == pytest.approx(loss_r, rel=1e-5) and accuracy_f == accuracy_r
+
+
+def test_the_command_line_refuses_an_unknown_backend_in_one_line(tmp_path):
+    from PIL import Image
+
+    image = tmp_path / "digit.png"
+    Image.new("L", (28, 28)).save(image)
+    env = {**os.environ, ENVIRONMENT_VARIABLE: "slow"}
+    run = subprocess.run([sys.executable, "-m", "tinybnn.cli", "predict", str(image)], env=env,
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.splitlines() == [
+        "tinybnn: error: the environment variable TINYBNN_BACKEND must be 'reference' or 'fast', got 'slow'"]

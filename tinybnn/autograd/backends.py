@@ -24,7 +24,8 @@ The backend is chosen in one place::
     tinybnn.autograd.backend("fast")              # from now on (a plain setter)
 
 or by the environment variable ``TINYBNN_BACKEND`` (``reference`` or
-``fast``); without either, ``fast``. A Function records the backend of its
+``fast``; any other value is refused when tinybnn.autograd is imported, and
+again whenever it is read); without either, ``fast``. A Function records the backend of its
 forward pass in its context, and its backward runs on the same backend
 (:func:`tinybnn.autograd.graph.backpropagate`), since the two backends may
 keep different things for the backward (the fast convolution keeps a
@@ -131,3 +132,6 @@ def kernel(name: str, reference: F, fast: F, tolerance: Tolerance | None = EXACT
                          f"{reference.__module__})")
     KERNELS[name] = twin = Kernel(name, reference, fast, tolerance)
     return twin
+
+
+active_backend()  # a misspelt $TINYBNN_BACKEND is refused at import, before any work is done
