@@ -145,6 +145,11 @@ OPS = {
     "exp, log": (lambda x: (x.exp() + 1.0).log(), [normal((3, 4), 19)]),
     "matmul": (lambda a, b: a @ b, [normal((3, 4), 20), normal((4, 2), 21)]),
     "softmax cross-entropy": (lambda z: softmax_cross_entropy(z, np.array([0, 2, 1])), [normal((3, 4), 22)]),
+    "add, sub, mul, div, pow, neg": (lambda a, b: -((a * b - a / (b * b + 1.0)) ** 3 + (a - b)),
+                                     [normal((3, 4), 23), normal((1, 4), 24)]),
+    "sum, mean, max, reshape, transpose, abs": (
+        lambda a: a.reshape(4, 3).transpose(1, 0).abs().max(axis=1) * a.sum(axis=0).mean(),
+        [distinct((3, 4), 25, 0.1)]),
 }
 
 
