@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, SOLUTIONS, STUBS, TUTORIAL, chapter_of, load_exercise, readers_folder
+from .conftest import (ROOT, SOLUTIONS, STUBS, TUTORIAL, chapter_of, load_exercise, pytest_pyfunc_call,
+                       readers_folder)
 
 TESTS = Path(__file__).resolve().parent
 CHAPTERS = sorted(TUTORIAL.glob("[0-9][0-9]-*.md"))
@@ -126,3 +127,31 @@ def test_a_missing_file_of_the_reader_is_named(tmp_path, monkeypatch):
     assert readers_folder() == tmp_path
     with pytest.raises(FileNotFoundError, match="01_sign_and_ste.py does not exist"):
         load_exercise(readers_folder() / "01_sign_and_ste.py", "yours")
+
+
+class FakeItem:
+    """What pytest_pyfunc_call reads of a test item."""
+
+    def __init__(self, kind, function):
+        self.callspec = type("CallSpec", (), {"params": {"exercise": (kind, "01_sign_and_ste")}})()
+        self._fixtureinfo = type("FixtureInfo", (), {"argnames": ("exercise",)})()
+        self.funcargs = {"exercise": None}
+        self.obj = function
+
+
+def test_a_stub_run_passes_only_on_not_implemented_error():
+    def unfinished(exercise):
+        raise NotImplementedError("exercise 1.1")
+
+    def solved(exercise):
+        pass
+
+    def broken(exercise):
+        raise AttributeError("module has no attribute 'sign'")
+
+    assert pytest_pyfunc_call(FakeItem("stub", unfinished)) is True
+    with pytest.raises(pytest.fail.Exception, match="the untouched stub passes this test"):
+        pytest_pyfunc_call(FakeItem("stub", solved))
+    with pytest.raises(pytest.fail.Exception, match="raised AttributeError: module has no attribute 'sign'"):
+        pytest_pyfunc_call(FakeItem("stub", broken))
+    assert pytest_pyfunc_call(FakeItem("solution", solved)) is None  # left to pytest
