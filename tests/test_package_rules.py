@@ -109,7 +109,7 @@ def test_imports_come_before_the_code():
 
 
 LIBRARY = ("tinybnn.autograd", "tinybnn.layers", "tinybnn.gemm", "tinybnn.data")
-TOOLS = ("tinybnn.benchmarks", "tinybnn.charts", "tinybnn.pictures")
+TOOLS = ("tinybnn.benchmarks", "tinybnn.charts", "tinybnn.pictures", "tinybnn.graph_picture")
 
 
 def is_tool(module: str) -> bool:

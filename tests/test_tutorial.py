@@ -191,11 +191,15 @@ def run_chapter(path: Path, workdir: Path, data: Path | None) -> None:
 
 
 # --- the tests --------------------------------------------------------------------------
-def test_there_are_seven_chapters_and_an_index():
-    assert [p.name[:3] for p in CHAPTERS] == ["01-", "02-", "03-", "04-", "05-", "06-", "07-"]
+def test_the_chapters_are_numbered_once_each_and_all_in_the_index():
+    numbers = [p.name[:2] for p in CHAPTERS]
+    assert len(numbers) == len(set(numbers)), f"two chapters share a number: {numbers}"
+    assert {"00", "01", "02", "03", "04", "05", "06", "08"} <= set(numbers), numbers
     index = (TUTORIAL / "README.md").read_text(encoding="utf-8")
     for chapter in CHAPTERS:
         assert f"({chapter.name})" in index, f"README.md does not link {chapter.name}"
+        title = chapter.read_text(encoding="utf-8").splitlines()[0]
+        assert title.startswith(f"# {int(chapter.name[:2])}. "), f"{chapter.name} is titled {title!r}"
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])

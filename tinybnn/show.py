@@ -4,6 +4,7 @@
 
     tinybnn show filters MODEL OUT.png [--layer N]    every convolution's kernels (tinybnn.pictures)
     tinybnn show curves MODEL_OR_CHECKPOINT OUT.png   loss and accuracy per epoch, from the training log
+    tinybnn show graph OUT.png [--expression E] [--at x=2 ...]   the autograd graph of E (tinybnn.graph_picture)
 
 ``filters`` works on a trained model file and on a converted one (binary
 kernels in black and white, float kernels in grey). ``curves`` reads the
@@ -25,8 +26,11 @@ from typing import Any
 from .errors import ArgumentError, ModelFileError
 
 
+DEFAULT_EXPRESSION = "(x * y + x) * y"
+
+
 def add_parser(commands: Any) -> None:
-    """Add ``show`` (with ``filters`` and ``curves``) to the subcommands of the ``tinybnn`` parser."""
+    """Add ``show`` (with ``filters``, ``curves`` and ``graph``) to the subcommands of the ``tinybnn`` parser."""
     p = commands.add_parser("show", help="draw a model's filters or training curves as PNG",
                             description="Draw pictures of a model file as PNG.")
     pictures = p.add_subparsers(dest="picture", metavar="PICTURE")
@@ -46,13 +50,25 @@ def add_parser(commands: Any) -> None:
     curves.add_argument("model", type=Path, metavar="MODEL_OR_CHECKPOINT")
     curves.add_argument("out", type=Path, metavar="OUT.png", help="the PNG to write")
     curves.set_defaults(handler=command_show_curves)
+    graph = pictures.add_parser(
+        "graph", help="the autograd graph of a small expression",
+        description="Draw the graph that tinybnn's autograd records for a small expression, after its backward "
+                    "pass: every tensor with its value and gradient, every Function, arrows in the direction of "
+                    "the forward pass.")
+    graph.add_argument("out", type=Path, metavar="OUT.png", help="the PNG to write")
+    graph.add_argument("--expression", default=DEFAULT_EXPRESSION,
+                       help=f"numbers, names, + - * / ** NUMBER, tanh exp log relu sigmoid sign (default "
+                            f"{DEFAULT_EXPRESSION!r})")
+    graph.add_argument("--at", nargs="+", metavar="NAME=NUMBER",
+                       help="the values of the names (default x=2, y=-3 and 1 for any other name)")
+    graph.set_defaults(handler=command_show_graph)
 
 
-def check_out(out: Path, model: Path) -> None:
+def check_out(out: Path, model: Path | None) -> None:
     """OUT must be a .png name in an existing folder, and not MODEL itself (checked before any work)."""
     from .outputs import refuse_inputs
 
-    refuse_inputs(out, [model], option="OUT.png")
+    refuse_inputs(out, [model] if model is not None else [], option="OUT.png")
     if out.suffix.lower() != ".png":
         raise ArgumentError(f"{out}: pictures are written as PNG; give a file name ending in .png")
     if not out.absolute().parent.is_dir():
@@ -120,4 +136,19 @@ def command_show_curves(args: argparse.Namespace) -> int:
     last = rows[-1]
     print(f"wrote {args.out}: {len(rows)} epoch{'s' * (len(rows) != 1)}, final loss {last['loss']:.4f}, "
           f"final test accuracy {last['test_accuracy']:.4f} ({image.width}x{image.height} pixels)")
+    return 0
+
+
+def command_show_graph(args: argparse.Namespace) -> int:
+    from .graph_picture import evaluate_expression, graph_image, graph_layout, parse_values
+
+    check_out(args.out, None)
+    root, leaves = evaluate_expression(args.expression, parse_values(args.at), strict=True) if args.at else \
+        evaluate_expression(args.expression, {"x": 2.0, "y": -3.0}, strict=False)
+    layout = graph_layout(root, {**leaves, "out": root})
+    image = graph_image(root, layout=layout)
+    write(image, args.out)
+    functions = sum(node.kind == "function" for node in layout.nodes)
+    print(f"wrote {args.out}: {len(layout.nodes) - functions} tensors, {functions} functions, "
+          f"{args.expression} = {root.item():.6g} ({image.width}x{image.height} pixels)")
     return 0
