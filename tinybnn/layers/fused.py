@@ -89,6 +89,17 @@ def twin_kernels(function, fastmath=False):
             njit(cache=True, fastmath=fastmath)(serial))
 
 
+def planned(layer, shape: tuple[int, ...]):
+    """``layer.plan(shape)`` (shapes checked, sizes and kernel arguments worked out), computed once per input
+    shape and kept: a call at batch 1 then pays no Python arithmetic. The table is only ever added to, one
+    entry at a time, so concurrent calls at most compute an entry twice."""
+    plans = layer.__dict__.setdefault("_plans", {})
+    plan = plans.get(shape)
+    if plan is None:
+        plan = plans[shape] = layer.plan(shape)
+    return plan
+
+
 def pooled_size(size: int, kernel: int, stride: int) -> int:
     return (size - kernel) // stride + 1
 
@@ -147,7 +158,6 @@ def _float_conv_bits(x, blocks, bias, flip, threshold, kh, kw, sh, sw, qh, qw, q
                     m = best[f] + bias[f]  # max(z + b) = max(z) + b: rounding is monotone
                     if m >= threshold[f] if flip[f] > 0 else m <= threshold[f]:
                         out[n, i, j, f // 64] |= np.uint64(1) << np.uint64(f % 64)
-    return out
 
 
 # fused multiply-adds (LLVM's "contract", nothing else of fast-math): z = fma(x, w, z) tap after tap
@@ -242,20 +252,25 @@ class ConvolutionToBits(Module):
         state = FLOAT32 * (channels * kernel[0] * kernel[1] * filters + 3 * filters)
         return Footprint(shape, state, 8 * math.prod(shape), 0)
 
+    def plan(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The output's shape for an input of ``shape``, checked once per shape (:func:`planned`)."""
+        oh, ow = check_conv_shapes(shape, (self.num_filter, self.channels, *self.kernel), self.pad, self.stride,
+                                   where=self.label())
+        return (shape[0], *pooled_shape(self, oh, ow), packed_words(self.num_filter))
+
     def forward(self, x: Tensor) -> Tensor:
         data = x.data
         if data.ndim != 4 or data.shape[1] != self.channels or data.dtype != np.float32:
             raise ShapeError(f"{self.label()}: expected float32 input (N, {self.channels}, H, W), "
                              f"got {data.dtype} of shape {data.shape}")
-        oh, ow = check_conv_shapes(data.shape, (self.num_filter, self.channels, *self.kernel), self.pad,
-                                   self.stride, where=self.label())
-        out = np.empty((data.shape[0], *pooled_shape(self, oh, ow), packed_words(self.num_filter)), np.uint64)
+        out = np.empty(planned(self, data.shape), np.uint64)
         ph, pw = self.pad
         if ph or pw:  # zeros, as the float path's im2col pads: z takes fma(0, w, z) = z there
             data = np.pad(data, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-        kernel = choose(_FLOAT_CONV_BITS, data.shape[0])
-        return Tensor(kernel(np.ascontiguousarray(data), filter_blocks(self.weight), self.bias, self.flip,
-                             self.threshold, *self.kernel, *self.stride, *self.pool_kernel, *self.pool_stride, out))
+        choose(_FLOAT_CONV_BITS, data.shape[0])(np.ascontiguousarray(data), filter_blocks(self.weight), self.bias,
+                                                self.flip, self.threshold, *self.kernel, *self.stride,
+                                                *self.pool_kernel, *self.pool_stride, out)
+        return Tensor(out)
 
     def filters(self) -> np.ndarray:
         """The float filters (F, C, KH, KW)."""
@@ -329,7 +344,6 @@ def _bit_conv_bits(words, weight, k, pool_sign, flip, threshold, sh, sw, ph, pw,
                 for f in range(filters):
                     if np.int64(flip[f]) * np.int64(pool_sign[f]) * best[f] >= threshold[f]:
                         out[n, i, j, f // 64] |= np.uint64(1) << np.uint64(f % 64)
-    return out
 
 
 def _bit_conv_floats(words, weight, k, scale, shift, sh, sw, ph, pw, kh, kw, full_word, last_word,
@@ -351,7 +365,6 @@ def _bit_conv_floats(words, weight, k, scale, shift, sh, sw, ph, pw, kh, kw, ful
                             best[f] = max(best[f], np.float64(dot) * np.float64(scale[f]) + np.float64(shift[f]))
                 for f in range(filters):
                     out[n, f, i, j] = best[f]
-    return out
 
 
 _BIT_CONV_BITS = twin_kernels(_bit_conv_bits)
@@ -410,7 +423,8 @@ class BitConvolution(Module):
         self.pool_kernel, self.pool_stride, _ = check_geometry(
             pool_kernel, pool_kernel if pool_stride is None else pool_stride, 0, where)
         self.bits = self.channels * self.kernel[0] * self.kernel[1]
-        rows = self.kernel[0] * self.kernel[1] * packed_words(self.channels)
+        self.channel_words = packed_words(self.channels)
+        rows = self.kernel[0] * self.kernel[1] * self.channel_words
         self.weight_bits = np.zeros((rows, self.num_filter), np.uint64)
         names = ["weight_bits"]
         if output == "bits":
@@ -463,7 +477,7 @@ class BitConvolution(Module):
 
     def input_words(self, data: np.ndarray) -> np.ndarray:
         if self.input == "bits":
-            cw = packed_words(self.channels)
+            cw = self.channel_words
             if data.ndim != 4 or data.shape[3] != cw or data.dtype != np.uint64:
                 raise ShapeError(f"{self.label()}: expected packed bits (N, H, W, {cw}) uint64, "
                                  f"got {data.dtype} of shape {data.shape}")
@@ -475,21 +489,29 @@ class BitConvolution(Module):
                                             self.input_beta)
         return pack_channels(data)
 
-    def forward(self, x: Tensor) -> Tensor:
-        words = self.input_words(x.data)
-        n, h, w = words.shape[:3]
+    def plan(self, shape: tuple[int, ...]) -> tuple:
+        """For input words of ``shape``: the output's shape and the kernel's geometry arguments."""
+        n, h, w = shape[:3]
         oh, ow = check_conv_shapes((n, self.channels, h, w), (self.num_filter, self.channels, *self.kernel),
                                    self.pad, self.stride, where=self.label())
-        ph_, pw_ = pooled_shape(self, oh, ow)
+        ph, pw = pooled_shape(self, oh, ow)
         geometry = (*self.stride, *self.pad, *self.kernel, *pad_words_of_pixel(self.channels, self.pad_value),
                     *self.pool_kernel, *self.pool_stride)
+        shape = (n, ph, pw, packed_words(self.num_filter)) if self.output == "bits" else (n, self.num_filter, ph, pw)
+        return shape, geometry
+
+    def forward(self, x: Tensor) -> Tensor:
+        words = self.input_words(x.data)
+        shape, geometry = planned(self, words.shape)
+        n = shape[0]
         if self.output == "bits":
-            out = np.empty((n, ph_, pw_, packed_words(self.num_filter)), np.uint64)
-            return Tensor(choose(_BIT_CONV_BITS, n)(words, self.weight_bits, self.bits, self.pool_sign,
-                                                    self.flip, self.threshold, *geometry, out))
-        out = np.empty((n, self.num_filter, ph_, pw_), np.float32)
-        return Tensor(choose(_BIT_CONV_FLOATS, n)(words, self.weight_bits, self.bits, self.scale, self.shift,
-                                                  *geometry, out))
+            out = np.empty(shape, np.uint64)
+            choose(_BIT_CONV_BITS, n)(words, self.weight_bits, self.bits, self.pool_sign, self.flip,
+                                      self.threshold, *geometry, out)
+        else:
+            out = np.empty(shape, np.float32)
+            choose(_BIT_CONV_FLOATS, n)(words, self.weight_bits, self.bits, self.scale, self.shift, *geometry, out)
+        return Tensor(out)
 
     def filters(self) -> np.ndarray:
         """The ±1 filters (F, C, KH, KW), unpacked from ``weight_bits``."""
@@ -520,7 +542,6 @@ def _bit_dense(words, weight, k, scale, shift, out):  # pragma: no cover (compil
                 acc[h] += popcount64(word ^ weight[w, h])
         for h in range(hidden):
             out[n, h] = np.float32(k - 2 * acc[h]) * scale[h] + shift[h]
-    return out
 
 
 _BIT_DENSE = twin_kernels(_bit_dense)
