@@ -145,16 +145,18 @@ def compile_library(folder: Path, chains: int = CHAINS) -> ctypes.CDLL:
     return lib
 
 
-def measure_peak(threads: int = 1, seconds: float = 0.5, repeats: int = 7) -> dict:
+def measure_peak(threads: int = 1, seconds: float = 0.5, repeats: int = 7, library: ctypes.CDLL | None = None) -> dict:
     """Steps per second and binary TOPS of ``threads`` cores running the step at once: the best of
-    ``repeats`` calls of about ``seconds / repeats`` each (the best, since load only slows it)."""
-    with tempfile.TemporaryDirectory() as folder:
-        lib = compile_library(Path(folder))
-        chains = lib.xnor_step_chains()
-        iterations = 1 << 16
-        while lib.xnor_step_seconds(iterations, threads) < seconds / repeats / 4:
-            iterations *= 2
-        best = min(lib.xnor_step_seconds(iterations, threads) for _ in range(repeats))
+    ``repeats`` calls of about ``seconds / repeats`` each (the best, since load only slows it).
+    ``library``: one :func:`compile_library` made (else it is compiled here, in a temporary folder)."""
+    if library is None:
+        with tempfile.TemporaryDirectory() as folder:
+            return measure_peak(threads, seconds, repeats, compile_library(Path(folder)))
+    chains = library.xnor_step_chains()
+    iterations = 1 << 16
+    while library.xnor_step_seconds(iterations, threads) < seconds / repeats / 4:
+        iterations *= 2
+    best = min(library.xnor_step_seconds(iterations, threads) for _ in range(repeats))
     steps = iterations * chains * threads / best
     return {"threads": threads, "chains": chains, "steps_per_s": steps, "tops": steps * OPS_PER_STEP / 1e12,
             "tops_per_core": steps * OPS_PER_STEP / 1e12 / threads, "cpu": cpu_model()}
