@@ -30,6 +30,11 @@ baseline: ``env`` keeps this environment's ``OPENBLAS_CORETYPE`` (if any), and
 ``SkylakeX`` forces OpenBLAS's AVX-512 kernels. Both get
 ``OPENBLAS_NUM_THREADS=--threads``; the Numba kernels get
 ``numba.set_num_threads(--threads)``.
+
+``--peak`` times nothing else: it measures the practical peak of the
+512-bit XOR-popcount-add step (:mod:`tinybnn.benchmarks.xnor_peak`, C
+compiled at run time) and ``xnor_parallel`` at :data:`PEAK_SHAPE` as a
+fraction of it.
 """
 from __future__ import annotations
 
@@ -40,6 +45,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -456,6 +462,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--chart", default="gemm_speedup.png", help="PNG to write (default gemm_speedup.png)")
     parser.add_argument("--no-chart", action="store_true", help="do not draw the chart")
     parser.add_argument("--json", default=None, help="also save the raw results to this JSON file")
+    parser.add_argument("--peak", action="store_true",
+                        help="only measure the CPU's practical peak of the 512-bit XOR-popcount-add step (C, "
+                             "compiled with cc) and xnor_parallel's binary TOPS at M=64, K=6400, N=6400 against it")
     yours = parser.add_mutually_exclusive_group()
     yours.add_argument("--kernel", metavar="TARGET",
                        help="also time your XNOR GEMM, module:function or path/file.py:function taking "
@@ -483,6 +492,51 @@ def verified_user_kernel(args):
         return False
 
 
+PEAK_SHAPE = (64, 6400, 6400)
+
+
+def peak_report(threads: int, rounds: int) -> int:
+    """``--peak``: the step's practical peak per core and ``xnor_parallel`` at :data:`PEAK_SHAPE` against
+    ``threads`` times it. Rounds alternate the peak kernel (one core, then ``threads`` cores at once) and
+    the GEMM, so load hits them alike; the best of each is kept (load only slows a kernel down)."""
+    import numba
+
+    from tinybnn.benchmarks.xnor_peak import OPS_PER_STEP, PeakUnavailable, compile_library, cpu_model, measure_peak
+    from tinybnn.gemm.bitpack import pack_bits
+    from tinybnn.gemm.xnor import xnor_parallel
+
+    m, k, n = PEAK_SHAPE
+    numba.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    a = pack_bits(rng.standard_normal((m, k), dtype=np.float32), axis=1, pad_words_to=8)
+    b = pack_bits(rng.standard_normal((n, k), dtype=np.float32), axis=1, pad_words_to=8)
+    xnor_parallel(a, b, k)  # compile, page faults
+    one, many, gemm = [], [], []
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            library = compile_library(Path(folder))
+        except PeakUnavailable as why:
+            print(f"peak not measured: {why}")
+            return 1
+        for _ in range(rounds):
+            one.append(measure_peak(1, seconds=0.3, repeats=3, library=library)["tops"])
+            if threads > 1:
+                many.append(measure_peak(threads, seconds=0.3, repeats=3, library=library)["tops"])
+            gemm.append(2 * m * n * k / min(sample(xnor_parallel, (a, b, k), 0.3, min_calls=3)) / 1e12)
+    per_core = max(one)
+    print(f"{cpu_model()}, {threads} thread(s); one step = 512-bit vpxorq + vpopcntq + vpaddq = "
+          f"{OPS_PER_STEP} binary ops; best of {rounds} rounds")
+    print(f"practical peak, 1 core:           {per_core:6.2f} binary TOPS")
+    if threads > 1:
+        print(f"practical peak, {threads} cores at once:  {max(many):6.2f} binary TOPS "
+              f"({max(many) / per_core:.2f}x one core)")
+    best = max(gemm)
+    print(f"xnor_parallel M={m} K={k} N={n}: {best:6.2f} binary TOPS = {100 * best / (threads * per_core):.0f}% of "
+          f"{threads} x the 1-core peak" + (f", {100 * best / max(many):.0f}% of the measured {threads}-core peak"
+                                           if threads > 1 else ""))
+    return 0
+
+
 def main(argv=None) -> int:
     """Entry point of ``tinybnn bench gemm`` and ``scripts/bench_gemm.py``; returns the exit status."""
     import numba
@@ -506,6 +560,8 @@ def main(argv=None) -> int:
     if not baselines:
         parser.error("--baselines needs at least one baseline")
 
+    if args.peak:
+        return peak_report(args.threads, args.rounds)
     user_kernel = verified_user_kernel(args)
     if user_kernel is False:
         return 1

@@ -51,6 +51,7 @@ from ..autograd import Tensor
 from ..autograd.conv import check_conv_shapes
 from ..errors import ArgumentError, ShapeError
 from ..gemm import packed_words, unpack_bits
+from ..gemm.local import COLUMNS, ROWS, register_block
 from ..gemm.bitconv import pack_channels, pack_normalized_channels, pad_words_of_pixel
 from ..gemm.xnor import popcount64
 from ..schema import PAIR, POSITIVE, Bool, Float, Int, Obj, Str
@@ -88,51 +89,90 @@ def twin_kernels(function, fastmath=False):
             njit(cache=True, fastmath=fastmath)(serial))
 
 
+def planned(layer, shape: tuple[int, ...]):
+    """``layer.plan(shape)`` (shapes checked, sizes and kernel arguments worked out), computed once per input
+    shape and kept: a call at batch 1 then pays no Python arithmetic. The table is only ever added to, one
+    entry at a time, so concurrent calls at most compute an entry twice."""
+    plans = layer.__dict__.setdefault("_plans", {})
+    plan = plans.get(shape)
+    if plan is None:
+        plan = plans[shape] = layer.plan(shape)
+    return plan
+
+
 def pooled_size(size: int, kernel: int, stride: int) -> int:
     return (size - kernel) // stride + 1
 
 
 # --- the float first stage --------------------------------------------------------------------------
-def _float_conv_bits(x, weight, bias, flip, threshold, sh, sw, ph, pw, kh, kw, qh, qw, qsh, qsw, out):
+#: filters per block of the first stage's kernel (one vector of 16 float32) and pooling-window pixels
+#: convolved together: 4 accumulators in registers, each filter row loaded once for the 4 pixels
+FILTER_BLOCK, WINDOW_GROUP = COLUMNS, ROWS
+
+
+def _float_conv_bits(x, blocks, bias, flip, threshold, kh, kw, sh, sw, qh, qw, qsh, qsw, out):
     # pragma: no cover (compiled)
+    # x (N, C, Hp, Wp) C-contiguous, already zero-padded; blocks (B, C KH KW, FILTER_BLOCK): filters in blocks
     n_images, channels, height, width = x.shape
-    filters = weight.shape[1]
+    flat = x.reshape((n_images, channels * height * width))
+    filters = bias.shape[0]
     out_h, out_w, cw = out.shape[1], out.shape[2], out.shape[3]
+    taps, window = channels * kh * kw, qh * qw
+    # tap (c, u, v) -> its offset from the patch's corner in flat; unsigned, so no index needs a wraparound test
+    offset = np.empty(taps, np.uint64)
+    for c in range(channels):
+        for u in range(kh):
+            for v in range(kw):
+                offset[(c * kh + u) * kw + v] = (c * height + u) * width + v
     for n in prange(n_images):
-        acc = np.empty(filters, np.float32)
-        best = np.empty(filters, np.float32)
+        acc = register_block()  # acc[g, f]: z of window pixel g0 + g, filter f0 + f
+        best = np.empty(blocks.shape[0] * FILTER_BLOCK, np.float32)  # each filter's largest z in the window
+        corner = np.empty(WINDOW_GROUP, np.uint64)
         for i in range(out_h):
             for j in range(out_w):
                 best[:] = -np.inf
-                for pu in range(qh):
-                    for pv in range(qw):
-                        oi, oj = i * qsh + pu, j * qsw + pv  # the convolution's output pixel
-                        acc[:] = 0
-                        for c in range(channels):
-                            for u in range(kh):
-                                y = oi * sh + u - ph
-                                if y < 0 or y >= height:
-                                    continue
-                                for v in range(kw):
-                                    xx = oj * sw + v - pw
-                                    if xx < 0 or xx >= width:
-                                        continue
-                                    value = x[n, c, y, xx]
-                                    row = weight[(c * kh + u) * kw + v]
-                                    for f in range(filters):
-                                        acc[f] += value * row[f]
-                        for f in range(filters):
-                            best[f] = max(best[f], acc[f] + bias[f])
+                for g0 in range(0, window, WINDOW_GROUP):
+                    for g in range(WINDOW_GROUP):
+                        q = min(g0 + g, window - 1)  # a short group repeats its last pixel
+                        corner[g] = np.uint64((i * qsh + q // qw) * sh * width + (j * qsw + q % qw) * sw)
+                    c0, c1, c2, c3 = corner[0], corner[1], corner[2], corner[3]
+                    for block in range(blocks.shape[0]):
+                        for g in range(WINDOW_GROUP):
+                            for f in range(FILTER_BLOCK):
+                                acc[g, f] = 0
+                        for t in range(taps):
+                            o = offset[t]
+                            a0, a1, a2, a3 = flat[n, c0 + o], flat[n, c1 + o], flat[n, c2 + o], flat[n, c3 + o]
+                            for f in range(FILTER_BLOCK):
+                                wf = blocks[block, t, f]
+                                acc[0, f] += a0 * wf
+                                acc[1, f] += a1 * wf
+                                acc[2, f] += a2 * wf
+                                acc[3, f] += a3 * wf
+                        f0 = block * FILTER_BLOCK
+                        for f in range(FILTER_BLOCK):
+                            best[f0 + f] = max(best[f0 + f], max(max(acc[0, f], acc[1, f]), max(acc[2, f], acc[3, f])))
                 for w in range(cw):
                     out[n, i, j, w] = 0
                 for f in range(filters):
-                    if best[f] >= threshold[f] if flip[f] > 0 else best[f] <= threshold[f]:
+                    m = best[f] + bias[f]  # max(z + b) = max(z) + b: rounding is monotone
+                    if m >= threshold[f] if flip[f] > 0 else m <= threshold[f]:
                         out[n, i, j, f // 64] |= np.uint64(1) << np.uint64(f % 64)
-    return out
 
 
 # fused multiply-adds (LLVM's "contract", nothing else of fast-math): z = fma(x, w, z) tap after tap
 _FLOAT_CONV_BITS = twin_kernels(_float_conv_bits, fastmath={"contract"})
+
+
+def filter_blocks(weight: np.ndarray) -> np.ndarray:
+    """``weight`` (taps, F) as (B, taps, FILTER_BLOCK) blocks of filters, zero filters appended to fill the
+    last: a view of ``weight`` when F is FILTER_BLOCK."""
+    taps, filters = weight.shape
+    if filters == FILTER_BLOCK:
+        return weight.reshape(1, taps, FILTER_BLOCK)
+    blocks = np.zeros((taps, -(-filters // FILTER_BLOCK) * FILTER_BLOCK), np.float32)
+    blocks[:, :filters] = weight
+    return np.ascontiguousarray(blocks.reshape(taps, -1, FILTER_BLOCK).transpose(1, 0, 2))
 
 
 #: the activations a ConvolutionToBits may record: identity and the non-decreasing ones its thresholds absorb
@@ -167,12 +207,15 @@ class ConvolutionToBits(Module):
     ``weight`` (C KH KW, F) float32 holds the filters tap by tap, (c, u, v)
     order, filters innermost. Padding is with 0 (a float convolution).
 
-    Optimizations: a direct convolution (no im2col, no BLAS call) with the
-    filters innermost, so each input value meets 64 filters in a few vector
-    multiply-adds into a local accumulator; each pooling window's outputs are
-    computed and reduced to their maximum at once, so no feature map is
-    written; the bits are written 64 channels to a word; serial kernel for
-    small batches.
+    Optimizations: a direct convolution (no im2col, no BLAS call), 4 pixels
+    of a pooling window at a time against a block of 16 filters, whose 4
+    accumulators live in vector registers (a stack tile,
+    :func:`tinybnn.gemm.local.register_block`): per tap one vector load of
+    the filters and 4 multiply-adds with the pixels broadcast from memory;
+    unsigned tap offsets, so no index needs a wraparound test; the window's
+    maximum is taken before the bias (rounding is monotone, so
+    max(z) + b = max(z + b)); no feature map is written; the bits are
+    written 64 channels to a word; serial kernel for small batches.
     """
 
     buffer_names = ("weight", "bias", "flip", "threshold")
@@ -209,17 +252,25 @@ class ConvolutionToBits(Module):
         state = FLOAT32 * (channels * kernel[0] * kernel[1] * filters + 3 * filters)
         return Footprint(shape, state, 8 * math.prod(shape), 0)
 
+    def plan(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The output's shape for an input of ``shape``, checked once per shape (:func:`planned`)."""
+        oh, ow = check_conv_shapes(shape, (self.num_filter, self.channels, *self.kernel), self.pad, self.stride,
+                                   where=self.label())
+        return (shape[0], *pooled_shape(self, oh, ow), packed_words(self.num_filter))
+
     def forward(self, x: Tensor) -> Tensor:
         data = x.data
         if data.ndim != 4 or data.shape[1] != self.channels or data.dtype != np.float32:
             raise ShapeError(f"{self.label()}: expected float32 input (N, {self.channels}, H, W), "
                              f"got {data.dtype} of shape {data.shape}")
-        oh, ow = check_conv_shapes(data.shape, (self.num_filter, self.channels, *self.kernel), self.pad,
-                                   self.stride, where=self.label())
-        out = np.empty((data.shape[0], *pooled_shape(self, oh, ow), packed_words(self.num_filter)), np.uint64)
-        kernel = choose(_FLOAT_CONV_BITS, data.shape[0])
-        return Tensor(kernel(data, self.weight, self.bias, self.flip, self.threshold,
-                             *self.stride, *self.pad, *self.kernel, *self.pool_kernel, *self.pool_stride, out))
+        out = np.empty(planned(self, data.shape), np.uint64)
+        ph, pw = self.pad
+        if ph or pw:  # zeros, as the float path's im2col pads: z takes fma(0, w, z) = z there
+            data = np.pad(data, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        choose(_FLOAT_CONV_BITS, data.shape[0])(np.ascontiguousarray(data), filter_blocks(self.weight), self.bias,
+                                                self.flip, self.threshold, *self.kernel, *self.stride,
+                                                *self.pool_kernel, *self.pool_stride, out)
+        return Tensor(out)
 
     def filters(self) -> np.ndarray:
         """The float filters (F, C, KH, KW)."""
@@ -293,7 +344,6 @@ def _bit_conv_bits(words, weight, k, pool_sign, flip, threshold, sh, sw, ph, pw,
                 for f in range(filters):
                     if np.int64(flip[f]) * np.int64(pool_sign[f]) * best[f] >= threshold[f]:
                         out[n, i, j, f // 64] |= np.uint64(1) << np.uint64(f % 64)
-    return out
 
 
 def _bit_conv_floats(words, weight, k, scale, shift, sh, sw, ph, pw, kh, kw, full_word, last_word,
@@ -315,7 +365,6 @@ def _bit_conv_floats(words, weight, k, scale, shift, sh, sw, ph, pw, kh, kw, ful
                             best[f] = max(best[f], np.float64(dot) * np.float64(scale[f]) + np.float64(shift[f]))
                 for f in range(filters):
                     out[n, f, i, j] = best[f]
-    return out
 
 
 _BIT_CONV_BITS = twin_kernels(_bit_conv_bits)
@@ -374,7 +423,8 @@ class BitConvolution(Module):
         self.pool_kernel, self.pool_stride, _ = check_geometry(
             pool_kernel, pool_kernel if pool_stride is None else pool_stride, 0, where)
         self.bits = self.channels * self.kernel[0] * self.kernel[1]
-        rows = self.kernel[0] * self.kernel[1] * packed_words(self.channels)
+        self.channel_words = packed_words(self.channels)
+        rows = self.kernel[0] * self.kernel[1] * self.channel_words
         self.weight_bits = np.zeros((rows, self.num_filter), np.uint64)
         names = ["weight_bits"]
         if output == "bits":
@@ -427,7 +477,7 @@ class BitConvolution(Module):
 
     def input_words(self, data: np.ndarray) -> np.ndarray:
         if self.input == "bits":
-            cw = packed_words(self.channels)
+            cw = self.channel_words
             if data.ndim != 4 or data.shape[3] != cw or data.dtype != np.uint64:
                 raise ShapeError(f"{self.label()}: expected packed bits (N, H, W, {cw}) uint64, "
                                  f"got {data.dtype} of shape {data.shape}")
@@ -439,21 +489,29 @@ class BitConvolution(Module):
                                             self.input_beta)
         return pack_channels(data)
 
-    def forward(self, x: Tensor) -> Tensor:
-        words = self.input_words(x.data)
-        n, h, w = words.shape[:3]
+    def plan(self, shape: tuple[int, ...]) -> tuple:
+        """For input words of ``shape``: the output's shape and the kernel's geometry arguments."""
+        n, h, w = shape[:3]
         oh, ow = check_conv_shapes((n, self.channels, h, w), (self.num_filter, self.channels, *self.kernel),
                                    self.pad, self.stride, where=self.label())
-        ph_, pw_ = pooled_shape(self, oh, ow)
+        ph, pw = pooled_shape(self, oh, ow)
         geometry = (*self.stride, *self.pad, *self.kernel, *pad_words_of_pixel(self.channels, self.pad_value),
                     *self.pool_kernel, *self.pool_stride)
+        shape = (n, ph, pw, packed_words(self.num_filter)) if self.output == "bits" else (n, self.num_filter, ph, pw)
+        return shape, geometry
+
+    def forward(self, x: Tensor) -> Tensor:
+        words = self.input_words(x.data)
+        shape, geometry = planned(self, words.shape)
+        n = shape[0]
         if self.output == "bits":
-            out = np.empty((n, ph_, pw_, packed_words(self.num_filter)), np.uint64)
-            return Tensor(choose(_BIT_CONV_BITS, n)(words, self.weight_bits, self.bits, self.pool_sign,
-                                                    self.flip, self.threshold, *geometry, out))
-        out = np.empty((n, self.num_filter, ph_, pw_), np.float32)
-        return Tensor(choose(_BIT_CONV_FLOATS, n)(words, self.weight_bits, self.bits, self.scale, self.shift,
-                                                  *geometry, out))
+            out = np.empty(shape, np.uint64)
+            choose(_BIT_CONV_BITS, n)(words, self.weight_bits, self.bits, self.pool_sign, self.flip,
+                                      self.threshold, *geometry, out)
+        else:
+            out = np.empty(shape, np.float32)
+            choose(_BIT_CONV_FLOATS, n)(words, self.weight_bits, self.bits, self.scale, self.shift, *geometry, out)
+        return Tensor(out)
 
     def filters(self) -> np.ndarray:
         """The ±1 filters (F, C, KH, KW), unpacked from ``weight_bits``."""
@@ -484,7 +542,6 @@ def _bit_dense(words, weight, k, scale, shift, out):  # pragma: no cover (compil
                 acc[h] += popcount64(word ^ weight[w, h])
         for h in range(hidden):
             out[n, h] = np.float32(k - 2 * acc[h]) * scale[h] + shift[h]
-    return out
 
 
 _BIT_DENSE = twin_kernels(_bit_dense)

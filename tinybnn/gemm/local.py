@@ -1,0 +1,42 @@
+"""Scratch arrays on a compiled kernel's stack, so that LLVM keeps them in registers.
+
+A Numba kernel's ``np.empty`` allocates on the heap, through Numba's
+runtime; LLVM cannot tell that such an array is private to the loop, so an
+accumulator kept there is loaded and stored at every step. An array placed
+on the stack (``alloca``, in the entry block of the function that uses it)
+is known to be private: once its loops are unrolled, LLVM's scalar
+replacement keeps its elements in vector registers. Each thread running a
+kernel has its own stack, so such scratch is safe under concurrent calls.
+
+:func:`register_block` returns a float32 ``(ROWS, COLUMNS)`` C-contiguous
+array of that kind (no reference count; it lives until the kernel returns).
+It is for small accumulator tiles only: a kernel that calls it twice gets
+two arrays, and one call inside a loop gives the same array every iteration.
+"""
+from __future__ import annotations
+
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+from numba.np.arrayobj import make_array, populate_array
+
+#: the tile's shape: 4 rows (e.g. pixels of a pooling window) of 16 float32 (one 512-bit vector)
+ROWS, COLUMNS = 4, 16
+
+
+@intrinsic
+def register_block(typingctx):
+    """A (ROWS, COLUMNS) float32 array on the stack of the calling kernel, uninitialized."""
+    array_type = types.Array(types.float32, 2, "C")
+
+    def codegen(context, builder, signature, args):
+        def intp(value):
+            return context.get_constant(types.intp, value)
+
+        data = cgutils.alloca_once(builder, context.get_value_type(types.float32), size=intp(ROWS * COLUMNS))
+        array = make_array(array_type)(context, builder)
+        populate_array(array, data=data, shape=[intp(ROWS), intp(COLUMNS)], strides=[intp(4 * COLUMNS), intp(4)],
+                       itemsize=intp(4), meminfo=None)
+        return array._getvalue()
+
+    return array_type(), codegen
