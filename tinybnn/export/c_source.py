@@ -208,7 +208,7 @@ static void stage{S}(const uint64_t *in, uint64_t *out)
                     for (f = 0; f < {F}; f++) {{
                         const int32_t dot = {K} - 2 * (int32_t)acc[f];
                         const int32_t e = s{S}_pool_sign[f] * dot;
-                        TINYBNN_TRACE({S}, dot);
+                        TINYBNN_TRACE_DOT({S}, dot);
                         if (e > best[f]) best[f] = e;
                     }}
                 }}
@@ -241,7 +241,7 @@ static void stage{S}(const uint64_t *in, float logits[{C}])
         float y;
         for (w = 0; w < {WORDS}; w++) differ += tinybnn_popcount64(in[w] ^ row[w]);
         dot = {D} - 2 * (int32_t)differ;
-        TINYBNN_TRACE({S}, dot);
+        TINYBNN_TRACE_DOT({S}, dot);
         y = (float)dot * dense_scale[h];
         y = y + dense_shift[h];
         {ACT}
@@ -265,9 +265,9 @@ PRELUDE = """#include "tinybnn_model.h"
 #endif
 
 #if defined(TINYBNN_TRACE)
-#define TINYBNN_TRACE(stage, dot) tinybnn_trace((stage), (dot))
+#define TINYBNN_TRACE_DOT(stage, dot) tinybnn_trace((stage), (dot))
 #else
-#define TINYBNN_TRACE(stage, dot) ((void)0)
+#define TINYBNN_TRACE_DOT(stage, dot) ((void)0)
 #endif
 
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(TINYBNN_PORTABLE_POPCOUNT)

@@ -53,14 +53,35 @@ class ExportPlan:
     source: str
 
 
-def refuse(path: Path, layer: Module, index: int, why: str) -> ModelFileError:
-    return ModelFileError(f"{path}: cannot export layer {index} ({type(layer).__name__}) to C: {why}")
+FUSED = (ConvolutionToBits, BitConvolution, BitDense)
+
+
+def refuse(path: Path, layer: Module, index: int, why: str, names: dict[int, str]) -> ModelFileError:
+    """The error for ``layer``: named by its place in the model file when it is one of the file's own layers
+    (``names``: id -> name there), else as fused stage ``index``."""
+    name = names.get(id(layer))
+    kind = type(layer).__name__
+    where = f"layer {name} ({kind})" if name else f"stage {index} ({kind})"
+    return ModelFileError(f"{path}: cannot export {where} to C: {why}")
+
+
+def is_k_bit(layer: Module) -> bool:
+    return any(getattr(layer, name, 1) != 1 for name in ("act_bit", "weight_bit"))
+
+
+def foreign(layer: Module) -> str:
+    """Why a layer that did not fuse into a stage has no C twin."""
+    bits = [f"{name}={getattr(layer, name)}" for name in ("act_bit", "weight_bit") if hasattr(layer, name)]
+    kind = f"a k-bit layer ({', '.join(bits)})" if is_k_bit(layer) else "this layer"
+    return (f"{kind} did not fuse into a binary stage; the C program runs ConvolutionToBits, BitConvolution "
+            "(bits in and out) and BitDense stages only")
 
 
 def fused_stages(loaded: ModelFile, path: str | Path) -> ExportPlan:
     """The :class:`ExportPlan` of a loaded model file, or a ModelFileError naming what does not fit."""
     path = Path(path)
     model = loaded.model
+    names = {id(layer): name for name, layer in model.named_modules() if name}  # before fusing renames them
     if not isinstance(model, Sequential):
         raise ModelFileError(f"{path}: cannot export a {type(model).__name__} to C; a Sequential network is needed")
     if loaded.kind == BINARIZED:
@@ -74,10 +95,15 @@ def fused_stages(loaded: ModelFile, path: str | Path) -> ExportPlan:
     if len(shape) != 3 or shape[0] != 1 or shape[1] * shape[2] > MAX_PIXELS:
         raise ModelFileError(f"{path}: cannot export to C: the input must be one grey image (1, H, W) of at most "
                              f"{MAX_PIXELS} pixels, got {shape}")
+    strangers = [(index, layer) for index, layer in enumerate(layers) if not isinstance(layer, FUSED)]
+    k_bit = [(index, layer) for index, layer in strangers if is_k_bit(layer)]
+    if strangers:  # the k-bit layer first: it is the reason the layers around it did not fuse
+        index, layer = (k_bit or strangers)[0]
+        raise refuse(path, layer, index, foreign(layer), names)
     for index, layer in enumerate(layers):
         why = unsupported(layer, index, len(layers))
         if why:
-            raise refuse(path, layer, index, why)
+            raise refuse(path, layer, index, why, names)
     if len(layers) < 2:
         raise ModelFileError(f"{path}: cannot export to C: the network fuses to {len(layers)} stage(s), "
                              "a first convolution and a binary dense classifier are needed")
