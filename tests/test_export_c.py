@@ -189,11 +189,11 @@ def test_main_reads_pgm_and_refuses_other_files_in_one_line(exported, digits, py
     assert predicted.tolist() == [python_logits[0].argmax()]
     assert_logits_close(logits, python_logits[:1])
     for name, content in [("short.raw", bytes(100)), ("wide.pgm", b"P5 29 28 255\n" + bytes(29 * 28)),
-                          ("empty.raw", b"")]:
+                          ("empty.raw", b""), ("long.raw", bytes(784 * 3 + 1))]:
         bad = tmp_path / name
         bad.write_bytes(content)
         result = subprocess.run([str(program), str(bad)], capture_output=True, text=True, timeout=60)
-        assert result.returncode == 2
+        assert result.returncode == 2 and result.stdout == ""  # refused before any image is classified
         assert result.stderr.count("\n") == 1 and str(bad) in result.stderr
 
 

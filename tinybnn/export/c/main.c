@@ -4,7 +4,7 @@
  *
  * IMAGE is a binary PGM (P5, TINYBNN_INPUT_WIDTH x TINYBNN_INPUT_HEIGHT, maxval 255) or raw pixels: a file
  * of TINYBNN_INPUT_SIZE bytes is one image, a file of n times that many is n images one after the other.
- * Prints one line per image: "NAME CLASS" (raw files with several images: "NAME[k] CLASS"), with --logits
+ * Prints one line per image: "NAME CLASS" (a raw file of several images: "NAME[k] CLASS"), with --logits
  * the class scores after it. --trace FILE (a build with -DTINYBNN_TRACE) writes every binary layer's
  * integer dot products there, as 32-bit integers in this machine's byte order.
  * A file that is neither: one line on stderr, exit status 2.
@@ -73,7 +73,7 @@ static void classify_file(const char *name, int logits_wanted)
     FILE *file = fopen(name, "rb");
     unsigned char magic[2];
     size_t got;
-    long count = 0;
+    long count = 0, size;
     if (file == NULL) fail(name, "cannot open it");
     got = fread(magic, 1, 2, file);
     if (got == 2 && magic[0] == 'P' && magic[1] == '5') {
@@ -87,14 +87,15 @@ static void classify_file(const char *name, int logits_wanted)
         classify(name, -1, logits_wanted);
         return;
     }
+    if (fseek(file, 0, SEEK_END) != 0 || (size = ftell(file)) <= 0 || size % TINYBNN_INPUT_SIZE != 0)
+        fail(name, "neither a P5 PGM nor raw pixels (a multiple of TINYBNN_INPUT_SIZE bytes)");
     rewind(file);
     while ((got = fread(image, 1, sizeof image, file)) == sizeof image) {
         count++;
-        classify(name, count - 1, logits_wanted);
+        classify(name, size == TINYBNN_INPUT_SIZE ? -1 : count - 1, logits_wanted);
     }
     fclose(file);
-    if (got != 0 || count == 0)
-        fail(name, "neither a P5 PGM nor raw pixels (a multiple of TINYBNN_INPUT_SIZE bytes)");
+    if (got != 0 || count * TINYBNN_INPUT_SIZE != size) fail(name, "could not read it whole");
 }
 
 int main(int argc, char **argv)
