@@ -5,7 +5,8 @@
 Both contenders classify the same real MNIST test digits one at a time
 (batch 1, one thread: ``NUMBA_NUM_THREADS=1`` and one OpenBLAS thread for
 Python). Each repeat runs each contender in a fresh process, back to back,
-so their timings pair up; inside a process, a warm-up pass over the digits
+so their timings pair up (wall time, and the process's CPU time, which other
+processes on a shared machine disturb less); inside a process, a warm-up pass over the digits
 (Numba's compiled kernels loaded, caches warm), then ``--passes`` timed
 passes, of which the median counts. The table gives the median over repeats
 and the median of the per-repeat ratios. The C program is built with
@@ -46,7 +47,7 @@ static double now(void)
 int main(int argc, char **argv)
 {
     FILE *file = fopen(argv[1], "rb");
-    static double seconds[64];
+    static double seconds[64], cpu[64];
     int passes = argc < 3 ? 0 : atoi(argv[2]), p, i, sum = 0;
     float logits[TINYBNN_CLASSES];
     if (file == NULL || passes < 1 || passes > 64 || fread(images, 1, sizeof images, file) != sizeof images) return 2;
@@ -54,11 +55,15 @@ int main(int argc, char **argv)
     for (i = 0; i < %(N)d; i++) sum += tinybnn_predict(images[i], logits);  /* warm-up */
     for (p = 0; p < passes; p++) {
         double start = now();
+        clock_t cpu_start = clock();
         for (i = 0; i < %(N)d; i++) sum += tinybnn_predict(images[i], logits);
         seconds[p] = now() - start;
+        cpu[p] = (double)(clock() - cpu_start) / CLOCKS_PER_SEC;
     }
     printf("{\"sum\": %%d, \"seconds\": [", sum);
     for (p = 0; p < passes; p++) printf("%%s%%.9f", p ? ", " : "", seconds[p]);
+    printf("], \"cpu\": [");
+    for (p = 0; p < passes; p++) printf("%%s%%.9f", p ? ", " : "", cpu[p]);
     printf("]}\n");
     return 0;
 }
@@ -81,13 +86,14 @@ def python_worker(model_path: str, digits_path: str, passes: int) -> None:
     with no_grad():
         for image in singles:  # warm-up
             total += int(model(image).data.argmax())
-        seconds = []
+        seconds, cpu = [], []
         for _ in range(passes):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             for image in singles:
                 total += int(model(image).data.argmax())
             seconds.append(time.perf_counter() - start)
-    print(json.dumps({"sum": total, "seconds": seconds, "openblas": openblas_core()}))
+            cpu.append(time.process_time() - cpu_start)
+    print(json.dumps({"sum": total, "seconds": seconds, "cpu": cpu, "openblas": openblas_core()}))
 
 
 def cpu_name() -> str:
@@ -129,12 +135,14 @@ def main(argv: list[str] | None = None) -> int:
             "tinybnn packed (Python, batch 1)": [sys.executable, __file__, "--data", args.data, "--worker",
                                                  args.model, str(where / "digits.npy"), str(args.passes)]}
         per_image: dict[str, list[float]] = {name: [] for name in contenders}
+        cpu_per_image: dict[str, list[float]] = {name: [] for name in contenders}
         sums = {}
         for repeat in range(args.repeats):
             order = list(contenders) if repeat % 2 == 0 else list(reversed(contenders))
             for name in order:
                 result = run_worker(contenders[name], env)
                 per_image[name].append(median(result["seconds"]) / len(digits) * 1e6)
+                cpu_per_image[name].append(median(result["cpu"]) / len(digits) * 1e6)
                 sums.setdefault(name, result["sum"])
                 if "openblas" in result:
                     sums["openblas"] = result["openblas"]
@@ -143,11 +151,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"the contenders' predictions differ: {predicted}", file=sys.stderr)
         return 1
     reference = "C (cc " + args.cflags + ")"
-    rows = [(name, f"{median(us):.1f}",
-             f"{median([a / b for a, b in zip(us, per_image[reference])]):.2f}") for name, us in per_image.items()]
+    def ratio(times: dict[str, list[float]], name: str) -> str:
+        return f"{median([a / b for a, b in zip(times[name], times[reference])]):.2f}"
+
+    rows = [(name, f"{median(per_image[name]):.1f}", ratio(per_image, name), f"{median(cpu_per_image[name]):.1f}",
+             ratio(cpu_per_image, name)) for name in contenders]
     print(f"{cpu_name()}, {platform.machine()}; one thread; {len(digits)} MNIST test digits one at a time; "
           f"{args.repeats} paired repeats of {args.passes} passes; Python's OpenBLAS kernel: {sums.get('openblas')}")
-    print(format_table(["contender", "us/image (median)", "x C's time (median of ratios)"], rows))
+    print(format_table(["contender", "wall us/image", "x C (wall)", "CPU us/image", "x C (CPU)"], rows))
+    print("medians over repeats; ratios: median of the per-repeat ratios; CPU: the process's CPU time "
+          "(less disturbed than wall time on a shared machine)")
     return 0
 
 
