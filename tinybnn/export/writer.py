@@ -43,7 +43,11 @@ HOST_STACK = ["cc", "-std=c99", "-O2"]
 
 
 def template(*parts: str) -> str:
-    return resources.files("tinybnn.export").joinpath("c", *parts).read_text()
+    """A file of the package's ``c/`` folder (one joinpath per part: Python 3.10 takes one at a time)."""
+    where = resources.files("tinybnn.export").joinpath("c")
+    for part in parts:
+        where = where.joinpath(part)
+    return where.read_text()
 
 
 def measured_stack(model_c: str, header_h: str) -> str:
