@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from . import show
+from .export import command as export_command
 from .errors import ArgumentError, TinyBNNError
 from .interrupt import EXIT_STATUS, exit_on_interrupt
 
@@ -320,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_parser(commands)
     add_verify_parser(commands)
     add_vectors_parser(commands)
+    export_command.add_parser(commands)
     return parser
 
 
