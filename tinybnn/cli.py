@@ -327,8 +327,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        parser = build_parser()  # imports numpy for some subcommands: Ctrl-C may land here too
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        print("tinybnn: interrupted", file=sys.stderr)
+        return EXIT_STATUS
     escaping = _escape_unencodable(sys.stdout)
     try:
         # bench keeps KeyboardInterrupt: its workers are child processes that subprocess ends with it;
