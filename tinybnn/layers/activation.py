@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -11,7 +11,7 @@ from ..errors import ArgumentError, ShapeError
 from ..schema import Float, Obj, Str
 from .module import FLOAT32, Footprint, Module, elementwise
 
-ACTIVATIONS = {
+ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "relu": Tensor.relu,
     "tanh": Tensor.tanh,
     "sigmoid": Tensor.sigmoid,

@@ -97,6 +97,7 @@ class Convolution(Module):
             raise ShapeError(f"{self.label()}: expected input (N, C, H, W), got shape {x.shape}")
         if self.weight is None:
             self.create_parameters(x.shape[1])
+        assert self.weight is not None
         check_conv_shapes(x.shape, self.weight.shape, self.pad, self.stride, where=self.label())
 
     def forward(self, x: Tensor) -> Tensor:

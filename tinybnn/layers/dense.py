@@ -63,6 +63,7 @@ class FullyConnected(Module):
             x = x.flatten()
         if self.weight is None:
             self.create_parameters(x.shape[1])
+        assert self.weight is not None
         if x.shape[1] != self.weight.shape[1]:
             raise ShapeError(
                 f"{self.label()}: input has {x.shape[1]} features, weights expect "
@@ -72,6 +73,7 @@ class FullyConnected(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.flat_input(x)
+        assert self.weight is not None
         y = x @ self.weight.T
         return y if self.bias is None else y + self.bias
 

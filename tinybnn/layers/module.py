@@ -148,8 +148,8 @@ class Module:
     def generators(self) -> dict[str, np.random.Generator]:
         """Every layer's random generator (its ``rng``: initialization, dropout masks), by path,
         so that a checkpoint can save their states and a resumed run draw the same numbers."""
-        return {path: module.rng for path, module in self.named_modules()
-                if isinstance(getattr(module, "rng", None), np.random.Generator)}
+        found = {path: getattr(module, "rng", None) for path, module in self.named_modules()}
+        return {path: rng for path, rng in found.items() if isinstance(rng, np.random.Generator)}
 
     def label(self) -> str:
         """How errors name this layer: its path in the network and its type."""

@@ -68,6 +68,7 @@ class BatchNorm(Module):
             raise ShapeError(f"{self.label()}: expected input (N, C) or (N, C, H, W), got shape {x.shape}")
         if self.beta is None:
             self.create_parameters(x.shape[1])
+        assert self.beta is not None and self.running_mean is not None and self.running_var is not None
         if x.shape[1] != self.beta.shape[0]:
             raise ShapeError(
                 f"{self.label()}: input has {x.shape[1]} channels, the layer has "

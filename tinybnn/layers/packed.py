@@ -69,7 +69,7 @@ class PackedModule(Module):
     stores); the XNOR kernels get a copy padded to a multiple of 8 words.
     """
 
-    buffer_names = ("weight_bits", "scale", "shift")
+    buffer_names: tuple[str, ...] = ("weight_bits", "scale", "shift")
 
     def __init__(self) -> None:
         super().__init__()
@@ -189,7 +189,7 @@ class PackedConvolution(PackedModule):
         if self.input_norm:
             config["input_norm"] = True
         if self.pool_kernel is not None:
-            config.update(pool_kernel=list(self.pool_kernel), pool_stride=list(self.pool_stride))
+            config.update(pool_kernel=list(self.pool_kernel), pool_stride=list(self.pool_stride or self.pool_kernel))
         return config
 
 
@@ -226,6 +226,7 @@ class PackedFullyConnected(PackedModule):
             raise ShapeError(f"{self.label()}: expected input with {self.features} features, got shape {x.shape}")
         dots = xnor_parallel(pack_bits(data, axis=-1, pad_words_to=8), pad_words(self.weight_bits, 8),
                              self.features)
+        assert self.scale is not None and self.shift is not None
         return Tensor(dots.astype(np.float32) * self.scale + self.shift)
 
     def config(self) -> dict[str, Any]:

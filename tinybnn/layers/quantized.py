@@ -213,11 +213,13 @@ class QConvolution(Convolution):
 
     def create_parameters(self, channels: int) -> None:
         super().create_parameters(channels)
+        assert self.weight is not None
         if self.weight_bit == 1:
             self.weight.clip = (-1.0, 1.0)
 
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x)
+        assert self.weight is not None
         if self.xnor and self.act_bit == 1 and self.weight_bit == 1:  # XNOR-popcount forward, same numbers
             y = binary_conv2d(x, self.weight, stride=self.stride, pad=self.pad, pad_value=self.pad_value)
         else:
@@ -275,11 +277,13 @@ class QFullyConnected(FullyConnected):
 
     def create_parameters(self, features: int) -> None:
         super().create_parameters(features)
+        assert self.weight is not None
         if self.weight_bit == 1:
             self.weight.clip = (-1.0, 1.0)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.flat_input(x)
+        assert self.weight is not None
         if self.xnor and self.act_bit == 1 and self.weight_bit == 1:  # XNOR-popcount forward, same numbers
             y = binary_linear(x, self.weight)
         else:
