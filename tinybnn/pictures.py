@@ -18,11 +18,14 @@ row of C tiles per filter (at most :data:`MAX_TILES` rows and columns). The
 tiles sit on a blue-grey background (:data:`BACKGROUND`), a colour no
 kernel pixel can take, so the space between tiles never mixes with them.
 
-The packed filters of a converted model are unpacked from their layout
-(:mod:`tinybnn.gemm.bitconv`): ``weight_bits`` of shape (F, KH KW Cw),
-Cw = ceil(C / 64), read as (F, KH, KW, Cw) words holding the bits of each
-pixel's C channels, least significant bit first, bit 1 for +1. A trained
-model and the model converted from it therefore give the same picture.
+Each layer says what is drawn of it (:meth:`~tinybnn.layers.Module.drawn_filters`,
+a :class:`~tinybnn.layers.module.Filters`); a layer without that method is
+not a convolution here. The packed filters of a converted model are
+unpacked from their layout (:mod:`tinybnn.gemm.bitconv`): ``weight_bits``
+of shape (F, KH KW Cw), Cw = ceil(C / 64), read as (F, KH, KW, Cw) words
+holding the bits of each pixel's C channels, least significant bit first,
+bit 1 for +1. A trained model and the model converted from it therefore
+give the same picture.
 
 :func:`curves_image` draws the history that ``tinybnn train`` stores (one
 dict per epoch: ``epoch``, ``loss``, ``train_accuracy``, ``test_loss``,
@@ -43,16 +46,9 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .autograd import Tensor
-from .autograd.quantize import quantize_weight
 from .errors import ArgumentError
 from .fileio import atomic_write
-from .gemm import unpack_bits
-from .layers import Convolution, Module, QConvolution
-from .layers.fused import BitConvolution, ConvolutionToBits
-from .layers.packed import PackedConvolution
-
-CONVOLUTIONS = (Convolution, PackedConvolution, ConvolutionToBits, BitConvolution)
+from .layers import Module
 
 #: colour of the space around and between tiles (not a grey, so no kernel pixel has it)
 BACKGROUND = (160, 185, 220)
@@ -99,43 +95,24 @@ class FilterPanel:
     bits: int
 
 
-def packed_filters(layer: PackedConvolution) -> np.ndarray:
-    """The ±1 filters (F, C, KH, KW) of a PackedConvolution, unpacked from ``weight_bits``.
-
-    ``weight_bits`` (F, KH KW Cw) is read as (F, KH, KW, Cw): pixel (u, v) of
-    filter f holds its C channel signs in Cw words, bit c % 64 of word
-    c // 64, 1 for +1 (:func:`tinybnn.gemm.bitconv.pack_filters`).
-    """
-    f, c = layer.num_filter, layer.channels
-    kh, kw = layer.kernel
-    words = layer.weight_bits.reshape(f, kh, kw, -1)
-    return unpack_bits(words, c, axis=-1).transpose(0, 3, 1, 2)
+def draws_filters(layer: Module) -> bool:
+    """Whether ``layer`` declares filters to draw (:meth:`~tinybnn.layers.Module.drawn_filters`)."""
+    return type(layer).drawn_filters is not Module.drawn_filters
 
 
 def filter_panel(name: str, layer: Module) -> FilterPanel:
-    """What :func:`filters_image` draws for the convolution ``layer`` (called ``name``)."""
+    """What :func:`filters_image` draws for the convolution ``layer`` (called ``name``): what the
+    layer declares (:meth:`~tinybnn.layers.Module.drawn_filters`)."""
     kind_name = type(layer).__name__
-    if isinstance(layer, PackedConvolution):
-        return FilterPanel(name, kind_name, "binary", packed_filters(layer), 1)
-    if isinstance(layer, BitConvolution):
-        return FilterPanel(name, kind_name, "binary", layer.filters(), 1)
-    if isinstance(layer, ConvolutionToBits):
-        return FilterPanel(name, kind_name, "float", layer.filters(), 32)
-    if not isinstance(layer, Convolution) or layer.weight is None:
+    filters = layer.drawn_filters()
+    if filters is None:
         raise ArgumentError(f"layer {name} ({kind_name}) is not a built convolution")
-    weight = layer.weight.data
-    bits = layer.weight_bit if isinstance(layer, QConvolution) else 32
-    if bits == 1:
-        return FilterPanel(name, kind_name, "binary", np.where(weight >= 0, 1.0, -1.0).astype(np.float32), 1)
-    if bits < 32:
-        quantized = quantize_weight(Tensor(weight), bits).data
-        return FilterPanel(name, kind_name, "k-bit", quantized, bits)
-    return FilterPanel(name, kind_name, "float", weight.copy(), 32)
+    return FilterPanel(name, kind_name, filters.kind, filters.values, filters.bits)
 
 
 def convolutions(model: Module) -> list[tuple[str, Module]]:
     """(name, layer) of every convolution in ``model``, in the order ``named_modules`` lists them."""
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, CONVOLUTIONS)]
+    return [(name, m) for name, m in model.named_modules() if draws_filters(m)]
 
 
 def filter_panels(model: Module, layer: str | None = None) -> list[FilterPanel]:
@@ -151,7 +128,7 @@ def filter_panels(model: Module, layer: str | None = None) -> list[FilterPanel]:
         modules = dict(model.named_modules())
         if layer not in modules or layer == "":
             raise ArgumentError(f"--layer {layer}: no such layer (convolutions: {names})")
-        if not isinstance(modules[layer], CONVOLUTIONS):
+        if not draws_filters(modules[layer]):
             raise ArgumentError(f"--layer {layer}: layer {layer} is a {type(modules[layer]).__name__}, "
                                 f"not a convolution (convolutions: {names})")
         found = [(layer, modules[layer])]

@@ -11,9 +11,10 @@ from ..errors import ShapeError
 from ..schema import POSITIVE, Bool, Obj, Str
 from .convolution import positive
 from .init import INITIALIZERS, bias_uniform, check_initializer, initialize
-from .module import FLOAT32, Footprint, Module, Parameter
+from .module import FLOAT32, Cost, Footprint, Module, Parameter, float_cost, register_layer
 
 
+@register_layer
 class FullyConnected(Module):
     """MXNet's dense layer: ``y[n, h] = b[h] + sum_d x[n, d] W[h, d]``, i.e. y = x W^T + b.
 
@@ -70,6 +71,11 @@ class FullyConnected(Module):
                 f"{self.weight.shape[1]} (input {x.shape}, weights {self.weight.shape})"
             )
         return x
+
+    def cost(self, x: Tensor, y: Tensor, after_binary: bool) -> Cost:
+        """Float multiply-accumulates: one per weight."""
+        assert self.weight is not None
+        return float_cost(self, self.weight.size)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.flat_input(x)

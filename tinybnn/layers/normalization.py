@@ -1,6 +1,7 @@
 """BatchNorm layer (formulas in :mod:`tinybnn.autograd.normalization`)."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -8,9 +9,10 @@ import numpy as np
 from ..autograd import Tensor, batch_norm
 from ..errors import ArgumentError, ShapeError
 from ..schema import Bool, Float, Obj
-from .module import FLOAT32, Footprint, Module, Parameter, elementwise
+from .module import FLOAT32, Cost, Footprint, Module, Parameter, elementwise, float_cost, register_layer
 
 
+@register_layer
 class BatchNorm(Module):
     """Normalize each channel (axis 1), then scale by gamma and shift by beta.
 
@@ -62,6 +64,11 @@ class BatchNorm(Module):
         self.beta = Parameter(np.zeros(channels, dtype=np.float32))
         self.running_mean = np.zeros(channels, dtype=np.float32)
         self.running_var = np.ones(channels, dtype=np.float32)
+
+    def cost(self, x: Tensor, y: Tensor, after_binary: bool) -> Cost:
+        """After a 1-bit layer it is folded into that layer's scale and shift: nothing is stored."""
+        cost = float_cost(self)
+        return replace(cost, stored_bytes=0) if after_binary else cost
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim not in (2, 4):

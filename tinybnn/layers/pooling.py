@@ -8,9 +8,10 @@ from ..autograd import Tensor, avg_pool2d, max_pool2d
 from ..errors import ArgumentError, ShapeError
 from ..schema import PAIR, Bool, Null, Either, Obj, Str
 from .convolution import check_geometry
-from .module import FLOAT32, Footprint, Module
+from .module import FLOAT32, Footprint, Module, register_layer
 
 
+@register_layer
 class Pooling(Module):
     """MXNet's Pooling: ``pool_type`` "max" or "avg" over ``kernel`` windows.
 

@@ -13,9 +13,10 @@ from ..autograd import Tensor
 from ..errors import ArgumentError, ShapeError
 from ..schema import Either, Null, Obj, Str
 from .activation import ACTIVATIONS
-from .module import DESCRIPTION, FLOAT32, Footprint, Module, Sequential, describe
+from .module import DESCRIPTION, FLOAT32, Footprint, Module, Sequential, describe, register_layer
 
 
+@register_layer
 class Residual(Module):
     """y = activation(body(x) + shortcut(x)); ``activation`` None means none."""
 
@@ -27,6 +28,14 @@ class Residual(Module):
         self.body = body
         self.shortcut = shortcut if shortcut is not None else Sequential()
         self.activation = activation
+
+    def walk(self, x: Tensor, path: str, record: Callable[[str, Module, Tensor, Tensor], None]) -> Tensor:
+        self.body.walk(x, f"{path}.body", record)
+        self.shortcut.walk(x, f"{path}.shortcut", record)
+        return self(x)
+
+    def converted(self, convert: Callable[[Module], Module]) -> Module:
+        return Residual(convert(self.body), convert(self.shortcut), self.activation)  # type: ignore[arg-type]
 
     def forward(self, x: Tensor) -> Tensor:
         main, skip = self.body(x), self.shortcut(x)
