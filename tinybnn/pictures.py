@@ -69,14 +69,15 @@ HISTORY_KEYS = ("epoch", "loss", "train_accuracy", "test_loss", "test_accuracy")
 
 
 # --- text --------------------------------------------------------------------------
-def font(size: int) -> ImageFont.ImageFont:
+def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     """Pillow's built-in scalable font at ``size`` pixels (Pillow 10.1+)."""
     return ImageFont.load_default(size=size)
 
 
-def text_size(draw: ImageDraw.ImageDraw, text: str, face: ImageFont.ImageFont) -> tuple[int, int]:
+def text_size(draw: ImageDraw.ImageDraw, text: str, face: ImageFont.FreeTypeFont | ImageFont.ImageFont
+              ) -> tuple[int, int]:
     left, top, right, bottom = draw.textbbox((0, 0), text, font=face)
-    return right - left, bottom - top
+    return int(right - left), int(bottom - top)  # whole pixels (the built-in font's box is)
 
 
 # --- filters -------------------------------------------------------------------------
@@ -356,9 +357,9 @@ def draw_panel(image: Image.Image, box: tuple[int, int, int, int], title: str, y
     lw, _ = text_size(draw, "epoch", face)
     draw.text(((plot_left + plot_right - lw) / 2, plot_bottom + 28), "epoch", fill=BLACK, font=face)
     lw, lh = text_size(draw, y_label, face)
-    label = Image.new("RGBA", (lw + 4, lh + 10), (255, 255, 255, 0))
-    ImageDraw.Draw(label).text((2, 0), y_label, fill=BLACK, font=face)
-    rotated = label.rotate(90, expand=True)
+    label_image = Image.new("RGBA", (lw + 4, lh + 10), (255, 255, 255, 0))
+    ImageDraw.Draw(label_image).text((2, 0), y_label, fill=BLACK, font=face)
+    rotated = label_image.rotate(90, expand=True)
     image.paste(rotated, (left + 4, int((plot_top + plot_bottom - rotated.height) / 2)), rotated)
 
     for _, values, colour, is_dashed in series:

@@ -267,6 +267,7 @@ class QConvolution(Convolution):
             self.kernel, self.num_filter, channels=weight.shape[1], stride=self.stride, pad=self.pad,
             pad_value=self.pad_value, input_norm=input_bn is not None,
             pool_kernel=None if pool is None else pool.kernel, pool_stride=None if pool is None else pool.stride)
+        assert packed.weight_bits is not None and packed.scale is not None and packed.shift is not None
         packed.weight_bits[...] = pack_filters(weight, pad_words_to=1)
         if input_bn is not None:  # the very numbers the BatchNorm kernel computes with
             packed.input_mean[...] = input_bn.running_mean
@@ -372,6 +373,7 @@ class QFullyConnected(FullyConnected):
 
         assert self.weight is not None
         packed = PackedFullyConnected(self.num_hidden, features=self.weight.shape[1])
+        assert packed.weight_bits is not None and packed.scale is not None and packed.shift is not None
         packed.weight_bits[...] = pack_bits(self.weight.data, axis=-1)
         packed.scale[...], packed.shift[...] = folded_affine(self, bn)
         return packed
