@@ -1,4 +1,8 @@
-"""Activation, Flatten and Dropout: layers without weights."""
+"""Activation, Flatten and Dropout: layers without weights.
+
+Paper: Dropout, Srivastava, Hinton, Krizhevsky, Sutskever and Salakhutdinov, "Dropout: A Simple
+Way to Prevent Neural Networks from Overfitting" (JMLR 2014).
+"""
 from __future__ import annotations
 
 import math

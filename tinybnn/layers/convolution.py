@@ -1,4 +1,8 @@
-"""Convolution: MXNet's 2-D convolution layer (NCHW), float weights."""
+"""Convolution: MXNet's 2-D convolution layer (NCHW), float weights.
+
+Paper: convolutional networks trained by back-propagation, LeCun, Bottou, Bengio and Haffner,
+"Gradient-Based Learning Applied to Document Recognition" (Proc. IEEE 1998; LeNet).
+"""
 from __future__ import annotations
 
 import math
@@ -40,6 +44,13 @@ def check_geometry(kernel: Any, stride: Any, pad: Any, where: str) -> tuple:
     if min(pad) < 0:
         raise ArgumentError(f"{where}: pad must be >= 0, got {pad}")
     return kernel, stride, pad
+
+
+def check_pad_value(pad_value: float, where: str = "QConvolution") -> float:
+    """``pad_value`` as a float, refused unless it is +1 or -1."""
+    if pad_value not in (1, -1):
+        raise ArgumentError(f"{where}: pad_value must be +1 or -1, got {pad_value!r}")
+    return float(pad_value)
 
 
 @register_layer

@@ -1,4 +1,8 @@
-"""FullyConnected: MXNet's dense layer, y = x W^T + b."""
+"""FullyConnected: MXNet's dense layer, y = x W^T + b.
+
+Paper: LeCun et al., "Gradient-Based Learning Applied to Document Recognition" (Proc. IEEE
+1998), whose LeNet ends in such layers.
+"""
 from __future__ import annotations
 
 import math

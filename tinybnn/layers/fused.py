@@ -1,5 +1,8 @@
 """Fused inference stages: bits flow from one binary layer to the next.
 
+Paper: a BatchNorm and a sign folded into one threshold per channel, Umuroglu et al., "FINN: A
+Framework for Fast, Scalable Binarized Neural Network Inference" (FPGA 2017, arXiv:1612.07119).
+
 The unfused packed layers (:mod:`tinybnn.layers.packed`) hand each other
 float32 feature maps: a binary convolution computes ``dot * scale + shift``
 per output, a max pooling takes maxima of those floats, and the next binary
@@ -54,9 +57,8 @@ from ..gemm import packed_words, unpack_bits
 from ..gemm.bitconv import pack_channels, pack_normalized_channels, pad_words_of_pixel
 from ..gemm.xnor import popcount64
 from ..schema import PAIR, POSITIVE, Bool, Float, Int, Obj, Str
-from .convolution import check_geometry, conv_geometry, positive
+from .convolution import check_geometry, check_pad_value, conv_geometry, positive
 from .module import FLOAT32, Cost, Filters, Footprint, Module, register_layer
-from .quantized import check_pad_value
 
 DEFAULT_PARALLEL_MIN_BATCH = 4
 

@@ -1,4 +1,8 @@
-"""BatchNorm layer (formulas in :mod:`tinybnn.autograd.normalization`)."""
+"""BatchNorm layer (formulas in :mod:`tinybnn.autograd.normalization`).
+
+Paper: Ioffe and Szegedy, "Batch Normalization: Accelerating Deep Network Training by Reducing
+Internal Covariate Shift" (ICML 2015, arXiv:1502.03167).
+"""
 from __future__ import annotations
 
 from dataclasses import replace

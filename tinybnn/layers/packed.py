@@ -1,5 +1,9 @@
 """Inference layers that run binary convolutions and dense layers on packed bits.
 
+Papers: the XNOR-popcount dot and the scale alpha, Rastegari et al., "XNOR-Net" (ECCV 2016,
+arXiv:1603.05279); weights packed to 1 bit by a converter, Yang et al., "BMXNet" (ACM
+Multimedia 2017, arXiv:1705.09864).
+
 :func:`tinybnn.convert.convert_model` turns every QConvolution and
 QFullyConnected with ``act_bit = weight_bit = 1`` into one of these. They hold
 the filters as bits (``uint64`` words, 1 bit per weight, least significant first) and
@@ -35,9 +39,8 @@ from ..schema import PAIR, POSITIVE, Bool, Float, Obj
 from ..gemm import pack_bits, packed_words, pad_words, unpack_bits, xnor_parallel
 from ..gemm.bitconv import nominal_bits, pack_channels, pack_normalized_channels, patch_dots
 from ..workspace import empty
-from .convolution import check_geometry, conv_geometry, positive
+from .convolution import check_geometry, check_pad_value, conv_geometry, positive
 from .module import FLOAT32, Cost, Filters, Footprint, Module, bits_cost, register_layer
-from .quantized import check_pad_value
 
 
 @njit(parallel=True, cache=True)

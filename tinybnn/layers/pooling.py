@@ -1,4 +1,9 @@
-"""Pooling layer: max or average over windows, or over the whole image."""
+"""Pooling layer: max or average over windows, or over the whole image.
+
+Paper: LeCun et al., "Gradient-Based Learning Applied to Document Recognition" (Proc. IEEE
+1998) subsamples between convolutions; global average pooling, Lin, Chen and Yan, "Network in
+Network" (ICLR 2014, arXiv:1312.4400).
+"""
 from __future__ import annotations
 
 import math

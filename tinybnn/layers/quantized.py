@@ -1,5 +1,12 @@
 """Binary and k-bit layers: drop-in replacements for the float ones (BMXNet's Q-layers).
 
+Papers: BMXNet, Yang, Fritzsche, Bartz and Meinel, "BMXNet: An Open-Source Binary Neural
+Network Implementation Based on MXNet" (ACM Multimedia 2017, arXiv:1705.09864); binary
+weights and activations trained by their latent float weights, Courbariaux et al.,
+"Binarized Neural Networks" (2016, arXiv:1602.02830); the scaling factor alpha = mean |W_f|
+and the XNOR-popcount dot, Rastegari, Ordonez, Redmon and Farhadi, "XNOR-Net" (ECCV 2016,
+arXiv:1603.05279); k-bit layers, Zhou et al., "DoReFa-Net" (2016, arXiv:1606.06160).
+
 A Q-layer keeps float ("latent") weights for training and, in every forward
 pass, quantizes its input to ``act_bit`` bits and its weights to
 ``weight_bit`` bits (:mod:`tinybnn.autograd.quantize`), then runs the float
@@ -40,23 +47,17 @@ from ..autograd.binary import binary_conv2d, binary_linear
 from ..autograd.quantize import check_bits, quantize_activation, quantize_weight
 from ..errors import ArgumentError, NotANumberError
 from ..schema import Bool, Float, Int, Obj, Str
-from .convolution import Convolution
+from .convolution import Convolution, check_pad_value
 from .dense import FullyConnected
 from ..gemm import pack_bits, packed_words
 from ..gemm.bitconv import pack_filters
+from .packed import PackedConvolution, PackedFullyConnected, folded_affine
 from .module import Cost, Filters, Footprint, Module, bits_cost, elementwise, float_cost, register_layer
 
 METHODS = ("det_sign", "approx_sign")
 BITS = Int(1, 32)
 #: what a Q-layer's config adds to its float layer's
 Q_FIELDS = {"act_bit": BITS, "weight_bit": BITS, "scaling_factor": Bool()}
-
-
-def check_pad_value(pad_value: float, where: str = "QConvolution") -> float:
-    """``pad_value`` as a float, refused unless it is +1 or -1."""
-    if pad_value not in (1, -1):
-        raise ArgumentError(f"{where}: pad_value must be +1 or -1, got {pad_value!r}")
-    return float(pad_value)
 
 
 def channel_scale(weight: Tensor) -> Tensor:
@@ -259,7 +260,6 @@ class QConvolution(Convolution):
         """A :class:`~tinybnn.layers.packed.PackedConvolution` with ``sign(W)`` packed, alpha, the bias and
         ``bn`` folded into its scale and shift, ``input_bn`` into its input packing, ``pool`` into its
         epilogue."""
-        from .packed import PackedConvolution, folded_affine  # packed.py builds on this module
 
         assert self.weight is not None
         weight = self.weight.data
@@ -369,7 +369,6 @@ class QFullyConnected(FullyConnected):
     def packed(self, bn: Any = None, input_bn: Any = None, pool: Any = None) -> Module:
         """A :class:`~tinybnn.layers.packed.PackedFullyConnected` with ``sign(W)`` packed and alpha, the
         bias and ``bn`` folded into its scale and shift."""
-        from .packed import PackedFullyConnected, folded_affine  # packed.py builds on this module
 
         assert self.weight is not None
         packed = PackedFullyConnected(self.num_hidden, features=self.weight.shape[1])

@@ -1,5 +1,9 @@
 """Residual: y = activation(body(x) + shortcut(x)), the building block of ResNets.
 
+Paper: He, Zhang, Ren and Sun, "Deep Residual Learning for Image Recognition" (CVPR 2016,
+arXiv:1512.03385); binary ResNets keep their shortcuts real-valued as in Liu et al.,
+"Bi-Real Net" (ECCV 2018, arXiv:1808.00278).
+
 ``body`` and ``shortcut`` are :class:`Sequential` containers (an empty
 shortcut is the identity), so a residual block is described, saved and
 converted like any other stack of layers.
