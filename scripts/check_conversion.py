@@ -52,7 +52,8 @@ def main() -> int:
         differ = int((a.argmax(axis=1) != b.argmax(axis=1)).sum())
         relative = float((np.abs(a - b) / np.abs(a).max(axis=1, keepdims=True)).max())
         print(f"{name}: predictions that differ from the float path: {differ}; largest logit difference, "
-              f"relative to the image's largest logit: {relative:.2e}; accuracy {(b.argmax(axis=1) == labels).mean():.4f}")
+              f"relative to the image's largest logit: {relative:.2e}; "
+              f"accuracy {(b.argmax(axis=1) == labels).mean():.4f}")
         ok = ok and differ == 0 and relative < 1e-4
     print(f"accuracy: float path {(a.argmax(axis=1) == labels).mean():.4f}")
     if isinstance(converted.layers[0], ConvolutionToBits):

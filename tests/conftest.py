@@ -36,6 +36,15 @@ def pytest_configure(config) -> None:
     absolute_data_folder(os.environ)
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """Mark the tests listed in tests/slow_tests.py ``slow`` (the fast loop is ``-m "not slow"``)."""
+    from tests.slow_tests import SLOW_TESTS
+
+    for item in items:
+        if item.nodeid.split("[")[0] in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     """The folder holding ``mnist-5k/`` and ``fashion-mnist/`` (from $TINYBNN_DATA)."""

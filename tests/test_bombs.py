@@ -66,7 +66,8 @@ def first_layer(header):
 @pytest.mark.parametrize("change, layer", [
     (lambda h: h.update(input_shape=[1, 65536, 65536]), "layer 10 (QFullyConnected)"),
     (lambda h: first_layer(h).update(num_filter=10**9), "layer 5 (QConvolution)"),
-    (lambda h: h["architecture"]["config"]["layers"][-1]["config"].update(num_hidden=10**8), "layer 13 (FullyConnected)"),
+    (lambda h: h["architecture"]["config"]["layers"][-1]["config"].update(num_hidden=10**8),
+     "layer 13 (FullyConnected)"),
 ], ids=["input_shape", "num_filter", "num_hidden"])
 @pytest.mark.parametrize("command", ["summary", "predict", "convert"])
 def test_a_header_implying_gigabytes_is_refused_before_building(tmp_path, lenet_file, change, layer, command):

@@ -39,7 +39,8 @@ def test_resume_continues_to_the_same_weights(mnist_dir, tmp_path, capsys):
     assert main(["train", "--resume", str(tmp_path / "part.ckpt.npz"), "--epochs", "2", "--data", str(mnist_dir),
                  "--out", str(tmp_path / "part.npz")]) == 0
     assert "resuming" in capsys.readouterr().out
-    a, b = load_model(tmp_path / "straight.npz").model.state_dict(), load_model(tmp_path / "part.npz").model.state_dict()
+    a = load_model(tmp_path / "straight.npz").model.state_dict()
+    b = load_model(tmp_path / "part.npz").model.state_dict()
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 

@@ -78,7 +78,8 @@ def test_resume_refuses_fewer_epochs_than_done(tmp_path):
     from dataclasses import asdict
 
     model, shape = build_model("lenet", rng=np.random.default_rng(0))
-    save_checkpoint(path, model, shape, Adam(model.parameters()), TrainState(epoch=3, rng_state=np.random.default_rng(0).bit_generator.state),
+    save_checkpoint(path, model, shape, Adam(model.parameters()),
+                    TrainState(epoch=3, rng_state=np.random.default_rng(0).bit_generator.state),
                     asdict(RunSettings()))
     before = path.read_bytes()
     status, _, err = run_cli("train", "--resume", path, "--epochs", "2", "--data", tmp_path / "no-data")

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from tinybnn.cli import main
-from tinybnn.convert import convert_file, convert_model
+from tinybnn.convert import convert_file
 from tinybnn.errors import ModelFileError
 from tinybnn.layers import use_float_path
 from tinybnn.models import lenet, resnet18
@@ -73,13 +73,15 @@ def test_summary_predicts_the_converted_size(trained):
 def test_convert_command_prints_both_sizes(trained, capsys, tmp_path):
     assert main(["convert", str(trained[0]), "--out", str(tmp_path / "small.npz")]) == 0
     line = capsys.readouterr().out
-    assert f"{trained[0].stat().st_size:,} bytes" in line and f"{(tmp_path / 'small.npz').stat().st_size:,} bytes" in line
+    assert f"{trained[0].stat().st_size:,} bytes" in line
+    assert f"{(tmp_path / 'small.npz').stat().st_size:,} bytes" in line
 
 
 def test_convert_refuses_a_converted_or_float_model(trained, tmp_path):
     with pytest.raises(ModelFileError, match="already converted"):
         convert_file(trained[1])
-    float_model = save_model(tmp_path / "float.npz", lenet(rng=np.random.default_rng(0)).build((1, 28, 28)), (1, 28, 28))
+    float_net = lenet(rng=np.random.default_rng(0)).build((1, 28, 28))
+    float_model = save_model(tmp_path / "float.npz", float_net, (1, 28, 28))
     with pytest.raises(ModelFileError, match="has no binary layer"):
         convert_file(float_model)
 

@@ -57,7 +57,7 @@ def test_report_has_gops_and_speedups():
     report = format_report(fake_results(), BASELINES)
     assert "M=64 K=6400 N=6400" in report
     assert "x np.dot[SkylakeX]" in report
-    line = next(l for l in report.splitlines() if l.startswith("xnor_parallel ") and "+" not in l)
+    line = next(x for x in report.splitlines() if x.startswith("xnor_parallel ") and "+" not in x)
     assert "25.00x" in line and "10.00x" in line
     assert "5000.0" in line  # 200 GOPS * 25
     assert "skipped" in report
@@ -66,9 +66,9 @@ def test_report_has_gops_and_speedups():
 def test_targets_are_checked_against_each_baseline():
     lines = check_targets(fake_results(), BASELINES)
     assert len(lines) == 2 * len(TARGETS)
-    assert any("25.0x np.dot[env]" in l and "target 20x: met" in l for l in lines)
-    assert any("10.0x np.dot[SkylakeX]" in l and "target 20x: NOT met" in l for l in lines)
-    assert any("10.0x np.dot[SkylakeX]" in l and "target 8x: met" in l for l in lines)
+    assert any("25.0x np.dot[env]" in x and "target 20x: met" in x for x in lines)
+    assert any("10.0x np.dot[SkylakeX]" in x and "target 20x: NOT met" in x for x in lines)
+    assert any("10.0x np.dot[SkylakeX]" in x and "target 8x: met" in x for x in lines)
 
 
 def test_chart_is_a_png_with_two_panels(tmp_path):

@@ -107,7 +107,8 @@ def test_errors_name_the_layer_and_both_shapes():
     with pytest.raises(ShapeError, match=r"layer 0 \(Convolution\): input has 3 channels, weights expect 1 "
                                          r"\(input \(2, 3, 28, 28\), weights \(64, 1, 5, 5\)\)"):
         net(Tensor(np.zeros((2, 3, 28, 28), np.float32)))
-    with pytest.raises(ShapeError, match=r"layer 0 \(Convolution\): expected input \(N, C, H, W\), got shape \(28, 28\)"):
+    message = r"layer 0 \(Convolution\): expected input \(N, C, H, W\), got shape \(28, 28\)"
+    with pytest.raises(ShapeError, match=message):
         net(Tensor(np.zeros((28, 28), np.float32)))
     with pytest.raises(ShapeError, match=r"layer 8 \(FullyConnected\): input has 256 features, weights expect 1024"):
         net(Tensor(np.zeros((2, 1, 20, 20), np.float32)))

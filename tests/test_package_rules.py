@@ -1,5 +1,6 @@
 """Rules about the package's source as a whole, read from the files themselves."""
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,3 +152,21 @@ def test_nothing_points_to_files_outside_the_repository():
     citing = [str(path.relative_to(ROOT)) for path in texts if "SPEC.md" in path.read_text()]
     assert not citing, f"cite SPEC.md: {citing}"
     assert (ROOT / "docs" / "conventions.md").is_file()
+
+
+def test_every_file_a_docstring_names_is_in_the_repository():
+    """A path like docs/x.md or tinybnn/y.py in the package's source names a file of this repository."""
+    named = re.compile(r"\b((?:docs|tinybnn|tests|scripts|exercises)/[\w./-]*\w\.(?:md|py|npz|json|txt))\b")
+    missing = sorted({f"{path.relative_to(ROOT)}: {name}" for path in package_files()
+                      for name in named.findall(path.read_text()) if not (ROOT / name).exists()})
+    assert not missing, f"name files that are not in the repository: {missing}"
+
+
+PAPER = re.compile(r"\((?:[A-Za-z.\s]+\s)?(?:19|20)\d\d[,;)]")  # "(ECCV 2016, ...)", "(2016, arXiv:...)", "(JMLR 2014)"
+
+
+def test_quantizers_and_layers_cite_their_papers():
+    modules = [PACKAGE / "autograd" / "quantize.py"] + [path for path in sorted((PACKAGE / "layers").glob("*.py"))
+                                                         if path.name not in ("__init__.py", "module.py")]
+    uncited = [path.name for path in modules if not PAPER.search(ast.get_docstring(ast.parse(path.read_text())) or "")]
+    assert not uncited, f"module docstrings without a paper reference: {uncited}"

@@ -105,7 +105,8 @@ def random_statistics(model, rng):
 def test_conversion_folds_scaling_bias_and_batchnorm(scaling, bias):
     rng = np.random.default_rng(0)
     model = Sequential(QActivation(), QConvolution(3, 8, pad=1, scaling_factor=scaling, no_bias=not bias, rng=rng),
-                       BatchNorm(), QActivation(), QFullyConnected(5, scaling_factor=scaling, no_bias=not bias, rng=rng),
+                       BatchNorm(), QActivation(),
+                       QFullyConnected(5, scaling_factor=scaling, no_bias=not bias, rng=rng),
                        BatchNorm()).build((4, 6, 6))
     random_statistics(model, rng)
     if bias:

@@ -217,7 +217,8 @@ def test_show_filters_writes_a_png_and_says_what_it_drew(trained_file, tmp_path,
 def test_show_curves_reads_model_files_checkpoints_and_converted_files(trained_file, tmp_path, capsys):
     model = lenet(binary=True, rng=np.random.default_rng(0)).build((1, 28, 28))
     checkpoint = tmp_path / "run.ckpt.npz"
-    save_checkpoint(checkpoint, model, (1, 28, 28), Adam(model.parameters()), TrainState(2, np.random.default_rng(0).bit_generator.state, history(2)),
+    save_checkpoint(checkpoint, model, (1, 28, 28), Adam(model.parameters()),
+                    TrainState(2, np.random.default_rng(0).bit_generator.state, history(2)),
                     {"model": "binary-lenet"})
     for source, epochs in [(trained_file, 3), (checkpoint, 2), (SHIPPED_MODEL, 15)]:
         out = tmp_path / f"curves-{epochs}.png"

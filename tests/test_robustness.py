@@ -1,5 +1,4 @@
 """A machine's faults and a user's mistakes cost no data: killed writers, NaN losses."""
-import os
 import signal
 import subprocess
 import sys

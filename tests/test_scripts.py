@@ -67,4 +67,4 @@ def test_torch_workers_do_not_inherit_tinybnns_thread_settings(monkeypatch):
 def test_format_table_aligns_columns():
     table = format_table(["a", "long name"], [[1, 2.5], ["xyz", 3]])
     lines = table.splitlines()
-    assert len(lines) == 4 and len(set(len(line) for line in lines)) == 1
+    assert len(lines) == 4 and len({len(line) for line in lines}) == 1

@@ -2,8 +2,11 @@
 
 ``describe(module)`` gives ``{"type": "Convolution", "config": {...}}``
 (nested for containers); ``construct(description)`` builds the module back,
-looking the type up in :data:`LAYER_TYPES`, the one list of every layer a
-model file may name. A new layer becomes loadable by adding it here.
+looking the type up in :data:`LAYER_TYPES`, the one table of every layer a
+model file may name. A layer class enters it by its ``@register_layer``
+decorator (:mod:`tinybnn.layers.module`); every module of
+:mod:`tinybnn.layers` is imported here, so a new layer file there is
+loadable without editing this one.
 
 ``footprint(description, input_shape)`` checks a description against each
 layer's ``config_schema`` and adds up what the layers declare they need
@@ -12,22 +15,17 @@ that a model file's claims are bounded before a single parameter exists.
 """
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import Any
 
+from . import layers
 from .errors import ModelFileError, TinyBNNError
-from .layers.fused import BitConvolution, BitDense, ConvolutionToBits
-from .layers.module import Footprint
+from .layers.module import LAYER_TYPES, Footprint, Module, describe
 from .schema import SchemaError, validate
-from .layers.packed import PackedConvolution, PackedFullyConnected
-from .layers import (Activation, BatchNorm, Convolution, Dropout, Flatten, FullyConnected, Module,
-                     Pooling, QActivation, QConvolution, QFullyConnected, Residual, Sequential, describe)
 
-LAYER_TYPES: dict[str, type[Module]] = {
-    cls.__name__: cls
-    for cls in (Activation, BatchNorm, Convolution, Dropout, Flatten, FullyConnected, Pooling,
-                QActivation, QConvolution, QFullyConnected, Residual, Sequential,
-                PackedConvolution, PackedFullyConnected, ConvolutionToBits, BitConvolution, BitDense)
-}
+for _module in pkgutil.iter_modules(layers.__path__):  # each layer registers itself as its file is imported
+    importlib.import_module(f"{layers.__name__}.{_module.name}")
 
 #: containers inside containers, at most (ResNet-18 needs 3)
 MAX_DEPTH = 16
@@ -85,4 +83,4 @@ def footprint(description: Any, input_shape: tuple[int, ...], path: str = "archi
     return Footprint(result.output_shape, result.state, result.activations, result.scratch, (result.total, label))
 
 
-__all__ = ["LAYER_TYPES", "construct", "describe", "footprint"]
+__all__ = ["LAYER_TYPES", "Module", "construct", "describe", "footprint"]

@@ -3,7 +3,8 @@
 A checkpoint is an ordinary model file (:mod:`tinybnn.serialization`) whose
 metadata has a ``"checkpoint"`` entry — the epochs completed, the shuffling
 generator's state and the layers' generators' states (dropout masks), the
-history so far, the optimizer's scalars and the run's settings — and whose extra arrays are the optimizer's state (``optimizer/m.3``).
+history so far, the optimizer's scalars and the run's settings — and whose extra arrays are the optimizer's state
+(``optimizer/m.3``).
 Resuming from it repeats exactly the computation an uninterrupted run would
 have done, so the weights come out bit for bit the same.
 """

@@ -65,6 +65,7 @@ def add_train_parser(commands) -> None:
 
 def command_train(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint
+    from .progress import Progress
     from .recipe import RunSettings, run
     from .training import model_path_of
 
@@ -85,7 +86,7 @@ def command_train(args: argparse.Namespace) -> int:
             epochs=10 if args.epochs is None else args.epochs, batch_size=args.batch_size,
             optimizer=args.optimizer, lr=lr, momentum=args.momentum, weight_decay=args.weight_decay,
             schedule=args.schedule, seed=args.seed, train_limit=args.train_limit, test_limit=args.test_limit)
-    run(settings, out, data_dir=args.data, resume=checkpoint, force=args.force)
+    run(settings, out, data_dir=args.data, resume=checkpoint, force=args.force, progress=Progress(sys.stdout))
     return 0
 
 

@@ -15,7 +15,10 @@ and weights are both 1-bit by a :class:`PackedConvolution` /
   input, and a max pooling after it into its epilogue, both computing the
   same numbers as the layers they replace (see ``PackedConvolution``).
 
-Every other layer (float layers, k-bit Q-layers) is kept as it is.
+Every other layer (float layers, k-bit Q-layers) is kept as it is. What
+happens to a layer is declared by the layer (``packable``, ``packed``,
+``packs_input_norm``, ``packs_pool``, ``converted``; see
+:mod:`tinybnn.layers.module`), so a new layer needs no edit here.
 ``convert_file`` writes the result as ``binarized_<name>.npz`` beside the
 input (BMXNet's naming), a model file of kind ``"binarized"``.
 """
@@ -28,11 +31,12 @@ import numpy as np
 from .errors import ModelFileError
 from .autograd import Tensor
 from .gemm import pack_bits, unpack_bits
-from .gemm.bitconv import pack_channels, pack_filters, pack_normalized_channels
+from .gemm.bitconv import pack_channels, pack_normalized_channels
 from .layers import (Activation, BatchNorm, Convolution, Flatten, FullyConnected, Module, Pooling, QActivation,
-                     QConvolution, QFullyConnected, Residual, Sequential)
+                     Sequential)
 from .layers.fused import ACTIVATIONS, BitConvolution, BitDense, ConvolutionToBits
 from .layers.packed import PackedConvolution, PackedFullyConnected, PackedModule, _affine_pool_nchw
+from .layers.packed import folded_affine as folded_affine  # the folding formula, where the converter's reader looks
 from .layers.thresholds import float_thresholds, verified_integer_thresholds
 from .outputs import check_output
 from .serialization import load_model, save_model
@@ -41,39 +45,21 @@ BINARIZED = "binarized"
 
 
 def is_binary(layer: Module) -> bool:
-    """A Q-layer whose input and weights are both 1-bit: it runs on packed bits."""
-    return isinstance(layer, (QConvolution, QFullyConnected)) and layer.act_bit == 1 and layer.weight_bit == 1
+    """A layer the converter packs (a Q-layer whose input and weights are both 1-bit): it says so
+    itself (:meth:`~tinybnn.layers.Module.packable`)."""
+    return layer.packable()
 
 
-def folded_affine(layer: QConvolution | QFullyConnected, bn: BatchNorm | None) -> tuple[np.ndarray, np.ndarray]:
-    """(scale, shift) with layer's alpha and bias and ``bn`` (evaluation mode) folded in::
-
-        scale = alpha gamma / sqrt(running_var + eps)
-        shift = (b - running_mean) gamma / sqrt(running_var + eps) + beta
-
-    alpha = mean |W_f| with ``scaling_factor`` (else 1), b the bias (else 0);
-    without ``bn``, scale = alpha and shift = b. Computed in float64, stored
-    as float32.
-    """
-    weight = layer.weight.data.astype(np.float64)
-    outputs = weight.shape[0]
-    scale = np.abs(weight).reshape(outputs, -1).mean(axis=1) if layer.scaling_factor else np.ones(outputs)
-    shift = layer.bias.data.astype(np.float64) if layer.bias is not None else np.zeros(outputs)
-    if bn is not None:
-        factor = bn.gamma.data.astype(np.float64) / np.sqrt(bn.running_var.astype(np.float64) + bn.eps)
-        scale = scale * factor
-        shift = (shift - bn.running_mean) * factor + bn.beta.data
-    return scale.astype(np.float32), shift.astype(np.float32)
-
-
-def binary_run(layers: list[Module], i: int) -> tuple[int, PackedModule] | None:
+def binary_run(layers: list[Module], i: int) -> tuple[int, Module] | None:
     """The layers from ``i`` that one packed layer replaces, as (how many, packed layer), or None.
 
-    The run is ``[BatchNorm] [QActivation(1)] <1-bit Q-layer> [BatchNorm] [Pooling(max)]``:
-    a BatchNorm before a binary convolution moves into its input packing, the
-    QActivation is a sign the packed layer takes anyway, the BatchNorm after
-    folds into its multiply-add, and a max pooling after a convolution is
-    taken in its epilogue.
+    The run is ``[BatchNorm] [QActivation(1)] <packable layer> [BatchNorm] [Pooling(max)]``:
+    a BatchNorm before it moves into its input packing (if its twin
+    :attr:`~tinybnn.layers.Module.packs_input_norm`), the QActivation is a sign
+    the packed layer takes anyway, the BatchNorm after folds into its
+    multiply-add, and a max pooling after it is taken in its epilogue (if
+    :attr:`~tinybnn.layers.Module.packs_pool`). The layer builds its own twin
+    (:meth:`~tinybnn.layers.Module.packed`).
     """
     def at(j: int) -> Module | None:
         return layers[j] if j < len(layers) else None
@@ -81,42 +67,26 @@ def binary_run(layers: list[Module], i: int) -> tuple[int, PackedModule] | None:
     j, input_bn = i, None
     if isinstance(at(j), BatchNorm):
         input_bn, j = at(j), j + 1
-    if isinstance(at(j), QActivation) and at(j).act_bit == 1:
+    sign = at(j)
+    if isinstance(sign, QActivation) and sign.act_bit == 1:
         j += 1
     layer = at(j)
-    if not is_binary(layer) or (input_bn is not None and not isinstance(layer, QConvolution)):
+    if layer is None or not layer.packable() or (input_bn is not None and not layer.packs_input_norm):
         return None
     j += 1
     bn = at(j) if isinstance(at(j), BatchNorm) else None
     j += bn is not None
-    pool = at(j) if isinstance(layer, QConvolution) and isinstance(at(j), Pooling) else None
-    if pool is not None and (pool.pool_type != "max" or pool.global_pool):
+    pool = at(j)
+    if not (layer.packs_pool and isinstance(pool, Pooling) and pool.pool_type == "max" and not pool.global_pool):
         pool = None
     j += pool is not None
-    return j - i, packed_layer(layer, bn, input_bn, pool)
+    return j - i, layer.packed(bn, input_bn, pool)
 
 
-def packed_layer(layer: QConvolution | QFullyConnected, bn: BatchNorm | None = None,
-                 input_bn: BatchNorm | None = None, pool: Pooling | None = None) -> PackedModule:
+def packed_layer(layer: Module, bn: BatchNorm | None = None, input_bn: BatchNorm | None = None,
+                 pool: Pooling | None = None) -> Module:
     """The packed twin of a built 1-bit Q-layer, with the layers around it that it absorbs."""
-    weight = layer.weight.data
-    if isinstance(layer, QConvolution):
-        packed: PackedModule = PackedConvolution(
-            layer.kernel, layer.num_filter, channels=weight.shape[1], stride=layer.stride, pad=layer.pad,
-            pad_value=layer.pad_value, input_norm=input_bn is not None,
-            pool_kernel=None if pool is None else pool.kernel, pool_stride=None if pool is None else pool.stride)
-        bits = pack_filters(weight, pad_words_to=1)
-        if input_bn is not None:  # the very numbers the BatchNorm kernel computes with
-            packed.input_mean[...] = input_bn.running_mean
-            packed.input_inv_std[...] = 1.0 / np.sqrt(input_bn.running_var.astype(np.float64) + input_bn.eps)
-            packed.input_gamma[...] = input_bn.gamma.data
-            packed.input_beta[...] = input_bn.beta.data
-    else:
-        packed = PackedFullyConnected(layer.num_hidden, features=weight.shape[1])
-        bits = pack_bits(weight, axis=-1)
-    packed.weight_bits[...] = bits
-    packed.scale[...], packed.shift[...] = folded_affine(layer, bn)
-    return packed
+    return layer.packed(bn, input_bn, pool)
 
 
 def convert_layers(layers: list[Module]) -> list[Module]:
@@ -162,10 +132,10 @@ def convert_model(model: Module, fuse: bool = True) -> Module:
     if isinstance(model, Sequential):
         layers = convert_layers(list(model.layers))
         converted = Sequential(*(fuse_layers(layers) if fuse else layers))
-    elif isinstance(model, Residual):
-        converted = Residual(convert_model(model.body, fuse), convert_model(model.shortcut, fuse), model.activation)
-    else:
-        return model
+    else:  # a leaf stays as it is; a container (Residual) converts what it holds
+        converted = model.converted(lambda child: convert_model(child, fuse))
+        if converted is model:
+            return model
     converted.eval()
     return converted
 

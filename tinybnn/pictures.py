@@ -18,11 +18,14 @@ row of C tiles per filter (at most :data:`MAX_TILES` rows and columns). The
 tiles sit on a blue-grey background (:data:`BACKGROUND`), a colour no
 kernel pixel can take, so the space between tiles never mixes with them.
 
-The packed filters of a converted model are unpacked from their layout
-(:mod:`tinybnn.gemm.bitconv`): ``weight_bits`` of shape (F, KH KW Cw),
-Cw = ceil(C / 64), read as (F, KH, KW, Cw) words holding the bits of each
-pixel's C channels, least significant bit first, bit 1 for +1. A trained
-model and the model converted from it therefore give the same picture.
+Each layer says what is drawn of it (:meth:`~tinybnn.layers.Module.drawn_filters`,
+a :class:`~tinybnn.layers.module.Filters`); a layer without that method is
+not a convolution here. The packed filters of a converted model are
+unpacked from their layout (:mod:`tinybnn.gemm.bitconv`): ``weight_bits``
+of shape (F, KH KW Cw), Cw = ceil(C / 64), read as (F, KH, KW, Cw) words
+holding the bits of each pixel's C channels, least significant bit first,
+bit 1 for +1. A trained model and the model converted from it therefore
+give the same picture.
 
 :func:`curves_image` draws the history that ``tinybnn train`` stores (one
 dict per epoch: ``epoch``, ``loss``, ``train_accuracy``, ``test_loss``,
@@ -43,16 +46,9 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .autograd import Tensor
-from .autograd.quantize import quantize_weight
 from .errors import ArgumentError
 from .fileio import atomic_write
-from .gemm import unpack_bits
-from .layers import Convolution, Module, QConvolution
-from .layers.fused import BitConvolution, ConvolutionToBits
-from .layers.packed import PackedConvolution
-
-CONVOLUTIONS = (Convolution, PackedConvolution, ConvolutionToBits, BitConvolution)
+from .layers import Module
 
 #: colour of the space around and between tiles (not a grey, so no kernel pixel has it)
 BACKGROUND = (160, 185, 220)
@@ -73,14 +69,15 @@ HISTORY_KEYS = ("epoch", "loss", "train_accuracy", "test_loss", "test_accuracy")
 
 
 # --- text --------------------------------------------------------------------------
-def font(size: int) -> ImageFont.ImageFont:
+def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     """Pillow's built-in scalable font at ``size`` pixels (Pillow 10.1+)."""
     return ImageFont.load_default(size=size)
 
 
-def text_size(draw: ImageDraw.ImageDraw, text: str, face: ImageFont.ImageFont) -> tuple[int, int]:
+def text_size(draw: ImageDraw.ImageDraw, text: str, face: ImageFont.FreeTypeFont | ImageFont.ImageFont
+              ) -> tuple[int, int]:
     left, top, right, bottom = draw.textbbox((0, 0), text, font=face)
-    return right - left, bottom - top
+    return int(right - left), int(bottom - top)  # whole pixels (the built-in font's box is)
 
 
 # --- filters -------------------------------------------------------------------------
@@ -99,43 +96,24 @@ class FilterPanel:
     bits: int
 
 
-def packed_filters(layer: PackedConvolution) -> np.ndarray:
-    """The ±1 filters (F, C, KH, KW) of a PackedConvolution, unpacked from ``weight_bits``.
-
-    ``weight_bits`` (F, KH KW Cw) is read as (F, KH, KW, Cw): pixel (u, v) of
-    filter f holds its C channel signs in Cw words, bit c % 64 of word
-    c // 64, 1 for +1 (:func:`tinybnn.gemm.bitconv.pack_filters`).
-    """
-    f, c = layer.num_filter, layer.channels
-    kh, kw = layer.kernel
-    words = layer.weight_bits.reshape(f, kh, kw, -1)
-    return unpack_bits(words, c, axis=-1).transpose(0, 3, 1, 2)
+def draws_filters(layer: Module) -> bool:
+    """Whether ``layer`` declares filters to draw (:meth:`~tinybnn.layers.Module.drawn_filters`)."""
+    return type(layer).drawn_filters is not Module.drawn_filters
 
 
 def filter_panel(name: str, layer: Module) -> FilterPanel:
-    """What :func:`filters_image` draws for the convolution ``layer`` (called ``name``)."""
+    """What :func:`filters_image` draws for the convolution ``layer`` (called ``name``): what the
+    layer declares (:meth:`~tinybnn.layers.Module.drawn_filters`)."""
     kind_name = type(layer).__name__
-    if isinstance(layer, PackedConvolution):
-        return FilterPanel(name, kind_name, "binary", packed_filters(layer), 1)
-    if isinstance(layer, BitConvolution):
-        return FilterPanel(name, kind_name, "binary", layer.filters(), 1)
-    if isinstance(layer, ConvolutionToBits):
-        return FilterPanel(name, kind_name, "float", layer.filters(), 32)
-    if not isinstance(layer, Convolution) or layer.weight is None:
+    filters = layer.drawn_filters()
+    if filters is None:
         raise ArgumentError(f"layer {name} ({kind_name}) is not a built convolution")
-    weight = layer.weight.data
-    bits = layer.weight_bit if isinstance(layer, QConvolution) else 32
-    if bits == 1:
-        return FilterPanel(name, kind_name, "binary", np.where(weight >= 0, 1.0, -1.0).astype(np.float32), 1)
-    if bits < 32:
-        quantized = quantize_weight(Tensor(weight), bits).data
-        return FilterPanel(name, kind_name, "k-bit", quantized, bits)
-    return FilterPanel(name, kind_name, "float", weight.copy(), 32)
+    return FilterPanel(name, kind_name, filters.kind, filters.values, filters.bits)
 
 
 def convolutions(model: Module) -> list[tuple[str, Module]]:
     """(name, layer) of every convolution in ``model``, in the order ``named_modules`` lists them."""
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, CONVOLUTIONS)]
+    return [(name, m) for name, m in model.named_modules() if draws_filters(m)]
 
 
 def filter_panels(model: Module, layer: str | None = None) -> list[FilterPanel]:
@@ -151,7 +129,7 @@ def filter_panels(model: Module, layer: str | None = None) -> list[FilterPanel]:
         modules = dict(model.named_modules())
         if layer not in modules or layer == "":
             raise ArgumentError(f"--layer {layer}: no such layer (convolutions: {names})")
-        if not isinstance(modules[layer], CONVOLUTIONS):
+        if not draws_filters(modules[layer]):
             raise ArgumentError(f"--layer {layer}: layer {layer} is a {type(modules[layer]).__name__}, "
                                 f"not a convolution (convolutions: {names})")
         found = [(layer, modules[layer])]
@@ -379,9 +357,9 @@ def draw_panel(image: Image.Image, box: tuple[int, int, int, int], title: str, y
     lw, _ = text_size(draw, "epoch", face)
     draw.text(((plot_left + plot_right - lw) / 2, plot_bottom + 28), "epoch", fill=BLACK, font=face)
     lw, lh = text_size(draw, y_label, face)
-    label = Image.new("RGBA", (lw + 4, lh + 10), (255, 255, 255, 0))
-    ImageDraw.Draw(label).text((2, 0), y_label, fill=BLACK, font=face)
-    rotated = label.rotate(90, expand=True)
+    label_image = Image.new("RGBA", (lw + 4, lh + 10), (255, 255, 255, 0))
+    ImageDraw.Draw(label_image).text((2, 0), y_label, fill=BLACK, font=face)
+    rotated = label_image.rotate(90, expand=True)
     image.paste(rotated, (left + 4, int((plot_top + plot_bottom - rotated.height) / 2)), rotated)
 
     for _, values, colour, is_dashed in series:

@@ -148,4 +148,4 @@ def predict_files(model: Module, paths: list[str], metadata: dict | None = None,
         for i, p in zip(where, probs):
             best = np.argsort(-p, kind="stable")[:top]
             results[i] = Prediction(str(paths[i]), [(labels[k], float(p[k])) for k in best])
-    return results
+    return [result for result in results if result is not None]  # every path has its result by now

@@ -26,6 +26,7 @@ from .models import build_model
 from .outputs import check_output
 from .optim import OPTIMIZERS, make_schedule
 from .serialization import save_model
+from .progress import Progress
 from .training import TrainState, checkpoint_path, fit, model_path_of
 
 
@@ -94,14 +95,15 @@ def training_data(settings: RunSettings, data_dir: str | Path | None, log: Calla
 
 
 def run(settings: RunSettings, out: Path, data_dir: str | Path | None = None, resume: Checkpoint | None = None,
-        log: Callable[[str], None] = print, force: bool = False) -> TrainState:
+        log: Callable[[str], None] = print, force: bool = False, progress: Progress | None = None) -> TrainState:
     """Train as ``settings`` say, checkpointing to ``MODEL.ckpt.npz``; save the model to ``out``.
 
     ``resume``: a loaded checkpoint (:func:`~tinybnn.checkpoint.load_checkpoint`) to continue from;
     it may be ``MODEL.ckpt.npz`` itself, which then keeps being updated. Before the data is loaded,
     ``out`` and the checkpoint are checked (:func:`tinybnn.outputs.check_output`): neither may be
     the other or an input, and an existing file there must be a trained model file and a
-    checkpoint respectively, unless ``force``."""
+    checkpoint respectively, unless ``force``. ``progress`` shows how far each epoch has got
+    (:mod:`tinybnn.progress`)."""
     settings.check()
     out = check_output(out, "float", inputs=[resume.path] if resume is not None else [], force=force)
     ckpt = check_output(checkpoint_path(out), "checkpoint", inputs=[out], force=force, option="the checkpoint")
@@ -138,7 +140,7 @@ def run(settings: RunSettings, out: Path, data_dir: str | Path | None = None, re
         try:
             state = fit(model, optimizer, make_schedule(settings.schedule, settings.lr, settings.epochs), train,
                         test, settings.epochs, settings.batch_size, rng, state=state, log=log,
-                        on_epoch_end=on_epoch_end, should_stop=lambda: stop.requested)
+                        on_epoch_end=on_epoch_end, should_stop=lambda: stop.requested, progress=progress)
         except Interrupted:
             raise Interrupted(saved.message()) from None
         metadata = {"training": asdict(settings), "history": state.history}

@@ -185,11 +185,11 @@ class Obj(Schema):
             if key not in value:
                 raise SchemaError(_join(path, key), schema.describe(), _Missing())
         for key, item in value.items():
-            schema = self.required.get(key) or self.optional.get(key) or self.other
-            if schema is None:
+            item_schema = self.required.get(key) or self.optional.get(key) or self.other
+            if item_schema is None:
                 known = ", ".join(sorted({*self.required, *self.optional}))
                 raise SchemaError(_join(path, key), f"no field of this name here (known: {known})", item)
-            schema.check(item, _join(path, key))
+            item_schema.check(item, _join(path, key))
 
 
 class _Missing:

@@ -93,7 +93,8 @@ def _write_member(archive: zipfile.ZipFile, name: str, array: np.ndarray, compre
 
 def write_archive(handle: BinaryIO, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
     """Write ``arrays`` (name -> array) and ``header`` as a model archive to an open file."""
-    listing, blobs = [], {}
+    listing: list = []
+    blobs: dict[str, list[np.ndarray]] = {}
     for name, value in arrays.items():
         value = np.asarray(value)
         dtype = value.dtype.name
@@ -287,7 +288,9 @@ def _check_bounds(header: dict[str, Any], listing: list[tuple[str, str, tuple[in
             f"{path}: the network needs {total:,} bytes at batch 1 (parameters and buffers {need.state:,}, "
             f"outputs {need.activations:,}, largest temporary {need.scratch:,}), more than the limit of "
             f"{MAX_NETWORK_BYTES:,} (2 GiB); the largest is {need.heaviest[1]} with {need.heaviest[0]:,} bytes")
-    names, sizes, listed = set(), {}, {"state/": 0, "extra/": 0}
+    names: set[str] = set()
+    sizes: dict[str, int] = {}
+    listed = {"state/": 0, "extra/": 0}
     for name, dtype, shape in listing:
         if name in names:
             raise ModelFileError(f"{path}: array {name} is listed twice")
@@ -306,7 +309,7 @@ def _check_bounds(header: dict[str, Any], listing: list[tuple[str, str, tuple[in
 
 def _split(blobs: dict[str, np.ndarray], listing: list, path: Path) -> dict[str, np.ndarray]:
     """Cut each dtype's blob into the listed arrays (whose lengths the members were read to)."""
-    arrays, offsets = {}, {dtype: 0 for dtype in blobs}
+    arrays, offsets = {}, dict.fromkeys(blobs, 0)
     for name, dtype, shape in listing:
         size = math.prod(shape)
         if dtype not in blobs or offsets[dtype] + size > len(blobs[dtype]):

@@ -24,6 +24,7 @@ from .errors import NotANumberError, TrainingError
 from .interrupt import Interrupted
 from .layers import Module
 from .optim import Optimizer
+from .progress import Progress
 from .workspace import Workspace
 
 
@@ -91,14 +92,14 @@ def predict_logits(model: Module, images: np.ndarray, batch_size: int = 500) -> 
 
 
 def train_epoch(model: Module, optimizer: Optimizer, images: np.ndarray, labels: np.ndarray,
-                batch_size: int, rng: np.random.Generator,
-                should_stop: Callable[[], bool] | None = None) -> tuple[float, float]:
+                batch_size: int, rng: np.random.Generator, should_stop: Callable[[], bool] | None = None,
+                on_batch: Callable[[int], None] | None = None) -> tuple[float, float]:
     """One pass over the shuffled training set; returns (mean loss, train accuracy).
 
     A loss that is not finite, or a forward pass that meets NaN where a sign
     is taken (``NotANumberError``), raises ``TrainingError``: the run has
     diverged. ``should_stop()`` is asked before every batch; True raises
-    :class:`Interrupted`.
+    :class:`Interrupted`. ``on_batch(images done)`` is called after every step.
 
     Each step's scratch arrays (outputs, saved tensors, gradients flowing back)
     come from one workspace that the step owns and the next step reuses; what
@@ -123,6 +124,8 @@ def train_epoch(model: Module, optimizer: Optimizer, images: np.ndarray, labels:
             optimizer.step()
             total_loss += value * len(y)
             correct += int((logits.data.argmax(axis=1) == y).sum())
+        if on_batch is not None:
+            on_batch(step * batch_size + len(y))
     return total_loss / len(images), correct / len(images)
 
 
@@ -130,7 +133,7 @@ def fit(model: Module, optimizer: Optimizer, schedule: Any, train: tuple[np.ndar
         test: tuple[np.ndarray, np.ndarray], epochs: int, batch_size: int, rng: np.random.Generator,
         state: TrainState | None = None, log: Callable[[str], None] = print,
         on_epoch_end: Callable[[TrainState], None] | None = None,
-        should_stop: Callable[[], bool] | None = None) -> TrainState:
+        should_stop: Callable[[], bool] | None = None, progress: Progress | None = None) -> TrainState:
     """Train from ``state.epoch`` up to ``epochs``, logging one line per epoch.
 
     ``on_epoch_end(state)`` runs after each epoch with the generator's state
@@ -141,7 +144,7 @@ def fit(model: Module, optimizer: Optimizer, schedule: Any, train: tuple[np.ndar
     while it trains: they would only announce that error). ``should_stop()``
     is asked before every batch (training and evaluation); True raises
     :class:`tinybnn.interrupt.Interrupted` with the state as the last
-    finished epoch left it.
+    finished epoch left it. ``progress`` shows how far each epoch has got (on a terminal).
     """
     state = state if state is not None else TrainState()
     images, labels = train
@@ -149,7 +152,14 @@ def fit(model: Module, optimizer: Optimizer, schedule: Any, train: tuple[np.ndar
         for epoch in range(state.epoch, epochs):
             optimizer.lr = schedule.lr_at(epoch)
             start = time.perf_counter()
-            loss, train_accuracy = train_epoch(model, optimizer, images, labels, batch_size, rng, should_stop)
+            if progress is not None:
+                progress.start(len(images), f"epoch {epoch + 1}/{epochs}")
+            try:
+                loss, train_accuracy = train_epoch(model, optimizer, images, labels, batch_size, rng, should_stop,
+                                                   None if progress is None else progress.update)
+            finally:
+                if progress is not None:
+                    progress.finish()
             seconds = time.perf_counter() - start
             if not all(np.isfinite(p.data).all() for p in model.parameters()):
                 raise _diverged(f"weights became nan or infinite in epoch {epoch + 1}")
@@ -163,7 +173,7 @@ def fit(model: Module, optimizer: Optimizer, schedule: Any, train: tuple[np.ndar
                                  seconds, len(images) / seconds, optimizer.lr)
             log(result.line(epochs))
             state.epoch = epoch + 1
-            state.rng_state = rng.bit_generator.state
+            state.rng_state = dict(rng.bit_generator.state)
             state.history.append(asdict(result))
             if on_epoch_end is not None:
                 on_epoch_end(state)

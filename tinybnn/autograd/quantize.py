@@ -1,5 +1,12 @@
 """Quantizers: sign with straight-through estimators, and DoReFa k-bit quantization.
 
+Papers: the straight-through estimator, Bengio, Léonard and Courville, "Estimating or
+Propagating Gradients Through Stochastic Neurons" (2013, arXiv:1308.3432); det_sign with
+its gradient cancelled where |x| > 1, Courbariaux, Hubara, Soudry, El-Yaniv and Bengio,
+"Binarized Neural Networks" (BinaryNet, 2016, arXiv:1602.02830); approx_sign, Liu et al.,
+"Bi-Real Net" (ECCV 2018, arXiv:1808.00278); k-bit weights and activations, Zhou et al.,
+"DoReFa-Net" (2016, arXiv:1606.06160).
+
 Conventions (also listed, with the bits, in docs/conventions.md):
 
 - **sign(0) = +1**: ``sign(x) = +1 if x >= 0 else -1``.

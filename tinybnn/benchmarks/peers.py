@@ -246,7 +246,7 @@ def check(args, data, folder: Path, pythons: dict[str, str]) -> tuple[dict[str, 
     float_path = logits(use_float_path(load_model(binary_file, kind="float").model.eval()), images)
     labels = data.test_labels[:args.images]
     print(f"binary LeNet: {binary_origin}; float LeNet: "
-          f"{args.float_model or 'random weights, seed %d (no --float-model)' % args.seed}")
+          f"{args.float_model or f'random weights, seed {args.seed} (no --float-model)'}")
     print(f"agreement on {len(images):,} MNIST test digits (tinybnn packed accuracy "
           f"{(packed.argmax(1) == labels).mean():.4f}):")
     lines = [agreement("tinybnn packed", "tinybnn float path", packed, float_path)]

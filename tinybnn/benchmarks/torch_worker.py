@@ -95,7 +95,7 @@ def time_training_epoch(model: nn.Sequential, binary: bool, images, labels, batc
 def time_inference(model: nn.Sequential, images, batch_size: int, warmup: int) -> float:
     model.eval()
     with torch.inference_mode():
-        for i in range(warmup):
+        for _ in range(warmup):
             model(images[:batch_size])
         start = time.perf_counter()
         for i in range(0, len(images), batch_size):

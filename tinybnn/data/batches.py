@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import operator
-from typing import Iterator, Optional
+from typing import Iterator
 
 import numpy as np
 
@@ -28,7 +28,7 @@ def iterate_batches(
     batch_size: int,
     *,
     shuffle: bool = True,
-    rng: Optional[np.random.Generator] = None,
+    rng: np.random.Generator | None = None,
     drop_last: bool = False,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield ``(images[i], labels[i])`` batches covering every sample once (one epoch).

@@ -25,6 +25,7 @@ file; no other exception escapes for bad bytes.
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import os
 import zlib
@@ -37,6 +38,7 @@ from tinybnn.errors import ArgumentError, DataFileError
 from tinybnn.fileio import atomic_write
 
 PathLike = Union[str, "os.PathLike[str]"]
+Readable = BinaryIO | io.BufferedIOBase  # an open file, or the GzipFile reading it
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -70,7 +72,7 @@ def _name(path: Path) -> str:
     return str(path.absolute())
 
 
-def _read_exact(stream: BinaryIO, count: int) -> bytes:
+def _read_exact(stream: Readable, count: int) -> bytes:
     """Read ``count`` bytes, or fewer only at the end of the stream."""
     parts = []
     remaining = count
@@ -83,7 +85,7 @@ def _read_exact(stream: BinaryIO, count: int) -> bytes:
     return b"".join(parts)
 
 
-def _parse_header(path: Path, stream: BinaryIO, gzipped: bool) -> tuple[int, tuple[int, ...], int]:
+def _parse_header(path: Path, stream: Readable, gzipped: bool) -> tuple[int, tuple[int, ...], int]:
     """Read and check the header; return (type code, dims, header length)."""
     where = "after gzip decompression, " if gzipped else ""
     magic = _read_exact(stream, 4)
@@ -150,7 +152,7 @@ def _to_array(path: Path, buffer: bytearray | np.ndarray, code: int, dims: tuple
     return array.reshape(dims)
 
 
-def _read_raw(path: Path, stream: BinaryIO, max_bytes: int | None) -> np.ndarray:
+def _read_raw(path: Path, stream: io.BufferedIOBase, max_bytes: int | None) -> np.ndarray:
     code, dims, header_len = _parse_header(path, stream, gzipped=False)
     type_name, stored = IDX_TYPES[code]
     expected = math.prod(dims) * stored.itemsize
@@ -159,7 +161,7 @@ def _read_raw(path: Path, stream: BinaryIO, max_bytes: int | None) -> np.ndarray
         raise _size_error(path, found, expected, dims, type_name, gzipped=False)
     _check_limit(path, expected, dims, type_name, max_bytes)
     buffer = np.empty(expected, dtype=np.uint8)
-    got = stream.readinto(memoryview(buffer)) if expected else 0
+    got = stream.readinto(buffer.data) if expected else 0
     if got != expected:  # the file shrank while we read it
         raise _size_error(path, got, expected, dims, type_name, gzipped=False)
     return _to_array(path, buffer, code, dims)

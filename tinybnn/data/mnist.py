@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Union
+from typing import Callable, Mapping, Union
 
 import numpy as np
 
@@ -150,7 +150,7 @@ def default_cache_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "tinybnn"
 
 
-def get_spec(name: Union[str, DatasetSpec]) -> DatasetSpec:
+def get_spec(name: str | DatasetSpec) -> DatasetSpec:
     """The :class:`DatasetSpec` registered under ``name`` (a spec is returned as is)."""
     if isinstance(name, DatasetSpec):
         return name
@@ -179,13 +179,13 @@ def _candidates(root: Path, spec: DatasetSpec) -> list[Path]:
 
 
 def locate_dataset(
-    name: Union[str, DatasetSpec],
-    data_dir: Optional[PathLike] = None,
+    name: str | DatasetSpec,
+    data_dir: PathLike | None = None,
     *,
     download: bool = True,
-    cache_dir: Optional[PathLike] = None,
+    cache_dir: PathLike | None = None,
     timeout: float = DEFAULT_TIMEOUT,
-    log: Optional[Callable[[str], None]] = None,
+    log: Callable[[str], None] | None = None,
 ) -> Path:
     """The folder holding all four files of the dataset, downloading them if needed.
 
@@ -231,7 +231,7 @@ def locate_dataset(
 
 
 def _download_missing(spec: DatasetSpec, target: Path, timeout: float,
-                      log: Optional[Callable[[str], None]], intro: str, where: str) -> None:
+                      log: Callable[[str], None] | None, intro: str, where: str) -> None:
     present = find_files(target)
     for stem in FILES:
         if stem in present:
@@ -289,7 +289,7 @@ def _check_pair(spec: DatasetSpec, images: np.ndarray, labels: np.ndarray,
         )
 
 
-def load_folder(spec: Union[str, DatasetSpec], folder: PathLike) -> Dataset:
+def load_folder(spec: str | DatasetSpec, folder: PathLike) -> Dataset:
     """Load the four files from ``folder`` (no searching, no downloading) and check them."""
     spec = get_spec(spec)
     folder = Path(folder)
@@ -311,13 +311,13 @@ def load_folder(spec: Union[str, DatasetSpec], folder: PathLike) -> Dataset:
 
 
 def load_dataset(
-    name: Union[str, DatasetSpec],
-    data_dir: Optional[PathLike] = None,
+    name: str | DatasetSpec,
+    data_dir: PathLike | None = None,
     download: bool = True,
     *,
-    cache_dir: Optional[PathLike] = None,
+    cache_dir: PathLike | None = None,
     timeout: float = DEFAULT_TIMEOUT,
-    log: Optional[Callable[[str], None]] = None,
+    log: Callable[[str], None] | None = None,
 ) -> Dataset:
     """Find (or download) and load ``"mnist"`` or ``"fashion-mnist"``.
 

@@ -172,7 +172,9 @@ def packed_conv_input_bits(layer: PackedConvolution, x: np.ndarray) -> np.ndarra
     With a folded input BatchNorm, the sign of ``(x - mean) inv_std gamma + beta``
     in float32, in that order, as the layer computes it."""
     if layer.input_norm:
-        per_channel = (lambda v: v.reshape(-1, 1, 1))
+        def per_channel(v: np.ndarray) -> np.ndarray:
+            return v.reshape(-1, 1, 1)
+
         x = ((x - per_channel(layer.input_mean)) * per_channel(layer.input_inv_std)
              * per_channel(layer.input_gamma) + per_channel(layer.input_beta))
     return x >= 0

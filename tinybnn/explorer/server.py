@@ -68,9 +68,10 @@ IMAGE_FORMATS = ("PNG", "JPEG")
 WHOLE_NUMBER = re.compile(r"[0-9]{1,12}")  # ASCII digits only: str.isdigit() also takes "²", which int() refuses
 STATIC = Path(__file__).with_name("static")
 PAGES = {"/": ("index.html", "text/html; charset=utf-8"), "/index.html": ("index.html", "text/html; charset=utf-8"),
-         "/app.js": ("app.js", "text/javascript; charset=utf-8"), "/style.css": ("style.css", "text/css; charset=utf-8")}
+         "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+         "/style.css": ("style.css", "text/css; charset=utf-8")}
 ROUTES = {"/api/model": "GET", "/api/digit": "GET", "/api/predict": "POST", "/api/explain": "POST",
-          **{path: "GET" for path in PAGES}}
+          **dict.fromkeys(PAGES, "GET")}
 
 
 class RequestError(Exception):

@@ -1,17 +1,21 @@
-"""Activation, Flatten and Dropout: layers without weights."""
+"""Activation, Flatten and Dropout: layers without weights.
+
+Paper: Dropout, Srivastava, Hinton, Krizhevsky, Sutskever and Salakhutdinov, "Dropout: A Simple
+Way to Prevent Neural Networks from Overfitting" (JMLR 2014).
+"""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from ..autograd import Tensor, dropout, hardtanh
 from ..errors import ArgumentError, ShapeError
 from ..schema import Float, Obj, Str
-from .module import FLOAT32, Footprint, Module, elementwise
+from .module import FLOAT32, Footprint, Module, elementwise, register_layer
 
-ACTIVATIONS = {
+ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "relu": Tensor.relu,
     "tanh": Tensor.tanh,
     "sigmoid": Tensor.sigmoid,
@@ -19,6 +23,7 @@ ACTIVATIONS = {
 }
 
 
+@register_layer
 class Activation(Module):
     """Elementwise ``act_type``: relu max(x, 0), tanh, sigmoid 1/(1+e^-x), hardtanh clip(x, -1, 1)."""
 
@@ -41,6 +46,7 @@ class Activation(Module):
         return {"act_type": self.act_type}
 
 
+@register_layer
 class Flatten(Module):
     """(N, ...) -> (N, prod(...)), in C order: y[n] = x[n].ravel()."""
 
@@ -57,6 +63,7 @@ class Flatten(Module):
         return Footprint((size,), 0, FLOAT32 * size)
 
 
+@register_layer
 class Dropout(Module):
     """Inverted dropout while training: y = x m / (1 - p), m ~ Bernoulli(1 - p) per element
     (drawn from ``rng``); the identity in evaluation mode."""

@@ -1,6 +1,11 @@
-"""Convolution: MXNet's 2-D convolution layer (NCHW), float weights."""
+"""Convolution: MXNet's 2-D convolution layer (NCHW), float weights.
+
+Paper: convolutional networks trained by back-propagation, LeCun, Bottou, Bengio and Haffner,
+"Gradient-Based Learning Applied to Document Recognition" (Proc. IEEE 1998; LeNet).
+"""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -10,7 +15,7 @@ from ..autograd.conv import check_conv_shapes, pair
 from ..errors import ArgumentError, ShapeError
 from ..schema import PAIR, POSITIVE, Bool, Obj, Str
 from .init import INITIALIZERS, bias_uniform, check_initializer, fans, initialize
-from .module import FLOAT32, Footprint, Module, Parameter
+from .module import FLOAT32, Cost, Filters, Footprint, Module, Parameter, float_cost, register_layer
 
 
 def positive(value: int, name: str, where: str) -> int:
@@ -41,6 +46,14 @@ def check_geometry(kernel: Any, stride: Any, pad: Any, where: str) -> tuple:
     return kernel, stride, pad
 
 
+def check_pad_value(pad_value: float, where: str = "QConvolution") -> float:
+    """``pad_value`` as a float, refused unless it is +1 or -1."""
+    if pad_value not in (1, -1):
+        raise ArgumentError(f"{where}: pad_value must be +1 or -1, got {pad_value!r}")
+    return float(pad_value)
+
+
+@register_layer
 class Convolution(Module):
     """MXNet's 2-D convolution (NCHW) with float weights W (num_filter, C, KH, KW) and bias b.
 
@@ -97,7 +110,16 @@ class Convolution(Module):
             raise ShapeError(f"{self.label()}: expected input (N, C, H, W), got shape {x.shape}")
         if self.weight is None:
             self.create_parameters(x.shape[1])
+        assert self.weight is not None
         check_conv_shapes(x.shape, self.weight.shape, self.pad, self.stride, where=self.label())
+
+    def cost(self, x: Tensor, y: Tensor, after_binary: bool) -> Cost:
+        """Float multiply-accumulates: every weight at every output position."""
+        assert self.weight is not None
+        return float_cost(self, self.weight.size * math.prod(y.shape[2:]))
+
+    def drawn_filters(self) -> Filters | None:
+        return None if self.weight is None else Filters("float", self.weight.data.copy(), 32)
 
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x)

@@ -1,4 +1,8 @@
-"""FullyConnected: MXNet's dense layer, y = x W^T + b."""
+"""FullyConnected: MXNet's dense layer, y = x W^T + b.
+
+Paper: LeCun et al., "Gradient-Based Learning Applied to Document Recognition" (Proc. IEEE
+1998), whose LeNet ends in such layers.
+"""
 from __future__ import annotations
 
 import math
@@ -11,9 +15,10 @@ from ..errors import ShapeError
 from ..schema import POSITIVE, Bool, Obj, Str
 from .convolution import positive
 from .init import INITIALIZERS, bias_uniform, check_initializer, initialize
-from .module import FLOAT32, Footprint, Module, Parameter
+from .module import FLOAT32, Cost, Footprint, Module, Parameter, float_cost, register_layer
 
 
+@register_layer
 class FullyConnected(Module):
     """MXNet's dense layer: ``y[n, h] = b[h] + sum_d x[n, d] W[h, d]``, i.e. y = x W^T + b.
 
@@ -63,6 +68,7 @@ class FullyConnected(Module):
             x = x.flatten()
         if self.weight is None:
             self.create_parameters(x.shape[1])
+        assert self.weight is not None
         if x.shape[1] != self.weight.shape[1]:
             raise ShapeError(
                 f"{self.label()}: input has {x.shape[1]} features, weights expect "
@@ -70,8 +76,14 @@ class FullyConnected(Module):
             )
         return x
 
+    def cost(self, x: Tensor, y: Tensor, after_binary: bool) -> Cost:
+        """Float multiply-accumulates: one per weight."""
+        assert self.weight is not None
+        return float_cost(self, self.weight.size)
+
     def forward(self, x: Tensor) -> Tensor:
         x = self.flat_input(x)
+        assert self.weight is not None
         y = x @ self.weight.T
         return y if self.bias is None else y + self.bias
 

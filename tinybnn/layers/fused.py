@@ -1,5 +1,8 @@
 """Fused inference stages: bits flow from one binary layer to the next.
 
+Paper: a BatchNorm and a sign folded into one threshold per channel, Umuroglu et al., "FINN: A
+Framework for Fast, Scalable Binarized Neural Network Inference" (FPGA 2017, arXiv:1612.07119).
+
 The unfused packed layers (:mod:`tinybnn.layers.packed`) hand each other
 float32 feature maps: a binary convolution computes ``dot * scale + shift``
 per output, a max pooling takes maxima of those floats, and the next binary
@@ -48,16 +51,15 @@ import numpy as np
 from numba import njit, prange
 
 from ..autograd import Tensor
-from ..autograd.conv import check_conv_shapes
+from ..autograd.conv import check_conv_shapes, output_size
 from ..errors import ArgumentError, ShapeError
 from ..gemm import packed_words, unpack_bits
 from ..gemm.local import COLUMNS, ROWS, register_block
 from ..gemm.bitconv import pack_channels, pack_normalized_channels, pad_words_of_pixel
 from ..gemm.xnor import popcount64
 from ..schema import PAIR, POSITIVE, Bool, Float, Int, Obj, Str
-from .convolution import check_geometry, conv_geometry, positive
-from .module import FLOAT32, Footprint, Module
-from .quantized import check_pad_value
+from .convolution import check_geometry, check_pad_value, conv_geometry, positive
+from .module import FLOAT32, Cost, Filters, Footprint, Module, register_layer
 
 DEFAULT_PARALLEL_MIN_BATCH = 4
 
@@ -176,9 +178,32 @@ def filter_blocks(weight: np.ndarray) -> np.ndarray:
 
 
 #: the activations a ConvolutionToBits may record: identity and the non-decreasing ones its thresholds absorb
+def stage_cost(layer: Any, x: Tensor, y: Tensor) -> Cost:
+    """A fused stage's line in the summary: what it stores is its buffers; its output shape is given
+    as (C, H, W) even where it is packed bits; multiply-accumulates are counted before its pooling."""
+    stored = sum(b.nbytes for _, b in layer.named_buffers())
+    values = sum(b.size for name, b in layer.named_buffers() if name != "weight_bits")
+    if isinstance(layer, BitDense):
+        weights, float_macs = layer.num_hidden * layer.features, layer.num_hidden * layer.classes
+        shape, binary_macs = (layer.classes or layer.num_hidden,), weights
+    else:
+        h, w = x.shape[1:3] if x.data.dtype == np.uint64 else x.shape[2:]
+        positions = math.prod(output_size(n, k, s, p) for n, k, s, p in zip((h, w), layer.kernel, layer.stride,
+                                                                              layer.pad))
+        shape = (layer.num_filter, *(y.shape[1:3] if y.data.dtype == np.uint64 else y.shape[2:]))
+        if isinstance(layer, ConvolutionToBits):
+            weights, binary_macs, float_macs = 0, 0, layer.weight.size * positions
+        else:
+            weights, float_macs = layer.num_filter * layer.bits, 0
+            binary_macs = weights * positions
+    bits = 32 if isinstance(layer, ConvolutionToBits) else 1
+    return Cost(weights + values, bits, FLOAT32 * (weights + values), stored, binary_macs, float_macs, shape)
+
+
 RECORDED_ACTIVATIONS = ("identity", "tanh", "relu", "sigmoid", "hardtanh")
 
 
+@register_layer
 class ConvolutionToBits(Module):
     """A float convolution, a monotone activation, max pooling and a sign, as one stage writing bits.
 
@@ -276,6 +301,12 @@ class ConvolutionToBits(Module):
         """The float filters (F, C, KH, KW)."""
         return np.ascontiguousarray(self.weight.T).reshape(self.num_filter, self.channels, *self.kernel)
 
+    def cost(self, x: Tensor, y: Tensor, after_binary: bool) -> Cost:
+        return stage_cost(self, x, y)
+
+    def drawn_filters(self) -> Filters | None:
+        return Filters("float", self.filters(), 32)
+
     def config(self) -> dict[str, Any]:
         return {"kernel": list(self.kernel), "num_filter": self.num_filter, "channels": self.channels,
                 "stride": list(self.stride), "pad": list(self.pad), "activation": self.activation,
@@ -371,6 +402,7 @@ _BIT_CONV_BITS = twin_kernels(_bit_conv_bits)
 _BIT_CONV_FLOATS = twin_kernels(_bit_conv_floats)
 
 
+@register_layer
 class BitConvolution(Module):
     """Binary convolution on packed bits, with its max pooling, writing bits or floats (inference only).
 
@@ -518,6 +550,12 @@ class BitConvolution(Module):
         words = np.ascontiguousarray(self.weight_bits.T).reshape(self.num_filter, *self.kernel, -1)
         return unpack_bits(words, self.channels, axis=-1).transpose(0, 3, 1, 2)
 
+    def cost(self, x: Tensor, y: Tensor, after_binary: bool) -> Cost:
+        return stage_cost(self, x, y)
+
+    def drawn_filters(self) -> Filters | None:
+        return Filters("binary", self.filters(), 1)
+
     def config(self) -> dict[str, Any]:
         config = {"kernel": list(self.kernel), "num_filter": self.num_filter, "channels": self.channels,
                   "stride": list(self.stride), "pad": list(self.pad), "pad_value": self.pad_value,
@@ -547,6 +585,7 @@ def _bit_dense(words, weight, k, scale, shift, out):  # pragma: no cover (compil
 _BIT_DENSE = twin_kernels(_bit_dense)
 
 
+@register_layer
 class BitDense(Module):
     """Binary dense layer on packed bits, its folded BatchNorm, an activation and a float classifier:
     the last stage of a binary network in one call (inference only).
@@ -630,6 +669,9 @@ class BitDense(Module):
         logits = y @ self.classifier.T  # as FullyConnected computes it, so BLAS sums in the same order
         logits += self.classifier_bias
         return Tensor(logits)
+
+    def cost(self, x: Tensor, y: Tensor, after_binary: bool) -> Cost:
+        return stage_cost(self, x, y)
 
     def config(self) -> dict[str, Any]:
         return {"num_hidden": self.num_hidden, "features": self.features, "words": self.words,

@@ -1,5 +1,9 @@
 """Weight initialization, drawn from one ``numpy.random.Generator``.
 
+Papers: He, Zhang, Ren and Sun, "Delving Deep into Rectifiers" (ICCV 2015, arXiv:1502.01852);
+Glorot and Bengio, "Understanding the difficulty of training deep feedforward neural networks"
+(AISTATS 2010).
+
 - ``kaiming_uniform``: U(-b, b) with b = gain * sqrt(3 / fan_in) and
   gain = sqrt(2 / (1 + a^2)). With a = sqrt(5) (the default, PyTorch's for
   Conv2d and Linear) this is b = 1 / sqrt(fan_in).

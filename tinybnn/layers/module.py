@@ -18,13 +18,32 @@ built: ``config_schema`` (the types and ranges of its config, a
 input_shape, footprint_of)``, which computes from the config and the input's
 shape alone (arithmetic, no array) its output shape and a :class:`Footprint`
 of the bytes one forward pass at batch 1 needs.
+
+A layer also declares, on its class, what the tools need from it, so that
+adding a layer is one file plus its tests:
+
+- ``@register_layer`` puts the class in :data:`LAYER_TYPES`, the one table of
+  every layer a model file may name (:mod:`tinybnn.architecture` reads it);
+- ``cost(x, y, after_binary)``: what ``tinybnn summary`` prints of it
+  (parameters, bits per weight, bytes as float32 and as stored, binary and
+  float multiply-accumulates per image), a :class:`Cost`;
+- ``computes_on_bits()`` (it runs on packed 1-bit inputs and weights),
+  ``packable()`` and ``packed(bn, input_bn, pool)``: what the converter does
+  with it (the packed twin, or None: it stays as it is);
+  ``packs_input_norm``/``packs_pool`` say whether that twin takes in a
+  BatchNorm before it and a max pooling after it;
+- ``drawn_filters()``: the kernels the filter picture draws (a
+  :class:`Filters`), for a convolution.
+
+The defaults describe a float layer that the converter keeps and that has
+no filters to draw.
 """
 from __future__ import annotations
 
 import inspect
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import numpy as np
 
@@ -70,6 +89,54 @@ def elementwise(input_shape: tuple[int, ...], state: int = 0) -> Footprint:
 FootprintOf = Callable[[Any, tuple[int, ...], str], Footprint]
 
 
+@dataclass(frozen=True)
+class Cost:
+    """What a built layer costs on one image, as the summary prints it.
+
+    ``params``: values it holds (for a packed layer, the weights it packs
+    plus its float values); ``bits``: bits per weight (None: no array);
+    ``float32_bytes``: its arrays as float32; ``stored_bytes``: as the
+    converted file stores it; ``binary_macs`` / ``float_macs``:
+    multiply-accumulates per image by XNOR-popcount and in floating point;
+    ``output_shape``: shown instead of the output's own (packed bits).
+    """
+
+    params: int
+    bits: int | None
+    float32_bytes: int
+    stored_bytes: int
+    binary_macs: int = 0
+    float_macs: int = 0
+    output_shape: tuple[int, ...] | None = None
+
+
+def float_cost(layer: "Module", float_macs: int = 0, bits: int | None = None) -> Cost:
+    """The cost of a layer stored as float32 (its parameters and buffers)."""
+    params = sum(p.size for _, p in layer.named_parameters())
+    arrays = params + sum(b.size for _, b in layer.named_buffers())
+    return Cost(params, bits if bits is not None else 32 if arrays else None, FLOAT32 * arrays, FLOAT32 * arrays,
+                float_macs=float_macs)
+
+
+def bits_cost(outputs: int, words: int, params: int, float32_values: int, floats: int, binary_macs: int) -> Cost:
+    """The cost of a 1-bit layer as converted: ``words`` 64-bit words of weight bits per output channel
+    and ``floats`` float32 values (scale and shift per output channel)."""
+    return Cost(params, 1, FLOAT32 * float32_values, outputs * words * 8 + FLOAT32 * floats, binary_macs=binary_macs)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """A convolution's kernels as the filter picture draws them.
+
+    ``values`` (F, C, KH, KW): ±1 for ``kind`` "binary" (sign(0) = +1), the
+    (quantized) weights for "float" and "k-bit"; ``bits``: bits per weight.
+    """
+
+    kind: str
+    values: np.ndarray
+    bits: int
+
+
 class Parameter(Tensor):
     """A trainable tensor. ``clip=(low, high)`` is a constraint the optimizer
     enforces after every step (binary layers clip latent weights to [-1, 1])."""
@@ -96,6 +163,9 @@ class Module:
     buffer_names: tuple[str, ...] = ()
     #: what a model file's config of this layer may hold (no field by default)
     config_schema: Obj = Obj()
+    #: whether the converter's packed twin (:meth:`packed`) takes in a BatchNorm before it / a max pooling after
+    packs_input_norm: bool = False
+    packs_pool: bool = False
 
     def __init__(self) -> None:
         self.training = True
@@ -148,8 +218,8 @@ class Module:
     def generators(self) -> dict[str, np.random.Generator]:
         """Every layer's random generator (its ``rng``: initialization, dropout masks), by path,
         so that a checkpoint can save their states and a resumed run draw the same numbers."""
-        return {path: module.rng for path, module in self.named_modules()
-                if isinstance(getattr(module, "rng", None), np.random.Generator)}
+        found = {path: getattr(module, "rng", None) for path, module in self.named_modules()}
+        return {path: rng for path, rng in found.items() if isinstance(rng, np.random.Generator)}
 
     def label(self) -> str:
         """How errors name this layer: its path in the network and its type."""
@@ -229,11 +299,62 @@ class Module:
         :meth:`with_defaults`) alone; raises ShapeError where the forward pass would."""
         raise NotImplementedError(f"{cls.__name__} does not declare its footprint")
 
+    # --- what the summary, the converter and the pictures need ------------------------
+    def walk(self, x: Tensor, path: str, record: Callable[[str, "Module", Tensor, Tensor], None]) -> Tensor:
+        """Run ``x`` through this layer, calling ``record(path, layer, input, output)`` for every leaf
+        layer in execution order (containers override this to walk their children)."""
+        y = self(x)
+        record(path, self, x, y)
+        return y
+
+    def cost(self, x: Tensor, y: Tensor, after_binary: bool) -> Cost:
+        """What this built leaf layer costs on the batch of one ``x`` giving ``y``; ``after_binary``:
+        the layer before it computes on bits. By default: float32 arrays, no multiply-accumulate."""
+        return float_cost(self)
+
+    def computes_on_bits(self) -> bool:
+        """Whether this layer multiplies 1-bit inputs by 1-bit weights (XNOR-popcount)."""
+        return False
+
+    def packable(self) -> bool:
+        """Whether the converter replaces this layer by a packed twin (:meth:`packed`)."""
+        return False
+
+    def packed(self, bn: Any = None, input_bn: Any = None, pool: Any = None) -> "Module":
+        """The packed inference twin of this built layer, with a BatchNorm after it (``bn``), a
+        BatchNorm before it (``input_bn``, if :attr:`packs_input_norm`) and a max pooling after it
+        (``pool``, if :attr:`packs_pool`) taken in. Only for a :meth:`packable` layer."""
+        raise NotImplementedError(f"{type(self).__name__} is not packed by the converter")
+
+    def converted(self, convert: Callable[["Module"], "Module"]) -> "Module":
+        """This layer in the converted model, ``convert`` converting nested containers: itself by
+        default (containers holding layers other than a list override this)."""
+        return self
+
+    def drawn_filters(self) -> Filters | None:
+        """The kernels the filter picture draws, or None: not a convolution."""
+        return None
+
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.config().items())
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
+
+
+#: every layer a model file may name, by class name (filled by :func:`register_layer`)
+LAYER_TYPES: dict[str, type[Module]] = {}
+
+M = TypeVar("M", bound=type[Module])
+
+
+def register_layer(cls: M) -> M:
+    """Class decorator: model files may name ``cls`` by its class name (see :data:`LAYER_TYPES`)."""
+    known = LAYER_TYPES.get(cls.__name__)
+    if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
+        raise TypeError(f"two layer classes are called {cls.__name__}: in {known.__module__} and {cls.__module__}")
+    LAYER_TYPES[cls.__name__] = cls
+    return cls
 
 
 def describe(module: Module) -> dict[str, Any]:
@@ -246,6 +367,7 @@ DESCRIPTION = Obj({"type": Str(max_len=64)}, {"config": Obj(other=Json())})
 LAYER_LIST = List(DESCRIPTION, max_len=10_000)
 
 
+@register_layer
 class Sequential(Module):
     """Layers applied one after the other: y = f_n(... f_2(f_1(x)))."""
 
@@ -264,6 +386,11 @@ class Sequential(Module):
     def forward(self, x: Tensor) -> Tensor:
         for layer in self.layers:
             x = layer(x)
+        return x
+
+    def walk(self, x: Tensor, path: str, record: Callable[[str, Module, Tensor, Tensor], None]) -> Tensor:
+        for i, layer in enumerate(self.layers):
+            x = layer.walk(x, _join(path, str(i)), record)
         return x
 
     def __len__(self) -> int:

@@ -1,6 +1,11 @@
-"""BatchNorm layer (formulas in :mod:`tinybnn.autograd.normalization`)."""
+"""BatchNorm layer (formulas in :mod:`tinybnn.autograd.normalization`).
+
+Paper: Ioffe and Szegedy, "Batch Normalization: Accelerating Deep Network Training by Reducing
+Internal Covariate Shift" (ICML 2015, arXiv:1502.03167).
+"""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -8,9 +13,10 @@ import numpy as np
 from ..autograd import Tensor, batch_norm
 from ..errors import ArgumentError, ShapeError
 from ..schema import Bool, Float, Obj
-from .module import FLOAT32, Footprint, Module, Parameter, elementwise
+from .module import FLOAT32, Cost, Footprint, Module, Parameter, elementwise, float_cost, register_layer
 
 
+@register_layer
 class BatchNorm(Module):
     """Normalize each channel (axis 1), then scale by gamma and shift by beta.
 
@@ -63,11 +69,17 @@ class BatchNorm(Module):
         self.running_mean = np.zeros(channels, dtype=np.float32)
         self.running_var = np.ones(channels, dtype=np.float32)
 
+    def cost(self, x: Tensor, y: Tensor, after_binary: bool) -> Cost:
+        """After a 1-bit layer it is folded into that layer's scale and shift: nothing is stored."""
+        cost = float_cost(self)
+        return replace(cost, stored_bytes=0) if after_binary else cost
+
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim not in (2, 4):
             raise ShapeError(f"{self.label()}: expected input (N, C) or (N, C, H, W), got shape {x.shape}")
         if self.beta is None:
             self.create_parameters(x.shape[1])
+        assert self.beta is not None and self.running_mean is not None and self.running_var is not None
         if x.shape[1] != self.beta.shape[0]:
             raise ShapeError(
                 f"{self.label()}: input has {x.shape[1]} channels, the layer has "

@@ -1,5 +1,9 @@
 """Inference layers that run binary convolutions and dense layers on packed bits.
 
+Papers: the XNOR-popcount dot and the scale alpha, Rastegari et al., "XNOR-Net" (ECCV 2016,
+arXiv:1603.05279); weights packed to 1 bit by a converter, Yang et al., "BMXNet" (ACM
+Multimedia 2017, arXiv:1705.09864).
+
 :func:`tinybnn.convert.convert_model` turns every QConvolution and
 QFullyConnected with ``act_bit = weight_bit = 1`` into one of these. They hold
 the filters as bits (``uint64`` words, 1 bit per weight, least significant first) and
@@ -29,15 +33,14 @@ import numpy as np
 from numba import njit, prange
 
 from ..autograd import Tensor
-from ..autograd.conv import check_conv_shapes
+from ..autograd.conv import check_conv_shapes, output_size
 from ..errors import ShapeError
 from ..schema import PAIR, POSITIVE, Bool, Float, Obj
-from ..gemm import pack_bits, packed_words, pad_words, xnor_parallel
+from ..gemm import pack_bits, packed_words, pad_words, unpack_bits, xnor_parallel
 from ..gemm.bitconv import nominal_bits, pack_channels, pack_normalized_channels, patch_dots
 from ..workspace import empty
-from .convolution import check_geometry, conv_geometry, positive
-from .module import FLOAT32, Footprint, Module
-from .quantized import check_pad_value
+from .convolution import check_geometry, check_pad_value, conv_geometry, positive
+from .module import FLOAT32, Cost, Filters, Footprint, Module, bits_cost, register_layer
 
 
 @njit(parallel=True, cache=True)
@@ -62,14 +65,37 @@ def _affine_pool_nchw(dots, correction, scale, shift, n_images, oh, ow, qh, qw, 
     return out
 
 
+def folded_affine(layer: Any, bn: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(scale, shift) of a 1-bit Q-layer with its alpha and bias and ``bn`` (evaluation mode) folded in::
+
+        scale = alpha gamma / sqrt(running_var + eps)
+        shift = (b - running_mean) gamma / sqrt(running_var + eps) + beta
+
+    alpha = mean |W_f| with ``scaling_factor`` (else 1; XNOR-Net's scaling factor, Rastegari et
+    al. 2016), b the bias (else 0); without ``bn``, scale = alpha and shift = b. Computed in float64,
+    stored as float32.
+    """
+    weight = layer.weight.data.astype(np.float64)
+    outputs = weight.shape[0]
+    scale = np.abs(weight).reshape(outputs, -1).mean(axis=1) if layer.scaling_factor else np.ones(outputs)
+    shift = layer.bias.data.astype(np.float64) if layer.bias is not None else np.zeros(outputs)
+    if bn is not None:
+        factor = bn.gamma.data.astype(np.float64) / np.sqrt(bn.running_var.astype(np.float64) + bn.eps)
+        scale = scale * factor
+        shift = (shift - bn.running_mean) * factor + bn.beta.data
+    return scale.astype(np.float32), shift.astype(np.float32)
+
+
 class PackedModule(Module):
     """Shared bookkeeping: the packed filters and the per-channel scale and shift.
+
+    A packed layer computes on bits (BMXNet's converted layers, Yang et al. 2017).
 
     ``weight_bits`` holds exactly the words the bits need (what the file
     stores); the XNOR kernels get a copy padded to a multiple of 8 words.
     """
 
-    buffer_names = ("weight_bits", "scale", "shift")
+    buffer_names: tuple[str, ...] = ("weight_bits", "scale", "shift")
 
     def __init__(self) -> None:
         super().__init__()
@@ -77,12 +103,16 @@ class PackedModule(Module):
         self.scale: np.ndarray | None = None
         self.shift: np.ndarray | None = None
 
+    def computes_on_bits(self) -> bool:
+        return True
+
     def allocate(self, outputs: int, words: int) -> None:
         self.weight_bits = np.zeros((outputs, words), dtype=np.uint64)
         self.scale = np.ones(outputs, dtype=np.float32)
         self.shift = np.zeros(outputs, dtype=np.float32)
 
 
+@register_layer
 class PackedConvolution(PackedModule):
     """Binary convolution on packed bits with a folded per-channel multiply-add (inference only).
 
@@ -183,16 +213,39 @@ class PackedConvolution(PackedModule):
         return Tensor(_affine_pool_nchw(dots, np.int32(correction), self.scale, self.shift,
                                         n, oh, ow, qh, qw, qsh, qsw, out))
 
+    def cost(self, x: Tensor, y: Tensor, after_binary: bool) -> Cost:
+        """Stored as it is held; its multiply-accumulates are counted before its max pooling."""
+        floats = sum(b.size for name, b in self.named_buffers() if name != "weight_bits")
+        weights = self.num_filter * self.bits
+        positions = math.prod(y.shape[2:])
+        if self.pool_kernel is not None:
+            positions = math.prod(output_size(n, k, s, p) for n, k, s, p in zip(x.shape[2:], self.kernel,
+                                                                                    self.stride, self.pad))
+        words = self.kernel[0] * self.kernel[1] * packed_words(x.shape[1])
+        return bits_cost(self.num_filter, words, weights + floats, weights + floats, floats, weights * positions)
+
+    def filters(self) -> np.ndarray:
+        """The ±1 filters (F, C, KH, KW), unpacked from ``weight_bits`` (F, KH KW Cw) read as
+        (F, KH, KW, Cw): pixel (u, v) of filter f holds its C channel signs in Cw words, bit c % 64
+        of word c // 64, 1 for +1 (:func:`tinybnn.gemm.bitconv.pack_filters`)."""
+        assert self.weight_bits is not None
+        words = self.weight_bits.reshape(self.num_filter, *self.kernel, -1)
+        return unpack_bits(words, self.channels, axis=-1).transpose(0, 3, 1, 2)
+
+    def drawn_filters(self) -> Filters | None:
+        return Filters("binary", self.filters(), 1)
+
     def config(self) -> dict[str, Any]:
         config = {"kernel": list(self.kernel), "num_filter": self.num_filter, "channels": self.channels,
                   "stride": list(self.stride), "pad": list(self.pad), "pad_value": self.pad_value}
         if self.input_norm:
             config["input_norm"] = True
         if self.pool_kernel is not None:
-            config.update(pool_kernel=list(self.pool_kernel), pool_stride=list(self.pool_stride))
+            config.update(pool_kernel=list(self.pool_kernel), pool_stride=list(self.pool_stride or self.pool_kernel))
         return config
 
 
+@register_layer
 class PackedFullyConnected(PackedModule):
     """Binary dense layer on packed bits with a folded per-channel multiply-add (inference only).
 
@@ -226,7 +279,15 @@ class PackedFullyConnected(PackedModule):
             raise ShapeError(f"{self.label()}: expected input with {self.features} features, got shape {x.shape}")
         dots = xnor_parallel(pack_bits(data, axis=-1, pad_words_to=8), pad_words(self.weight_bits, 8),
                              self.features)
+        assert self.scale is not None and self.shift is not None
         return Tensor(dots.astype(np.float32) * self.scale + self.shift)
+
+    def cost(self, x: Tensor, y: Tensor, after_binary: bool) -> Cost:
+        """Stored as it is held: ceil(D / 64) words per output, a float32 scale and shift per output."""
+        floats = sum(b.size for name, b in self.named_buffers() if name != "weight_bits")
+        weights = self.num_hidden * self.features
+        return bits_cost(self.num_hidden, packed_words(x.data[0].size), weights + floats, weights + floats, floats,
+                         weights)
 
     def config(self) -> dict[str, Any]:
         return {"num_hidden": self.num_hidden, "features": self.features}

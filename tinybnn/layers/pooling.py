@@ -1,4 +1,9 @@
-"""Pooling layer: max or average over windows, or over the whole image."""
+"""Pooling layer: max or average over windows, or over the whole image.
+
+Paper: LeCun et al., "Gradient-Based Learning Applied to Document Recognition" (Proc. IEEE
+1998) subsamples between convolutions; global average pooling, Lin, Chen and Yan, "Network in
+Network" (ICLR 2014, arXiv:1312.4400).
+"""
 from __future__ import annotations
 
 import math
@@ -8,9 +13,10 @@ from ..autograd import Tensor, avg_pool2d, max_pool2d
 from ..errors import ArgumentError, ShapeError
 from ..schema import PAIR, Bool, Null, Either, Obj, Str
 from .convolution import check_geometry
-from .module import FLOAT32, Footprint, Module
+from .module import FLOAT32, Footprint, Module, register_layer
 
 
+@register_layer
 class Pooling(Module):
     """MXNet's Pooling: ``pool_type`` "max" or "avg" over ``kernel`` windows.
 

@@ -1,5 +1,12 @@
 """Binary and k-bit layers: drop-in replacements for the float ones (BMXNet's Q-layers).
 
+Papers: BMXNet, Yang, Fritzsche, Bartz and Meinel, "BMXNet: An Open-Source Binary Neural
+Network Implementation Based on MXNet" (ACM Multimedia 2017, arXiv:1705.09864); binary
+weights and activations trained by their latent float weights, Courbariaux et al.,
+"Binarized Neural Networks" (2016, arXiv:1602.02830); the scaling factor alpha = mean |W_f|
+and the XNOR-popcount dot, Rastegari, Ordonez, Redmon and Farhadi, "XNOR-Net" (ECCV 2016,
+arXiv:1603.05279); k-bit layers, Zhou et al., "DoReFa-Net" (2016, arXiv:1606.06160).
+
 A Q-layer keeps float ("latent") weights for training and, in every forward
 pass, quantizes its input to ``act_bit`` bits and its weights to
 ``weight_bit`` bits (:mod:`tinybnn.autograd.quantize`), then runs the float
@@ -30,6 +37,7 @@ inference path exact.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -39,21 +47,17 @@ from ..autograd.binary import binary_conv2d, binary_linear
 from ..autograd.quantize import check_bits, quantize_activation, quantize_weight
 from ..errors import ArgumentError, NotANumberError
 from ..schema import Bool, Float, Int, Obj, Str
-from .convolution import Convolution
+from .convolution import Convolution, check_pad_value
 from .dense import FullyConnected
-from .module import Footprint, Module, elementwise
+from ..gemm import pack_bits, packed_words
+from ..gemm.bitconv import pack_filters
+from .packed import PackedConvolution, PackedFullyConnected, folded_affine
+from .module import Cost, Filters, Footprint, Module, bits_cost, elementwise, float_cost, register_layer
 
 METHODS = ("det_sign", "approx_sign")
 BITS = Int(1, 32)
 #: what a Q-layer's config adds to its float layer's
 Q_FIELDS = {"act_bit": BITS, "weight_bit": BITS, "scaling_factor": Bool()}
-
-
-def check_pad_value(pad_value: float, where: str = "QConvolution") -> float:
-    """``pad_value`` as a float, refused unless it is +1 or -1."""
-    if pad_value not in (1, -1):
-        raise ArgumentError(f"{where}: pad_value must be +1 or -1, got {pad_value!r}")
-    return float(pad_value)
 
 
 def channel_scale(weight: Tensor) -> Tensor:
@@ -66,6 +70,7 @@ def contains_nan(a: np.ndarray) -> bool:
     return a.dtype.kind == "f" and a.size > 0 and bool(np.isnan(a.min()))
 
 
+@register_layer
 class QActivation(Module):
     """Quantize activations to ``act_bit`` bits (BMXNet's QActivation), elementwise.
 
@@ -129,6 +134,7 @@ class QActivation(Module):
         return {"act_bit": self.act_bit, "grad_cancel": self.grad_cancel, "method": self.method}
 
 
+@register_layer
 class QConvolution(Convolution):
     """Binary or k-bit 2-D convolution (NCHW), a drop-in replacement for :class:`Convolution`.
 
@@ -213,11 +219,13 @@ class QConvolution(Convolution):
 
     def create_parameters(self, channels: int) -> None:
         super().create_parameters(channels)
+        assert self.weight is not None
         if self.weight_bit == 1:
             self.weight.clip = (-1.0, 1.0)
 
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x)
+        assert self.weight is not None
         if self.xnor and self.act_bit == 1 and self.weight_bit == 1:  # XNOR-popcount forward, same numbers
             y = binary_conv2d(x, self.weight, stride=self.stride, pad=self.pad, pad_value=self.pad_value)
         else:
@@ -228,6 +236,58 @@ class QConvolution(Convolution):
             y = y * channel_scale(self.weight).reshape(1, -1, 1, 1)
         return y if self.bias is None else y + self.bias.reshape(1, -1, 1, 1)
 
+    packs_input_norm = True  # its packed twin packs (x - mean) / std * gamma + beta itself
+    packs_pool = True  # and takes the max pooling after it in its epilogue
+
+    def computes_on_bits(self) -> bool:
+        return self.act_bit == 1 and self.weight_bit == 1
+
+    def packable(self) -> bool:
+        return self.computes_on_bits()
+
+    def cost(self, x: Tensor, y: Tensor, after_binary: bool) -> Cost:
+        """1-bit: stored as KH KW ceil(C / 64) words per filter plus a float32 scale and shift per filter
+        once converted, binary multiply-accumulates; otherwise as a float convolution."""
+        assert self.weight is not None
+        macs = self.weight.size * math.prod(y.shape[2:])
+        if not self.computes_on_bits():
+            return float_cost(self, macs, bits=self.weight_bit)
+        params = sum(p.size for _, p in self.named_parameters())
+        words = self.kernel[0] * self.kernel[1] * packed_words(x.shape[1])
+        return bits_cost(y.shape[1], words, params, params, 2 * y.shape[1], macs)
+
+    def packed(self, bn: Any = None, input_bn: Any = None, pool: Any = None) -> Module:
+        """A :class:`~tinybnn.layers.packed.PackedConvolution` with ``sign(W)`` packed, alpha, the bias and
+        ``bn`` folded into its scale and shift, ``input_bn`` into its input packing, ``pool`` into its
+        epilogue."""
+
+        assert self.weight is not None
+        weight = self.weight.data
+        packed = PackedConvolution(
+            self.kernel, self.num_filter, channels=weight.shape[1], stride=self.stride, pad=self.pad,
+            pad_value=self.pad_value, input_norm=input_bn is not None,
+            pool_kernel=None if pool is None else pool.kernel, pool_stride=None if pool is None else pool.stride)
+        assert packed.weight_bits is not None and packed.scale is not None and packed.shift is not None
+        packed.weight_bits[...] = pack_filters(weight, pad_words_to=1)
+        if input_bn is not None:  # the very numbers the BatchNorm kernel computes with
+            packed.input_mean[...] = input_bn.running_mean
+            packed.input_inv_std[...] = 1.0 / np.sqrt(input_bn.running_var.astype(np.float64) + input_bn.eps)
+            packed.input_gamma[...] = input_bn.gamma.data
+            packed.input_beta[...] = input_bn.beta.data
+        packed.scale[...], packed.shift[...] = folded_affine(self, bn)
+        return packed
+
+    def drawn_filters(self) -> Filters | None:
+        """1-bit weights as the layer computes with them, sign(w); k-bit ones quantized; else float."""
+        if self.weight is None:
+            return None
+        weight = self.weight.data
+        if self.weight_bit == 1:
+            return Filters("binary", np.where(weight >= 0, 1.0, -1.0).astype(np.float32), 1)
+        if self.weight_bit < 32:
+            return Filters("k-bit", quantize_weight(Tensor(weight), self.weight_bit).data, self.weight_bit)
+        return Filters("float", weight.copy(), 32)
+
     def config(self) -> dict[str, Any]:
         config = super().config()
         config.update(act_bit=self.act_bit, weight_bit=self.weight_bit,
@@ -235,6 +295,7 @@ class QConvolution(Convolution):
         return config
 
 
+@register_layer
 class QFullyConnected(FullyConnected):
     """Binary or k-bit fully connected layer, a drop-in replacement for :class:`FullyConnected`.
 
@@ -275,11 +336,13 @@ class QFullyConnected(FullyConnected):
 
     def create_parameters(self, features: int) -> None:
         super().create_parameters(features)
+        assert self.weight is not None
         if self.weight_bit == 1:
             self.weight.clip = (-1.0, 1.0)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.flat_input(x)
+        assert self.weight is not None
         if self.xnor and self.act_bit == 1 and self.weight_bit == 1:  # XNOR-popcount forward, same numbers
             y = binary_linear(x, self.weight)
         else:
@@ -287,6 +350,32 @@ class QFullyConnected(FullyConnected):
         if self.scaling_factor:
             y = y * channel_scale(self.weight)
         return y if self.bias is None else y + self.bias
+
+    def computes_on_bits(self) -> bool:
+        return self.act_bit == 1 and self.weight_bit == 1
+
+    def packable(self) -> bool:
+        return self.computes_on_bits()
+
+    def cost(self, x: Tensor, y: Tensor, after_binary: bool) -> Cost:
+        """1-bit: stored as ceil(D / 64) words per output plus a float32 scale and shift per output
+        once converted, binary multiply-accumulates; otherwise as a float dense layer."""
+        assert self.weight is not None
+        if not self.computes_on_bits():
+            return float_cost(self, self.weight.size, bits=self.weight_bit)
+        params = sum(p.size for _, p in self.named_parameters())
+        return bits_cost(y.shape[1], packed_words(x.data[0].size), params, params, 2 * y.shape[1], self.weight.size)
+
+    def packed(self, bn: Any = None, input_bn: Any = None, pool: Any = None) -> Module:
+        """A :class:`~tinybnn.layers.packed.PackedFullyConnected` with ``sign(W)`` packed and alpha, the
+        bias and ``bn`` folded into its scale and shift."""
+
+        assert self.weight is not None
+        packed = PackedFullyConnected(self.num_hidden, features=self.weight.shape[1])
+        assert packed.weight_bits is not None and packed.scale is not None and packed.shift is not None
+        packed.weight_bits[...] = pack_bits(self.weight.data, axis=-1)
+        packed.scale[...], packed.shift[...] = folded_affine(self, bn)
+        return packed
 
     def config(self) -> dict[str, Any]:
         config = super().config()

@@ -1,5 +1,9 @@
 """Residual: y = activation(body(x) + shortcut(x)), the building block of ResNets.
 
+Paper: He, Zhang, Ren and Sun, "Deep Residual Learning for Image Recognition" (CVPR 2016,
+arXiv:1512.03385); binary ResNets keep their shortcuts real-valued as in Liu et al.,
+"Bi-Real Net" (ECCV 2018, arXiv:1808.00278).
+
 ``body`` and ``shortcut`` are :class:`Sequential` containers (an empty
 shortcut is the identity), so a residual block is described, saved and
 converted like any other stack of layers.
@@ -13,9 +17,10 @@ from ..autograd import Tensor
 from ..errors import ArgumentError, ShapeError
 from ..schema import Either, Null, Obj, Str
 from .activation import ACTIVATIONS
-from .module import DESCRIPTION, FLOAT32, Footprint, Module, Sequential, describe
+from .module import DESCRIPTION, FLOAT32, Footprint, Module, Sequential, describe, register_layer
 
 
+@register_layer
 class Residual(Module):
     """y = activation(body(x) + shortcut(x)); ``activation`` None means none."""
 
@@ -27,6 +32,14 @@ class Residual(Module):
         self.body = body
         self.shortcut = shortcut if shortcut is not None else Sequential()
         self.activation = activation
+
+    def walk(self, x: Tensor, path: str, record: Callable[[str, Module, Tensor, Tensor], None]) -> Tensor:
+        self.body.walk(x, f"{path}.body", record)
+        self.shortcut.walk(x, f"{path}.shortcut", record)
+        return self(x)
+
+    def converted(self, convert: Callable[[Module], Module]) -> Module:
+        return Residual(convert(self.body), convert(self.shortcut), self.activation)  # type: ignore[arg-type]
 
     def forward(self, x: Tensor) -> Tensor:
         main, skip = self.body(x), self.shortcut(x)

@@ -1,5 +1,8 @@
 """Exact per-channel thresholds: a monotone float decision as one integer (or float) comparison.
 
+Paper: thresholds in place of BatchNorm and sign, Umuroglu et al., "FINN" (FPGA 2017,
+arXiv:1612.07119).
+
 A binary layer whose output only feeds a max pooling and the next layer's
 sign computes, per output channel f, the decision
 

@@ -187,5 +187,6 @@ def check_binary_conv2d(fn, examples: int = 200, seed: int = 0, edge_cases: bool
 
 
 def check_binary_dense(fn, examples: int = 200, seed: int = 0, edge_cases: bool = True) -> CheckReport:
-    """Check a binary dense layer ``fn(x, w) -> out``: x float32 (n, d), w uint64 (h, ceil(d / 64)), out int32 (n, h)."""
+    """Check a binary dense layer ``fn(x, w) -> out``: x float32 (n, d), w uint64 (h, ceil(d / 64)),
+    out int32 (n, h)."""
     return run_check("binary-dense", fn, examples=examples, seed=seed, edge_cases=edge_cases)

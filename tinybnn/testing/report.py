@@ -50,6 +50,13 @@ class CheckReport(str):
     :class:`Failure` or ``None``).
     """
 
+    ok: bool
+    kind: str
+    target: str
+    cases: int
+    largest: str
+    failure: Failure | None
+
     def __new__(cls, kind: str, target: str, cases: int, largest: str, failure: Failure | None,
                 reference: str = ""):
         text = summary_line(kind, target, cases, largest) if failure is None else failure_text(
