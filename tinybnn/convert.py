@@ -10,7 +10,11 @@ and weights are both 1-bit by a :class:`PackedConvolution` /
   evaluation mode) fold into one per-channel multiply-add (see
   :mod:`tinybnn.layers.packed`), and the BatchNorm disappears;
 - a QActivation(act_bit=1) directly before it disappears too: the packed
-  layer takes the sign of its input itself (sign(sign(x)) = sign(x));
+  layer takes the sign of its input itself (sign(sign(x)) = sign(x)), as
+  long as its forward is sign itself (``SIGN_FORWARD``: det_sign,
+  approx_sign, swish_sign); any other (magnitude_aware_sign's alpha sign(x),
+  ste_tern's -1/0/+1, ste_heaviside's 0/1) stays a float layer in front of
+  the packed layer, which then signs its output exactly as the Q-layer did;
 - a BatchNorm before a binary convolution moves into the packing of its
   input, and a max pooling after it into its epilogue, both computing the
   same numbers as the layers they replace (see ``PackedConvolution``).
@@ -27,6 +31,7 @@ import numpy as np
 
 from .errors import ModelFileError
 from .autograd import Tensor
+from .autograd.larq_quantizers import SIGN_FORWARD
 from .gemm import pack_bits, unpack_bits
 from .gemm.bitconv import pack_channels, pack_filters, pack_normalized_channels
 from .layers import (Activation, BatchNorm, Convolution, Flatten, FullyConnected, Module, Pooling, QActivation,
@@ -81,7 +86,7 @@ def binary_run(layers: list[Module], i: int) -> tuple[int, PackedModule] | None:
     j, input_bn = i, None
     if isinstance(at(j), BatchNorm):
         input_bn, j = at(j), j + 1
-    if isinstance(at(j), QActivation) and at(j).act_bit == 1:
+    if isinstance(at(j), QActivation) and at(j).act_bit == 1 and at(j).method in SIGN_FORWARD:
         j += 1
     layer = at(j)
     if not is_binary(layer) or (input_bn is not None and not isinstance(layer, QConvolution)):

@@ -36,6 +36,7 @@ import numpy as np
 
 from ..autograd import Tensor, conv2d
 from ..autograd.binary import binary_conv2d, binary_linear
+from ..autograd.larq_quantizers import ACTIVATION_QUANTIZERS, quantize_by_name
 from ..autograd.quantize import check_bits, quantize_activation, quantize_weight
 from ..errors import ArgumentError, NotANumberError
 from ..schema import Bool, Float, Int, Obj, Str
@@ -43,7 +44,8 @@ from .convolution import Convolution
 from .dense import FullyConnected
 from .module import Footprint, Module, elementwise
 
-METHODS = ("det_sign", "approx_sign")
+#: names of the 1-bit activation quantizers (tinybnn.autograd.quantize and tinybnn.autograd.larq_quantizers)
+METHODS = SIGN_METHODS = tuple(ACTIVATION_QUANTIZERS)
 BITS = Int(1, 32)
 #: what a Q-layer's config adds to its float layer's
 Q_FIELDS = {"act_bit": BITS, "weight_bit": BITS, "scaling_factor": Bool()}
@@ -80,11 +82,14 @@ class QActivation(Module):
     - k = 1, ``method="det_sign"`` (default): ``dL/dx = g`` where
       ``|x| <= grad_cancel`` (default 1.0), 0 elsewhere, the derivative of
       hardtanh; ``method="approx_sign"`` (Bi-Real Net): ``g (2 - 2|x|)``
-      inside [-1, 1], 0 outside;
+      inside [-1, 1], 0 outside; Larq's "swish_sign", "magnitude_aware_sign",
+      "ste_tern" (threshold 0.05), "ste_tern_twn" (threshold 0.7 mean|x|) and
+      "ste_heaviside" (0/1 output) as :mod:`tinybnn.autograd.larq_quantizers`
+      defines them, ``grad_cancel`` their straight-through window;
     - 2 <= k < 32: ``g`` where 0 <= x <= 1, straight through the rounding.
 
     Parameters: ``act_bit`` 1..32 (default 1), ``grad_cancel`` > 0,
-    ``method`` "det_sign" or "approx_sign". No weights.
+    ``method`` one of :data:`METHODS`. No weights.
 
     NaN has no sign: with ``act_bit=1`` an input holding NaN raises
     ``NotANumberError`` (an ``ArgumentError``) naming the layer, as packing
@@ -123,7 +128,9 @@ class QActivation(Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.act_bit == 1 and contains_nan(x.data):
             raise NotANumberError(f"{self.label()}: input contains NaN, which has no sign")
-        return quantize_activation(x, self.act_bit, self.grad_cancel, self.method)
+        if self.act_bit == 1:
+            return quantize_by_name(x, self.method, self.grad_cancel)
+        return quantize_activation(x, self.act_bit, self.grad_cancel)
 
     def config(self) -> dict[str, Any]:
         return {"act_bit": self.act_bit, "grad_cancel": self.grad_cancel, "method": self.method}
