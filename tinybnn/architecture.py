@@ -19,6 +19,9 @@ from .layers.fused import BitConvolution, BitDense, ConvolutionToBits
 from .layers.module import Footprint
 from .schema import SchemaError, validate
 from .layers.packed import PackedConvolution, PackedFullyConnected
+from .layers.rprelu import RPReLU
+from .layers.rsign import RSign
+from .layers.shortcut import BiRealConvolution
 from .layers import (Activation, BatchNorm, Convolution, Dropout, Flatten, FullyConnected, Module,
                      Pooling, QActivation, QConvolution, QFullyConnected, Residual, Sequential, describe)
 
@@ -26,7 +29,8 @@ LAYER_TYPES: dict[str, type[Module]] = {
     cls.__name__: cls
     for cls in (Activation, BatchNorm, Convolution, Dropout, Flatten, FullyConnected, Pooling,
                 QActivation, QConvolution, QFullyConnected, Residual, Sequential,
-                PackedConvolution, PackedFullyConnected, ConvolutionToBits, BitConvolution, BitDense)
+                PackedConvolution, PackedFullyConnected, ConvolutionToBits, BitConvolution, BitDense,
+                RSign, RPReLU, BiRealConvolution)
 }
 
 #: containers inside containers, at most (ResNet-18 needs 3)
