@@ -1,6 +1,7 @@
 """Modern binary blocks: RSign, RPReLU and BiRealConvolution against their formulas and
 gradients (numerical checks in float64 where the layer is differentiable, the hand-written
-straight-through formula where it is not), their errors, files and conversion."""
+straight-through formula where it is not), their errors, files and conversion, and the
+reactnet-lenet built from them (a forward and backward pass on a few images, no training)."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -15,6 +16,7 @@ from tinybnn.layers.packed import PackedConvolution, PackedFullyConnected
 from tinybnn.layers.rprelu import RPReLU
 from tinybnn.layers.rsign import RSign
 from tinybnn.layers.shortcut import BiRealConvolution
+from tinybnn.models import build_model
 from tinybnn.serialization import load_model, save_model
 
 from .strategies import arrays_f64, with_zeros
@@ -189,3 +191,16 @@ def test_conversion_packs_the_binary_layers_and_computes_the_same(seed):
         assert kinds.count(Residual) == 2 and kinds.count(RSign) == 2 and kinds.count(RPReLU) == 3
         np.testing.assert_allclose(converted(x).data, model(x).data, rtol=1e-5, atol=1e-4)
 
+
+def test_reactnet_lenet_trains_a_step_on_a_few_images():
+    model, shape = build_model("reactnet-lenet", rng=np.random.default_rng(0))
+    from tinybnn.autograd import softmax_cross_entropy
+    x = Tensor(np.random.default_rng(1).random((4, *shape), dtype=np.float32))
+    logits = model(x)
+    assert logits.shape == (4, 10)
+    softmax_cross_entropy(logits, np.array([0, 1, 2, 3])).backward()
+    missing = [name for name, p in model.named_parameters() if p.grad is None or not np.any(p.grad)]
+    assert missing == []
+    kinds = [type(layer).__name__ for layer in model]
+    assert kinds.count("BiRealConvolution") == 1 and kinds.count("RSign") == 1 and kinds.count("RPReLU") == 2
+    assert footprint(describe(model), shape).state == state_bytes(model)
