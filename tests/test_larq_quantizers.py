@@ -7,13 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinybnn.autograd import Tensor
-from tinybnn.autograd.larq_quantizers import (ACTIVATION_QUANTIZERS, SIGN_FORWARD, magnitude_aware_sign,
-                                              ste_heaviside, ste_tern, swish_sign)
+from tinybnn.autograd import Tensor, conv2d
+from tinybnn.autograd.larq_quantizers import (ACTIVATION_QUANTIZERS, SIGN_FORWARD, WEIGHT_QUANTIZERS,
+                                              magnitude_aware_sign, ste_heaviside, ste_tern, swish_sign)
 from tinybnn.architecture import construct
-from tinybnn.convert import convert_model
+from tinybnn.convert import PACKABLE_WEIGHTS, convert_model
 from tinybnn.errors import ArgumentError
 from tinybnn.layers import BatchNorm, Flatten, QActivation, QConvolution, QFullyConnected, Sequential, describe
+from tinybnn.layers.packed import PackedConvolution, PackedFullyConnected
 
 from .strategies import arrays_f64, shapes, with_zeros
 
@@ -147,3 +148,84 @@ def test_converted_models_compute_what_the_model_computes_for_every_quantizer(me
         kept = sum(isinstance(layer, QActivation) for layer in converted)
         assert kept == (0 if method in SIGN_FORWARD else 2) or fuse
         np.testing.assert_allclose(converted(x).data, model(x).data, rtol=1e-5, atol=1e-4)
+
+
+def test_the_docs_picture_is_drawn_from_the_quantizers_themselves(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from PIL import Image
+
+    from tinybnn.charts import BACKWARD_COLOUR, FORWARD_COLOUR
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "quantizers.png"
+    done = subprocess.run([sys.executable, str(root / "scripts" / "draw_quantizers.py"), "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    image = np.asarray(Image.open(out).convert("RGB"))
+    width = image.shape[1] // 4
+    for column in range(4):  # every panel of the first row holds both curves
+        panel = image[40:340, column * width:(column + 1) * width].reshape(-1, 3)
+        for colour in (FORWARD_COLOUR, BACKWARD_COLOUR):
+            assert np.any(np.all(panel == colour, axis=1)), (column, colour)
+
+
+@pytest.mark.parametrize("method", sorted(WEIGHT_QUANTIZERS))
+def test_q_layers_take_every_weight_quantizer_by_name(method):
+    """Forward: the float operation on sign(x) and q(W); backward to W: dL/dq(W) times q's slope."""
+    rng = np.random.default_rng(4)
+    layer = QConvolution(3, 4, pad=1, weight_method=method, rng=rng)
+    x = Tensor(rng.standard_normal((2, 3, 5, 5)))
+    layer(x)
+    layer.weight = Tensor(np.where(rng.random(layer.weight.shape) < 0.2, 0.0,
+                                   rng.uniform(-1.5, 1.5, layer.weight.shape)), requires_grad=True)
+    y = layer(x)
+    wq = Tensor(WEIGHT_QUANTIZERS[method](Tensor(layer.weight.data), 1.0).data, requires_grad=True)
+    expected = conv2d(Tensor(np.where(x.data >= 0, 1.0, -1.0)), wq, pad=1, pad_value=1.0)
+    np.testing.assert_allclose(y.data, expected.data, rtol=1e-12, atol=1e-12)
+    g = rng.standard_normal(y.shape)
+    y.backward(g)
+    expected.backward(g)
+    w = layer.weight.data
+    window = (np.abs(w) <= 1).astype(float)
+    slope = {"approx_sign": np.maximum(2 - 2 * np.abs(w), 0),
+             "swish_sign": 5 * (2 - 5 * w * np.tanh(5 * w / 2)) / (1 + np.cosh(5 * w)),
+             "magnitude_aware_sign": np.abs(w).mean(axis=(1, 2, 3), keepdims=True) * window}.get(method, window)
+    np.testing.assert_allclose(layer.weight.grad, wq.grad * slope, rtol=1e-9, atol=1e-12)
+    assert construct(describe(layer)).weight_method == method
+
+
+def test_q_layers_refuse_an_unknown_weight_quantizer():
+    with pytest.raises(ArgumentError, match="QFullyConnected: weight_method must be one of"):
+        QFullyConnected(4, weight_method="sign")
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.sampled_from(sorted(WEIGHT_QUANTIZERS)), st.booleans(), st.integers(0, 2**32 - 1))
+def test_converted_models_compute_the_same_for_every_weight_quantizer(method, scaling, seed):
+    """sign and alpha sign weights are packed (alpha folds into the scale); ternary and 0/1 weights stay."""
+    rng = np.random.default_rng(seed)
+    model = Sequential(QConvolution(3, 4, pad=1, weight_method=method, scaling_factor=scaling, rng=rng),
+                       BatchNorm(), Flatten(), QFullyConnected(5, weight_method=method, rng=rng), BatchNorm())
+    model.build((3, 6, 6))
+    model.eval()
+    x = Tensor(np.where(rng.random((4, 3, 6, 6)) < 0.2, 0.0, rng.standard_normal((4, 3, 6, 6))).astype(np.float32))
+    converted = convert_model(model, fuse=False)
+    packed = sum(isinstance(layer, (PackedConvolution, PackedFullyConnected)) for layer in converted)
+    assert packed == (2 if method in PACKABLE_WEIGHTS else 0)
+    for fused in (converted, convert_model(model)):
+        np.testing.assert_allclose(fused(x).data, model(x).data, rtol=1e-5, atol=1e-4)
+
+
+def test_converting_a_model_with_only_ternary_weights_is_refused_saying_why(tmp_path):
+    from tinybnn.convert import convert_file
+    from tinybnn.errors import ModelFileError
+    from tinybnn.serialization import save_model
+
+    model = Sequential(Flatten(), QFullyConnected(3, weight_method="ste_tern", rng=np.random.default_rng(0)))
+    path = save_model(tmp_path / "tern.npz", model.build((4,)), (4,))
+    with pytest.raises(ModelFileError, match=r"tern.npz: has no binary layer .*weight_method one of det_sign, "
+                                             r"approx_sign, swish_sign, magnitude_aware_sign"):
+        convert_file(path)

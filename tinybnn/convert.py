@@ -45,9 +45,18 @@ from .serialization import load_model, save_model
 BINARIZED = "binarized"
 
 
+#: 1-bit weight quantizers whose weights are sign(w), or alpha_f sign(w) (alpha folds into the scale)
+PACKABLE_WEIGHTS = (*SIGN_FORWARD, "magnitude_aware_sign")
+
+
 def is_binary(layer: Module) -> bool:
-    """A Q-layer whose input and weights are both 1-bit: it runs on packed bits."""
-    return isinstance(layer, (QConvolution, QFullyConnected)) and layer.act_bit == 1 and layer.weight_bit == 1
+    """A Q-layer whose input and weights are both 1-bit: it runs on packed bits.
+
+    Its weights must be sign(w) or alpha_f sign(w) (``PACKABLE_WEIGHTS``); a
+    ste_tern or ste_heaviside weight has a 0 that bits cannot hold, so such a
+    layer is kept as it is (its float path)."""
+    return (isinstance(layer, (QConvolution, QFullyConnected)) and layer.act_bit == 1 and layer.weight_bit == 1
+            and layer.weight_method in PACKABLE_WEIGHTS)
 
 
 def folded_affine(layer: QConvolution | QFullyConnected, bn: BatchNorm | None) -> tuple[np.ndarray, np.ndarray]:
@@ -56,13 +65,16 @@ def folded_affine(layer: QConvolution | QFullyConnected, bn: BatchNorm | None) -
         scale = alpha gamma / sqrt(running_var + eps)
         shift = (b - running_mean) gamma / sqrt(running_var + eps) + beta
 
-    alpha = mean |W_f| with ``scaling_factor`` (else 1), b the bias (else 0);
+    alpha = mean |W_f| with ``scaling_factor`` (else 1), times mean |W_f| once more
+    with ``weight_method="magnitude_aware_sign"``, b the bias (else 0);
     without ``bn``, scale = alpha and shift = b. Computed in float64, stored
     as float32.
     """
     weight = layer.weight.data.astype(np.float64)
     outputs = weight.shape[0]
     scale = np.abs(weight).reshape(outputs, -1).mean(axis=1) if layer.scaling_factor else np.ones(outputs)
+    if layer.weight_method == "magnitude_aware_sign":  # the weights are alpha_f sign(w): alpha_f multiplies too
+        scale = scale * np.abs(weight).reshape(outputs, -1).mean(axis=1)
     shift = layer.bias.data.astype(np.float64) if layer.bias is not None else np.zeros(outputs)
     if bn is not None:
         factor = bn.gamma.data.astype(np.float64) / np.sqrt(bn.running_var.astype(np.float64) + bn.eps)
@@ -387,7 +399,8 @@ def convert_file(path: str | Path, out: str | Path | None = None, force: bool = 
         raise ModelFileError(f"{path}: already converted (a binarized model file); nothing to do")
     if count_binary_layers(loaded.model) == 0:
         raise ModelFileError(f"{path}: has no binary layer (QConvolution or QFullyConnected with act_bit=1 "
-                             "and weight_bit=1), so there is nothing to pack")
+                             f"and weight_bit=1, weight_method one of {', '.join(PACKABLE_WEIGHTS)}), so there is "
+                             "nothing to pack")
     converted = convert_model(loaded.model)
     metadata = dict(loaded.metadata)
     metadata["converted_from"] = path.name

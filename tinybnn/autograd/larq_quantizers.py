@@ -29,7 +29,9 @@ default; here the Q-layers' ``grad_cancel``).
   backward ``g (|x| <= clip)``.
 
 :data:`ACTIVATION_QUANTIZERS` names every 1-bit activation quantizer a
-QActivation accepts (``method=``), with the two of :mod:`.quantize`;
+QActivation accepts (``method=``), with the two of :mod:`.quantize`, and
+:data:`WEIGHT_QUANTIZERS` the same for the weights of QConvolution and
+QFullyConnected (``weight_method=``; magnitude_aware_sign per output channel);
 :data:`SIGN_FORWARD` lists those whose forward is sign(x) itself, so that a
 converter may replace them by the packed layer's own sign.
 """
@@ -202,6 +204,10 @@ ACTIVATION_QUANTIZERS: dict[str, Callable[[Tensor, float], Tensor]] = {
     "ste_heaviside": lambda x, clip: ste_heaviside(x, clip=clip),
 }
 
+#: 1-bit weight quantizers by name: (w, clip) -> Tensor; the output channel is axis 0 of a weight
+WEIGHT_QUANTIZERS: dict[str, Callable[[Tensor, float], Tensor]] = {
+    **ACTIVATION_QUANTIZERS, "magnitude_aware_sign": lambda w, clip: magnitude_aware_sign(w, axis=0, clip=clip)}
+
 #: quantizers whose forward is sign(x) itself (sign(0) = +1); they differ only in their backward
 SIGN_FORWARD = ("det_sign", "approx_sign", "swish_sign")
 
@@ -209,3 +215,8 @@ SIGN_FORWARD = ("det_sign", "approx_sign", "swish_sign")
 def quantize_by_name(x: Tensor, method: str, clip: float = 1.0) -> Tensor:
     """The 1-bit activation quantizer ``method`` of :data:`ACTIVATION_QUANTIZERS` applied to x."""
     return ACTIVATION_QUANTIZERS[method](x, clip)
+
+
+def quantize_weight_by_name(w: Tensor, method: str, clip: float = 1.0) -> Tensor:
+    """The 1-bit weight quantizer ``method`` of :data:`WEIGHT_QUANTIZERS` applied to w."""
+    return WEIGHT_QUANTIZERS[method](w, clip)
