@@ -103,7 +103,16 @@ def tern_threshold(x: np.ndarray, threshold: float = TERN_THRESHOLD, ternary_wei
     return float(TWN_FACTOR * np.abs(x).mean()) if ternary_weight_networks and x.size else float(threshold)
 
 
-class SteTern(Function):
+class StraightThroughStep(Function):
+    """A step function whose forward saves the window (|x| <= clip); backward g inside it, 0 outside."""
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        (passes,) = ctx.saved_values
+        return grad * passes
+
+
+class SteTern(StraightThroughStep):
     """Forward +1 if x >= d, -1 if x <= -d, else 0 (d > 0); backward g (|x| <= clip)."""
 
     @staticmethod
@@ -113,24 +122,14 @@ class SteTern(Function):
         ctx.save_for_backward(inside(x, clip, x.dtype))
         return np.sign(np.sign(x + d) + np.sign(x - d)).astype(x.dtype, copy=False)
 
-    @staticmethod
-    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
-        (passes,) = ctx.saved_values
-        return grad * passes
 
-
-class SteHeaviside(Function):
+class SteHeaviside(StraightThroughStep):
     """Forward 1 if x > 0 else 0; backward g (|x| <= clip)."""
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, clip: float = 1.0) -> np.ndarray:
         ctx.save_for_backward(inside(x, clip, x.dtype))
         return (x > 0).astype(x.dtype)
-
-    @staticmethod
-    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
-        (passes,) = ctx.saved_values
-        return grad * passes
 
 
 def swish_sign(x, beta: float = SWISH_BETA) -> Tensor:
