@@ -160,3 +160,78 @@ def draw_speedup_chart(panels, styles, path, title="", size=(1400, 620)) -> Path
     with atomic_write(path) as handle:  # never leave a half-written chart in place of a good one
         image.save(handle, format="PNG")
     return path
+
+
+# --- quantizer curves (docs/quantizers.md) ----------------------------------------------------
+FORWARD_COLOUR = (31, 119, 180)
+BACKWARD_COLOUR = (214, 39, 40)
+
+
+@dataclass
+class CurvePanel:
+    """One quantizer: its title, the x values, forward y and backward dy/dx (the estimator used)."""
+
+    title: str
+    x: list
+    forward: list
+    backward: list
+
+
+def quantizer_curves_image(panels, columns: int = 3, panel_size=(420, 300), title: str = "") -> Image.Image:
+    """A grid of panels, each with a quantizer's forward (blue) and backward (red, thinner) curve.
+
+    The y axis of each panel spans both curves (ticks from :func:`tinybnn.pictures.nice_ticks`),
+    the x axis the sampled inputs; a thin grey line marks y = 0.
+    """
+    rows = -(-len(panels) // columns)
+    width, height = panel_size
+    top = 44 if title else 0
+    legend = 36
+    image = Image.new("RGB", (columns * width, rows * height + top + legend), "white")
+    draw = ImageDraw.Draw(image)
+    face, small, big = pictures.font(15), pictures.font(12), pictures.font(18)
+    if title:
+        tw, _ = pictures.text_size(draw, title, big)
+        draw.text(((columns * width - tw) / 2, 12), title, fill="black", font=big)
+    for index, panel in enumerate(panels):
+        left = (index % columns) * width + 52
+        right = (index % columns + 1) * width - 16
+        upper = top + (index // columns) * height + 30
+        lower = top + (index // columns + 1) * height - 36
+        values = [v for v in (*panel.forward, *panel.backward) if math.isfinite(v)]
+        ticks = pictures.nice_ticks(min(values + [0.0]), max(values + [0.0]), 5)
+        step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
+        x_ticks = pictures.nice_ticks(min(panel.x), max(panel.x), 4)
+
+        def to_x(v, x_ticks=x_ticks, left=left, right=right):
+            return left + (v - x_ticks[0]) / (x_ticks[-1] - x_ticks[0]) * (right - left)
+
+        def to_y(v, ticks=ticks, upper=upper, lower=lower):
+            return lower - (v - ticks[0]) / (ticks[-1] - ticks[0]) * (lower - upper)
+
+        for tick in ticks:
+            y = to_y(tick)
+            draw.line([(left, y), (right, y)], fill=(200, 200, 200) if tick == 0 else (236, 236, 236), width=1)
+            label = pictures.format_tick(tick, step)
+            lw, lh = pictures.text_size(draw, label, small)
+            draw.text((left - 6 - lw, y - lh / 2 - 2), label, fill="black", font=small)
+        for tick in x_ticks:
+            x = to_x(tick)
+            draw.line([(x, lower), (x, lower + 4)], fill="black", width=1)
+            label = pictures.format_tick(tick, x_ticks[1] - x_ticks[0])
+            lw, _ = pictures.text_size(draw, label, small)
+            draw.text((x - lw / 2, lower + 6), label, fill="black", font=small)
+        draw.line([(left, upper), (left, lower), (right, lower)], fill="black", width=1)
+        tw, _ = pictures.text_size(draw, panel.title, face)
+        draw.text(((left + right - tw) / 2, upper - 24), panel.title, fill="black", font=face)
+        for ys, colour, thickness in ((panel.forward, FORWARD_COLOUR, 3), (panel.backward, BACKWARD_COLOUR, 2)):
+            points = [(to_x(x), to_y(y)) for x, y in zip(panel.x, ys)]
+            # a jump of a step function is drawn as a vertical line, the way the curve is read
+            draw.line(points, fill=colour, width=thickness)
+    x, y = 20, image.height - legend + 8
+    for name, colour, thickness in (("forward y = q(x)", FORWARD_COLOUR, 3),
+                                    ("backward: the dy/dx it passes on (gradient of ones)", BACKWARD_COLOUR, 2)):
+        draw.line([(x, y + 8), (x + 40, y + 8)], fill=colour, width=thickness)
+        draw.text((x + 48, y), name, fill="black", font=face)
+        x += 48 + pictures.text_size(draw, name, face)[0] + 40
+    return image

@@ -35,7 +35,7 @@ class OneLineParser(argparse.ArgumentParser):
 def add_train_parser(commands) -> None:
     p = commands.add_parser("train", help="train a LeNet on MNIST or Fashion-MNIST",
                             description="Train a model, print one line per epoch, save it and a checkpoint.")
-    p.add_argument("--model", default="binary-lenet", choices=["lenet", "binary-lenet"],
+    p.add_argument("--model", default="binary-lenet", choices=["lenet", "binary-lenet", "reactnet-lenet"],
                    help="network to train (default: binary-lenet)")
     p.add_argument("--act-bit", type=int, default=1, help="activation bits of binary-lenet's Q-layers (1..32)")
     p.add_argument("--weight-bit", type=int, default=1, help="weight bits of binary-lenet's Q-layers (1..32)")

@@ -10,7 +10,11 @@ and weights are both 1-bit by a :class:`PackedConvolution` /
   evaluation mode) fold into one per-channel multiply-add (see
   :mod:`tinybnn.layers.packed`), and the BatchNorm disappears;
 - a QActivation(act_bit=1) directly before it disappears too: the packed
-  layer takes the sign of its input itself (sign(sign(x)) = sign(x));
+  layer takes the sign of its input itself (sign(sign(x)) = sign(x)), as
+  long as its forward is sign itself (``SIGN_FORWARD``: det_sign,
+  approx_sign, swish_sign); any other (magnitude_aware_sign's alpha sign(x),
+  ste_tern's -1/0/+1, ste_heaviside's 0/1) stays a float layer in front of
+  the packed layer, which then signs its output exactly as the Q-layer did;
 - a BatchNorm before a binary convolution moves into the packing of its
   input, and a max pooling after it into its epilogue, both computing the
   same numbers as the layers they replace (see ``PackedConvolution``).
@@ -30,10 +34,12 @@ import numpy as np
 
 from .errors import ModelFileError
 from .autograd import Tensor
+from .autograd.larq_quantizers import SIGN_FORWARD
 from .gemm import pack_bits, unpack_bits
 from .gemm.bitconv import pack_channels, pack_normalized_channels
 from .layers import (Activation, BatchNorm, Convolution, Flatten, FullyConnected, Module, Pooling, QActivation,
                      Sequential)
+from .layers.quantized import PACKABLE_WEIGHTS
 from .layers.fused import ACTIVATIONS, BitConvolution, BitDense, ConvolutionToBits
 from .layers.packed import PackedConvolution, PackedFullyConnected, PackedModule, _affine_pool_nchw
 from .layers.packed import folded_affine as folded_affine  # the folding formula, where the converter's reader looks
@@ -42,6 +48,8 @@ from .outputs import check_output
 from .serialization import load_model, save_model
 
 BINARIZED = "binarized"
+
+
 
 
 def is_binary(layer: Module) -> bool:
@@ -68,7 +76,7 @@ def binary_run(layers: list[Module], i: int) -> tuple[int, Module] | None:
     if isinstance(at(j), BatchNorm):
         input_bn, j = at(j), j + 1
     sign = at(j)
-    if isinstance(sign, QActivation) and sign.act_bit == 1:
+    if isinstance(sign, QActivation) and sign.act_bit == 1 and sign.method in SIGN_FORWARD:
         j += 1
     layer = at(j)
     if layer is None or not layer.packable() or (input_bn is not None and not layer.packs_input_norm):
@@ -352,7 +360,8 @@ def convert_file(path: str | Path, out: str | Path | None = None, force: bool = 
         raise ModelFileError(f"{path}: already converted (a binarized model file); nothing to do")
     if count_binary_layers(loaded.model) == 0:
         raise ModelFileError(f"{path}: has no binary layer (QConvolution or QFullyConnected with act_bit=1 "
-                             "and weight_bit=1), so there is nothing to pack")
+                             f"and weight_bit=1, weight_method one of {', '.join(PACKABLE_WEIGHTS)}), so there is "
+                             "nothing to pack")
     converted = convert_model(loaded.model)
     metadata = dict(loaded.metadata)
     metadata["converted_from"] = path.name

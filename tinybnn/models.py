@@ -12,6 +12,11 @@ full precision, as in BMXNet::
 
 The float twin has Convolution and FullyConnected in place of the Q-layers
 and no QActivation.
+
+``reactnet_lenet`` keeps LeNet's float first and last layers and puts the
+modern binary blocks in between: Bi-Real Net's real-valued shortcut around
+every binary convolution, ReActNet's RSign before every binary layer and
+RPReLU after it (see :func:`reactnet_lenet`).
 """
 from __future__ import annotations
 
@@ -20,9 +25,12 @@ import numpy as np
 from .errors import ArgumentError
 from .layers import (Activation, BatchNorm, Convolution, Flatten, FullyConnected, Module, Pooling,
                      QActivation, QConvolution, QFullyConnected, Residual, Sequential)
+from .layers.rprelu import RPReLU
+from .layers.rsign import RSign
+from .layers.shortcut import BiRealConvolution
 
 #: the input shape (C, H, W) each model expects
-INPUT_SHAPES = {"lenet": (1, 28, 28), "binary-lenet": (1, 28, 28),
+INPUT_SHAPES = {"lenet": (1, 28, 28), "binary-lenet": (1, 28, 28), "reactnet-lenet": (1, 28, 28),
                 "resnet18": (3, 32, 32), "binary-resnet18": (3, 32, 32)}
 
 
@@ -42,6 +50,33 @@ def lenet(binary: bool = False, act_bit: int = 1, weight_bit: int = 1, num_class
         Pooling("max", kernel=(2, 2), stride=(2, 2)), BatchNorm(),
         *middle_conv, BatchNorm(), Pooling("max", kernel=(2, 2), stride=(2, 2)),
         Flatten(), *middle_dense, BatchNorm(), Activation("tanh"),
+        FullyConnected(num_hidden=num_classes, rng=rng),
+    )
+
+
+def reactnet_lenet(num_classes: int = 10, blocks: int = 1, rng: np.random.Generator | None = None) -> Sequential:
+    """LeNet with modern binary blocks: the float stem and classifier of :func:`lenet`, and between them::
+
+        Convolution(5x5, 64) -> tanh -> max pool 2x2/2 -> BatchNorm                   (64 x 12 x 12)
+        blocks x [BiRealConvolution(3x3, 64): BN(qconv(RSign(x))) + x -> RPReLU]        (64 x 12 x 12)
+        max pool 2x2/2 -> Flatten -> RSign -> QFullyConnected(1000) -> BatchNorm -> RPReLU
+        FullyConnected(10)                           (softmax cross-entropy in the loss)
+
+    Every binary convolution has a real-valued identity shortcut (Bi-Real
+    Net), every binary layer's input sign a learnable threshold per channel
+    (ReActNet's RSign) and every binary layer's output a learnable shifted
+    PReLU (RPReLU). The binary convolutions are 3x3 with "same" padding (the
+    shortcut needs the input's size), BMXNet's LeNet has one 5x5 without.
+    """
+    rng = rng if rng is not None else np.random.default_rng()
+    body: list[Module] = []
+    for _ in range(blocks):
+        body += [BiRealConvolution(3, 64, rng=rng), RPReLU()]
+    return Sequential(
+        Convolution(kernel=(5, 5), num_filter=64, rng=rng), Activation("tanh"),
+        Pooling("max", kernel=(2, 2), stride=(2, 2)), BatchNorm(),
+        *body, Pooling("max", kernel=(2, 2), stride=(2, 2)),
+        Flatten(), RSign(), QFullyConnected(1000, rng=rng), BatchNorm(), RPReLU(),
         FullyConnected(num_hidden=num_classes, rng=rng),
     )
 
@@ -94,6 +129,8 @@ def build_model(name: str, rng: np.random.Generator | None = None, act_bit: int 
         model = lenet(rng=rng)
     elif name == "binary-lenet":
         model = lenet(binary=True, act_bit=act_bit, weight_bit=weight_bit, rng=rng)
+    elif name == "reactnet-lenet":
+        model = reactnet_lenet(rng=rng)
     elif name == "resnet18":
         model = resnet18(rng=rng)
     elif name == "binary-resnet18":

@@ -72,12 +72,15 @@ def folded_affine(layer: Any, bn: Any) -> tuple[np.ndarray, np.ndarray]:
         shift = (b - running_mean) gamma / sqrt(running_var + eps) + beta
 
     alpha = mean |W_f| with ``scaling_factor`` (else 1; XNOR-Net's scaling factor, Rastegari et
-    al. 2016), b the bias (else 0); without ``bn``, scale = alpha and shift = b. Computed in float64,
+    al. 2016), times mean |W_f| once more with ``weight_method="magnitude_aware_sign"`` (Bi-Real
+    Net's weights are alpha_f sign(w)), b the bias (else 0); without ``bn``, scale = alpha and shift = b. Computed in float64,
     stored as float32.
     """
     weight = layer.weight.data.astype(np.float64)
     outputs = weight.shape[0]
     scale = np.abs(weight).reshape(outputs, -1).mean(axis=1) if layer.scaling_factor else np.ones(outputs)
+    if getattr(layer, "weight_method", "det_sign") == "magnitude_aware_sign":
+        scale = scale * np.abs(weight).reshape(outputs, -1).mean(axis=1)
     shift = layer.bias.data.astype(np.float64) if layer.bias is not None else np.zeros(outputs)
     if bn is not None:
         factor = bn.gamma.data.astype(np.float64) / np.sqrt(bn.running_var.astype(np.float64) + bn.eps)

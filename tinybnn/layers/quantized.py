@@ -44,6 +44,8 @@ import numpy as np
 
 from ..autograd import Tensor, conv2d
 from ..autograd.binary import binary_conv2d, binary_linear
+from ..autograd.larq_quantizers import (ACTIVATION_QUANTIZERS, SIGN_FORWARD, WEIGHT_QUANTIZERS, quantize_by_name,
+                                        quantize_weight_by_name)
 from ..autograd.quantize import check_bits, quantize_activation, quantize_weight
 from ..errors import ArgumentError, NotANumberError
 from ..schema import Bool, Float, Int, Obj, Str
@@ -54,10 +56,28 @@ from ..gemm.bitconv import pack_filters
 from .packed import PackedConvolution, PackedFullyConnected, folded_affine
 from .module import Cost, Filters, Footprint, Module, bits_cost, elementwise, float_cost, register_layer
 
-METHODS = ("det_sign", "approx_sign")
+#: names of the 1-bit activation quantizers (tinybnn.autograd.quantize and tinybnn.autograd.larq_quantizers)
+METHODS = SIGN_METHODS = tuple(ACTIVATION_QUANTIZERS)
 BITS = Int(1, 32)
 #: what a Q-layer's config adds to its float layer's
-Q_FIELDS = {"act_bit": BITS, "weight_bit": BITS, "scaling_factor": Bool()}
+WEIGHT_METHODS = tuple(WEIGHT_QUANTIZERS)
+#: 1-bit weight quantizers whose weights are sign(w), or alpha_f sign(w) (alpha folds into the scale);
+#: a ste_tern or ste_heaviside weight has a 0 that bits cannot hold, so such a layer keeps its float path
+PACKABLE_WEIGHTS = (*SIGN_FORWARD, "magnitude_aware_sign")
+Q_FIELDS = {"act_bit": BITS, "weight_bit": BITS, "scaling_factor": Bool(), "weight_method": Str(WEIGHT_METHODS)}
+
+
+def check_weight_method(weight_method: str, where: str) -> str:
+    if weight_method not in WEIGHT_METHODS:
+        raise ArgumentError(f"{where}: weight_method must be one of {WEIGHT_METHODS}, got {weight_method!r}")
+    return weight_method
+
+
+def quantized_weight(layer: "QConvolution | QFullyConnected") -> Tensor:
+    """The layer's weights as its forward pass uses them: ``weight_method`` for 1 bit, DoReFa for 2..31."""
+    if layer.weight_bit == 1:
+        return quantize_weight_by_name(layer.weight, layer.weight_method)
+    return quantize_weight(layer.weight, layer.weight_bit)
 
 
 def channel_scale(weight: Tensor) -> Tensor:
@@ -85,11 +105,14 @@ class QActivation(Module):
     - k = 1, ``method="det_sign"`` (default): ``dL/dx = g`` where
       ``|x| <= grad_cancel`` (default 1.0), 0 elsewhere, the derivative of
       hardtanh; ``method="approx_sign"`` (Bi-Real Net): ``g (2 - 2|x|)``
-      inside [-1, 1], 0 outside;
+      inside [-1, 1], 0 outside; Larq's "swish_sign", "magnitude_aware_sign",
+      "ste_tern" (threshold 0.05), "ste_tern_twn" (threshold 0.7 mean|x|) and
+      "ste_heaviside" (0/1 output) as :mod:`tinybnn.autograd.larq_quantizers`
+      defines them, ``grad_cancel`` their straight-through window;
     - 2 <= k < 32: ``g`` where 0 <= x <= 1, straight through the rounding.
 
     Parameters: ``act_bit`` 1..32 (default 1), ``grad_cancel`` > 0,
-    ``method`` "det_sign" or "approx_sign". No weights.
+    ``method`` one of :data:`METHODS`. No weights.
 
     NaN has no sign: with ``act_bit=1`` an input holding NaN raises
     ``NotANumberError`` (an ``ArgumentError``) naming the layer, as packing
@@ -128,7 +151,9 @@ class QActivation(Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.act_bit == 1 and contains_nan(x.data):
             raise NotANumberError(f"{self.label()}: input contains NaN, which has no sign")
-        return quantize_activation(x, self.act_bit, self.grad_cancel, self.method)
+        if self.act_bit == 1:
+            return quantize_by_name(x, self.method, self.grad_cancel)
+        return quantize_activation(x, self.act_bit, self.grad_cancel)
 
     def config(self) -> dict[str, Any]:
         return {"act_bit": self.act_bit, "grad_cancel": self.grad_cancel, "method": self.method}
@@ -179,6 +204,10 @@ class QConvolution(Convolution):
     act_bit, weight_bit : bits of the input and of the weights, 1..32 (default 1: binary)
     scaling_factor : multiply output channel f by alpha_f (default False)
     pad_value : +1 (default) or -1, the value binary padding uses
+    weight_method : the 1-bit weight quantizer, "det_sign" (default, the XNOR
+        path) or any other of :data:`WEIGHT_METHODS` (Larq's, see
+        :mod:`tinybnn.autograd.larq_quantizers`; "magnitude_aware_sign" scales
+        filter f by mean |W_f|), which runs the float path
     no_bias : True (default) for no bias b, since a BatchNorm follows
     weight_init : "kaiming" (default) or "xavier"; ``rng`` draws the weights
 
@@ -205,11 +234,13 @@ class QConvolution(Convolution):
 
     def __init__(self, kernel, num_filter: int, stride=1, pad=0, act_bit: int = 1, weight_bit: int = 1,
                  scaling_factor: bool = False, pad_value: float = 1.0, no_bias: bool = True,
-                 weight_init: str = "kaiming", rng: np.random.Generator | None = None):
+                 weight_init: str = "kaiming", rng: np.random.Generator | None = None,
+                 weight_method: str = "det_sign"):
         super().__init__(kernel, num_filter, stride=stride, pad=pad, no_bias=no_bias,
                          weight_init=weight_init, rng=rng)
         self.act_bit = check_bits(act_bit, "act_bit", "QConvolution")
         self.weight_bit = check_bits(weight_bit, "weight_bit", "QConvolution")
+        self.weight_method = check_weight_method(weight_method, "QConvolution")
         self.scaling_factor = bool(scaling_factor)
         self.pad_value = check_pad_value(pad_value)
         self.xnor = True  # False: the float path (see use_float_path)
@@ -226,11 +257,12 @@ class QConvolution(Convolution):
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x)
         assert self.weight is not None
-        if self.xnor and self.act_bit == 1 and self.weight_bit == 1:  # XNOR-popcount forward, same numbers
+        if self.xnor and self.act_bit == 1 and self.weight_bit == 1 and self.weight_method == "det_sign":
+            # XNOR-popcount forward, same numbers
             y = binary_conv2d(x, self.weight, stride=self.stride, pad=self.pad, pad_value=self.pad_value)
         else:
             xq = quantize_activation(x, self.act_bit)
-            wq = quantize_weight(self.weight, self.weight_bit)
+            wq = quantized_weight(self)
             y = conv2d(xq, wq, stride=self.stride, pad=self.pad, pad_value=self.pad_value if self.act_bit == 1 else 0.0)
         if self.scaling_factor:
             y = y * channel_scale(self.weight).reshape(1, -1, 1, 1)
@@ -243,7 +275,7 @@ class QConvolution(Convolution):
         return self.act_bit == 1 and self.weight_bit == 1
 
     def packable(self) -> bool:
-        return self.computes_on_bits()
+        return self.computes_on_bits() and self.weight_method in PACKABLE_WEIGHTS
 
     def cost(self, x: Tensor, y: Tensor, after_binary: bool) -> Cost:
         """1-bit: stored as KH KW ceil(C / 64) words per filter plus a float32 scale and shift per filter
@@ -291,7 +323,7 @@ class QConvolution(Convolution):
     def config(self) -> dict[str, Any]:
         config = super().config()
         config.update(act_bit=self.act_bit, weight_bit=self.weight_bit,
-                      scaling_factor=self.scaling_factor, pad_value=self.pad_value)
+                      scaling_factor=self.scaling_factor, pad_value=self.pad_value, weight_method=self.weight_method)
         return config
 
 
@@ -311,7 +343,8 @@ class QFullyConnected(FullyConnected):
     computed by XNOR-popcount (:func:`tinybnn.autograd.binary.binary_linear`).
     Backward: ``dL/dx`` passes where |x| <= 1 and ``dL/dW`` where |W| <= 1;
     latent weights of ``weight_bit=1`` layers are clipped to [-1, 1] after
-    every optimizer step. D is taken from the first input.
+    every optimizer step. D is taken from the first input. ``weight_method``
+    picks the 1-bit weight quantizer as in :class:`QConvolution`.
 
     >>> import numpy as np
     >>> from tinybnn.autograd import Tensor
@@ -325,10 +358,12 @@ class QFullyConnected(FullyConnected):
     """
 
     def __init__(self, num_hidden: int, act_bit: int = 1, weight_bit: int = 1, scaling_factor: bool = False,
-                 no_bias: bool = True, weight_init: str = "kaiming", rng: np.random.Generator | None = None):
+                 no_bias: bool = True, weight_init: str = "kaiming", rng: np.random.Generator | None = None,
+                 weight_method: str = "det_sign"):
         super().__init__(num_hidden, no_bias=no_bias, weight_init=weight_init, rng=rng)
         self.act_bit = check_bits(act_bit, "act_bit", "QFullyConnected")
         self.weight_bit = check_bits(weight_bit, "weight_bit", "QFullyConnected")
+        self.weight_method = check_weight_method(weight_method, "QFullyConnected")
         self.scaling_factor = bool(scaling_factor)
         self.xnor = True  # False: the float path (see use_float_path)
 
@@ -343,10 +378,10 @@ class QFullyConnected(FullyConnected):
     def forward(self, x: Tensor) -> Tensor:
         x = self.flat_input(x)
         assert self.weight is not None
-        if self.xnor and self.act_bit == 1 and self.weight_bit == 1:  # XNOR-popcount forward, same numbers
-            y = binary_linear(x, self.weight)
+        if self.xnor and self.act_bit == 1 and self.weight_bit == 1 and self.weight_method == "det_sign":
+            y = binary_linear(x, self.weight)  # XNOR-popcount forward, same numbers
         else:
-            y = quantize_activation(x, self.act_bit) @ quantize_weight(self.weight, self.weight_bit).T
+            y = quantize_activation(x, self.act_bit) @ quantized_weight(self).T
         if self.scaling_factor:
             y = y * channel_scale(self.weight)
         return y if self.bias is None else y + self.bias
@@ -355,7 +390,7 @@ class QFullyConnected(FullyConnected):
         return self.act_bit == 1 and self.weight_bit == 1
 
     def packable(self) -> bool:
-        return self.computes_on_bits()
+        return self.computes_on_bits() and self.weight_method in PACKABLE_WEIGHTS
 
     def cost(self, x: Tensor, y: Tensor, after_binary: bool) -> Cost:
         """1-bit: stored as ceil(D / 64) words per output plus a float32 scale and shift per output
@@ -379,7 +414,8 @@ class QFullyConnected(FullyConnected):
 
     def config(self) -> dict[str, Any]:
         config = super().config()
-        config.update(act_bit=self.act_bit, weight_bit=self.weight_bit, scaling_factor=self.scaling_factor)
+        config.update(act_bit=self.act_bit, weight_bit=self.weight_bit, scaling_factor=self.scaling_factor,
+                      weight_method=self.weight_method)
         return config
 
 
