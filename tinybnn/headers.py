@@ -50,7 +50,7 @@ RUN = Obj(optional={
     "model": NAME, "act_bit": Int(1, 32), "weight_bit": Int(1, 32), "dataset": NAME,
     "epochs": Int(1, MAX_EPOCHS), "batch_size": Int(1, 1 << 20), "optimizer": NAME, "lr": Float(0.0),
     "momentum": Float(0.0, 1.0), "weight_decay": Float(0.0), "schedule": NAME, "seed": Int(0, (1 << 64) - 1),
-    "train_limit": LIMIT, "test_limit": LIMIT,
+    "train_limit": LIMIT, "test_limit": LIMIT, "bop_gamma": Float(0.0, 1.0), "bop_tau": Float(0.0),
 }, other=Json())  # a library caller's save_checkpoint may store more; the command line refuses it
 
 CHECKPOINT = Obj({
