@@ -61,6 +61,10 @@ def add_train_parser(commands) -> None:
                    "as MODEL.ckpt.npz")
     p.add_argument("--resume", type=Path, metavar="CHECKPOINT",
                    help="continue a run from its checkpoint (MODEL.ckpt.npz), which keeps being updated")
+    p.add_argument("--diagnostics", action="store_true",
+                   help="record per binary layer and epoch the weights' flip ratio, the share of latent weights "
+                   "at the clipping bound, of sign inputs outside the straight-through window and of +1 "
+                   "activations, in the training log (tinybnn show diagnostics draws them)")
     p.add_argument("--force", action="store_true",
                    help="overwrite --out or its checkpoint even if they are not tinybnn files of that kind")
     p.set_defaults(handler=command_train)
@@ -81,6 +85,7 @@ def command_train(args: argparse.Namespace) -> int:
         settings = RunSettings.from_checkpoint(checkpoint)
         if args.epochs is not None:  # train longer (or shorter) than first planned
             settings.epochs = args.epochs
+        settings.diagnostics = settings.diagnostics or args.diagnostics
     else:
         lr = args.lr if args.lr is not None else (0.1 if args.optimizer == "sgd" else 1e-3)
         settings = RunSettings(
@@ -88,7 +93,7 @@ def command_train(args: argparse.Namespace) -> int:
             epochs=10 if args.epochs is None else args.epochs, batch_size=args.batch_size,
             optimizer=args.optimizer, lr=lr, momentum=args.momentum, weight_decay=args.weight_decay,
             schedule=args.schedule, seed=args.seed, train_limit=args.train_limit, test_limit=args.test_limit,
-            bop_gamma=args.bop_gamma, bop_tau=args.bop_tau)
+            bop_gamma=args.bop_gamma, bop_tau=args.bop_tau, diagnostics=args.diagnostics)
     run(settings, out, data_dir=args.data, resume=checkpoint, force=args.force)
     return 0
 

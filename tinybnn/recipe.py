@@ -10,6 +10,7 @@ its metadata.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import shlex
 from dataclasses import asdict, dataclass
@@ -20,6 +21,7 @@ import numpy as np
 
 from .checkpoint import Checkpoint, save_checkpoint
 from .data import load_dataset, to_float_nchw
+from .diagnostics import BinaryDiagnostics
 from .errors import ArgumentError, ModelFileError
 from .interrupt import Interrupted, StopRequest
 from .models import build_model
@@ -50,6 +52,7 @@ class RunSettings:
     test_limit: int | None = None
     bop_gamma: float = DEFAULT_GAMMA
     bop_tau: float = DEFAULT_TAU
+    diagnostics: bool = False  # record tinybnn.diagnostics per epoch (the numbers stay the same)
 
     def check(self) -> None:
         for name in ("epochs", "batch_size", "train_limit", "test_limit"):
@@ -139,11 +142,13 @@ def run(settings: RunSettings, out: Path, data_dir: str | Path | None = None, re
         save_checkpoint(ckpt, model, input_shape, optimizer, done, asdict(settings))
         saved.saved(ckpt, done.epoch)
 
-    with StopRequest(saved.message) as stop:
+    watching = BinaryDiagnostics(model) if settings.diagnostics else contextlib.nullcontext()
+    with StopRequest(saved.message) as stop, watching as diagnostics:
         try:
             state = fit(model, optimizer, make_schedule(settings.schedule, settings.lr, settings.epochs), train,
                         test, settings.epochs, settings.batch_size, rng, state=state, log=log,
-                        on_epoch_end=on_epoch_end, should_stop=lambda: stop.requested)
+                        on_epoch_end=on_epoch_end, should_stop=lambda: stop.requested,
+                        diagnostics=diagnostics)
         except Interrupted:
             raise Interrupted(saved.message()) from None
         metadata = {"training": asdict(settings), "history": state.history}
