@@ -18,11 +18,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from tinybnn.benchmarks.workers import format_table
 from tinybnn.diagnostics_chart import diagnostics_image
-from tinybnn.pictures import BLACK, WHITE, draw_panel, font, save_png, text_size
+from tinybnn.pictures import WHITE, draw_panel, draw_title, save_png
 from tinybnn.serialization import load_model
 
 OPTIMIZERS = ("adam", "bop")
@@ -56,11 +56,7 @@ def comparison_image(histories: dict[str, list[dict]], title: str) -> Image.Imag
     """Three panels: test accuracy, flip ratio per binary layer, latent weights at the bound; Adam vs Bop."""
     width, height = 1950, 560
     image = Image.new("RGB", (width, height), WHITE)
-    draw = ImageDraw.Draw(image)
-    big = font(17)
-    tw, th = text_size(draw, title, big)
-    draw.text(((width - tw) / 2, 10), title, fill=BLACK, font=big)
-    top = th + 16
+    top = draw_title(image, title)
     epochs = [row["epoch"] for row in histories["adam"]]
     accuracy = [(name, [row["test_accuracy"] for row in history], COLOURS[name], False)
                 for name, history in histories.items()]

@@ -10,10 +10,10 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from .errors import ArgumentError
-from .pictures import BLACK, WHITE, draw_panel, font, text_size
+from .pictures import WHITE, draw_panel, draw_title
 
 COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75)]
 PANELS = [("flip_ratio", "flip ratio of the binary weights", "share flipped per step"),
@@ -46,13 +46,7 @@ def diagnostics_image(history: Sequence[dict[str, Any]], title: str = "",
     epochs, columns = diagnostics_rows(history)
     width, height = size
     image = Image.new("RGB", (width, height), WHITE)
-    top = 0
-    if title:
-        draw = ImageDraw.Draw(image)
-        big = font(17)
-        tw, th = text_size(draw, title, big)
-        draw.text(((width - tw) / 2, 10), title, fill=BLACK, font=big)
-        top = th + 16
+    top = draw_title(image, title)
     half_w, half_h = width // 2, (height - top) // 2
     for index, (field, panel_title, y_label) in enumerate(PANELS):
         series = [(name, values, COLOURS[i % len(COLOURS)], i >= len(COLOURS))
