@@ -160,3 +160,21 @@ def test_a_bop_checkpoint_does_not_load_into_another_optimizer(tmp_path):
                            TrainState(rng_state=np.random.default_rng(0).bit_generator.state), run={})
     with pytest.raises(ModelFileError, match="c.ckpt.npz: optimizer state has arrays"):
         load_checkpoint(path).restore_optimizer(SGD(model.parameters(), momentum=0.9), path)
+
+
+def test_bop_trained_weights_are_what_the_converter_packs():
+    """No latent weights: the ±1 values Bop holds are the signs the packed model uses."""
+    from tinybnn.autograd import Tensor
+    from tinybnn.convert import convert_model
+    from tinybnn.training import predict_logits
+
+    rng = np.random.default_rng(0)
+    model = lenet(binary=True, rng=rng).build((1, 28, 28))
+    model = train_run(1, model=model, optimizer=bop_optimizer(model), rng=rng)[0]
+    x = np.random.default_rng(1).random((8, 1, 28, 28), dtype=np.float32)
+    model.eval()
+    converted = convert_model(model).eval()
+    want = predict_logits(model, x)
+    got = converted(Tensor(x)).data
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+    assert np.array_equal(got.argmax(axis=1), want.argmax(axis=1))
