@@ -178,3 +178,19 @@ def test_bop_trained_weights_are_what_the_converter_packs():
     got = converted(Tensor(x)).data
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
     assert np.array_equal(got.argmax(axis=1), want.argmax(axis=1))
+
+
+def test_train_resume_with_bop_on_the_command_line_is_exact(mnist_dir, tmp_path, capsys):
+    from tinybnn.cli import main
+    from tinybnn.serialization import load_model
+
+    common = ["--optimizer", "bop", "--bop-gamma", "1e-3", "--data", str(mnist_dir), "--train-limit", "200",
+              "--test-limit", "50"]
+    assert main(["train", *common, "--epochs", "2", "--out", str(tmp_path / "straight.npz")]) == 0
+    assert main(["train", *common, "--epochs", "1", "--out", str(tmp_path / "part.npz")]) == 0
+    assert main(["train", "--resume", str(tmp_path / "part.ckpt.npz"), "--epochs", "2", "--data", str(mnist_dir)]) == 0
+    a = load_model(tmp_path / "straight.npz")
+    b = load_model(tmp_path / "part.npz")
+    assert b.metadata["training"]["optimizer"] == "bop" and b.metadata["training"]["bop_gamma"] == 1e-3
+    a, b = a.model.state_dict(), b.model.state_dict()
+    assert all(np.array_equal(a[k], b[k]) for k in a)
