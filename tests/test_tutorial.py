@@ -192,7 +192,9 @@ def run_chapter(path: Path, workdir: Path, data: Path | None) -> None:
 
 # --- the tests --------------------------------------------------------------------------
 def test_there_are_seven_chapters_and_an_index():
-    assert [p.name[:3] for p in CHAPTERS] == ["01-", "02-", "03-", "04-", "05-", "06-", "07-"]
+    # 07-explorer.md becomes 08-explorer.md when the chapter-renumbering branch is merged
+    assert [p.name for p in CHAPTERS][6:] == ["07-explorer.md", "07-latent-weights.md"]
+    assert [p.name[:3] for p in CHAPTERS][:6] == ["01-", "02-", "03-", "04-", "05-", "06-"]
     index = (TUTORIAL / "README.md").read_text(encoding="utf-8")
     for chapter in CHAPTERS:
         assert f"({chapter.name})" in index, f"README.md does not link {chapter.name}"
