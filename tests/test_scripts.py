@@ -68,3 +68,21 @@ def test_format_table_aligns_columns():
     table = format_table(["a", "long name"], [[1, 2.5], ["xyz", 3]])
     lines = table.splitlines()
     assert len(lines) == 4 and len({len(line) for line in lines}) == 1
+
+
+def test_latent_weights_script_runs_both_optimizers_and_draws(data_root, tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "latent_weights.py"), "--data", str(data_root),
+                           "--epochs", "1", "--train-limit", "100", "--test-limit", "50", "--work",
+                           str(tmp_path / "runs"), "--img", str(tmp_path / "img")],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "adam conv flips" in done.stdout and "bop conv flips" in done.stdout
+    assert sorted(p.name for p in (tmp_path / "img").iterdir()) == [
+        "diagnostics_adam.png", "diagnostics_bop.png", "latent_weights.png"]
+
+
+def test_bench_diagnostics_runs_a_round(data_root):
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_diagnostics.py"), "--data", str(data_root),
+                           "--rounds", "1", "--images", "100"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "median paired ratio with/without" in done.stdout and "inside the diagnostics" in done.stdout

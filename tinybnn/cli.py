@@ -44,8 +44,12 @@ def add_train_parser(commands) -> None:
                    "fashion-mnist/ subfolders); default: $TINYBNN_DATA, then the cache, then download")
     p.add_argument("--epochs", type=int, help="epochs to train (default 10; with --resume: as the checkpoint says)")
     p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: 1e-3 adam, 0.1 sgd)")
+    p.add_argument("--optimizer", default="adam", choices=["adam", "sgd", "bop"],
+                   help="adam (default), sgd, or bop: Bop flips the binary weights, Adam trains the rest")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: 1e-3 adam and bop's Adam, "
+                   "0.1 sgd)")
+    p.add_argument("--bop-gamma", type=float, default=1e-4, help="Bop's adaptivity rate (default 1e-4)")
+    p.add_argument("--bop-tau", type=float, default=1e-8, help="Bop's flip threshold (default 1e-8)")
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--schedule", default="cosine", choices=["constant", "cosine", "step"],
@@ -58,6 +62,10 @@ def add_train_parser(commands) -> None:
                    "as MODEL.ckpt.npz")
     p.add_argument("--resume", type=Path, metavar="CHECKPOINT",
                    help="continue a run from its checkpoint (MODEL.ckpt.npz), which keeps being updated")
+    p.add_argument("--diagnostics", action="store_true",
+                   help="record per binary layer and epoch the weights' flip ratio, the share of latent weights "
+                   "at the clipping bound, of sign inputs outside the straight-through window and of +1 "
+                   "activations, in the training log (tinybnn show diagnostics draws them)")
     p.add_argument("--force", action="store_true",
                    help="overwrite --out or its checkpoint even if they are not tinybnn files of that kind")
     p.set_defaults(handler=command_train)
@@ -79,13 +87,15 @@ def command_train(args: argparse.Namespace) -> int:
         settings = RunSettings.from_checkpoint(checkpoint)
         if args.epochs is not None:  # train longer (or shorter) than first planned
             settings.epochs = args.epochs
+        settings.diagnostics = settings.diagnostics or args.diagnostics
     else:
-        lr = args.lr if args.lr is not None else (1e-3 if args.optimizer == "adam" else 0.1)
+        lr = args.lr if args.lr is not None else (0.1 if args.optimizer == "sgd" else 1e-3)
         settings = RunSettings(
             model=args.model, act_bit=args.act_bit, weight_bit=args.weight_bit, dataset=args.dataset,
             epochs=10 if args.epochs is None else args.epochs, batch_size=args.batch_size,
             optimizer=args.optimizer, lr=lr, momentum=args.momentum, weight_decay=args.weight_decay,
-            schedule=args.schedule, seed=args.seed, train_limit=args.train_limit, test_limit=args.test_limit)
+            schedule=args.schedule, seed=args.seed, train_limit=args.train_limit, test_limit=args.test_limit,
+            bop_gamma=args.bop_gamma, bop_tau=args.bop_tau, diagnostics=args.diagnostics)
     run(settings, out, data_dir=args.data, resume=checkpoint, force=args.force, progress=Progress(sys.stdout))
     return 0
 

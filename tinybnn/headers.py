@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .schema import SIZE, Either, Float, Int, Json, List, Null, Obj, Str, Tuple, validate
+from .schema import SIZE, Bool, Either, Float, Int, Json, List, Null, Obj, Str, Tuple, validate
 
 FORMAT = "tinybnn-model"
 VERSION = 1
@@ -36,11 +36,15 @@ PCG64_STATE = Obj({
     "uinteger": Int(0, (1 << 32) - 1),
 })
 
-#: one epoch of :class:`tinybnn.training.EpochResult`
+SHARE = Float(0.0, 1.0)
+#: one binary layer's entry of :mod:`tinybnn.diagnostics`
+LAYER_DIAGNOSTICS = Obj({"layer": Str(max_len=256), "type": Str(max_len=64)},
+                        {"flip_ratio": SHARE, "at_bound": SHARE, "outside_window": SHARE, "positive": SHARE})
+#: one epoch of :class:`tinybnn.training.EpochResult`, with the binary layers' diagnostics if recorded
 EPOCH = Obj({
     "epoch": Int(1, MAX_EPOCHS), "loss": Float(0.0), "train_accuracy": Float(0.0, 1.0), "test_loss": Float(0.0),
     "test_accuracy": Float(0.0, 1.0), "seconds": Float(0.0), "images_per_second": Float(0.0), "lr": Float(0.0),
-})
+}, {"diagnostics": List(LAYER_DIAGNOSTICS, max_len=4096)})
 HISTORY = List(EPOCH, max_len=MAX_EPOCHS)
 
 LIMIT = Either(Null(), Int(1, 1 << 40))
@@ -50,7 +54,8 @@ RUN = Obj(optional={
     "model": NAME, "act_bit": Int(1, 32), "weight_bit": Int(1, 32), "dataset": NAME,
     "epochs": Int(1, MAX_EPOCHS), "batch_size": Int(1, 1 << 20), "optimizer": NAME, "lr": Float(0.0),
     "momentum": Float(0.0, 1.0), "weight_decay": Float(0.0), "schedule": NAME, "seed": Int(0, (1 << 64) - 1),
-    "train_limit": LIMIT, "test_limit": LIMIT,
+    "train_limit": LIMIT, "test_limit": LIMIT, "bop_gamma": Float(0.0, 1.0), "bop_tau": Float(0.0),
+    "diagnostics": Bool(),
 }, other=Json())  # a library caller's save_checkpoint may store more; the command line refuses it
 
 CHECKPOINT = Obj({

@@ -380,6 +380,17 @@ def draw_panel(image: Image.Image, box: tuple[int, int, int, int], title: str, y
         x += 48 + text_size(draw, name, small)[0] + 30
 
 
+def draw_title(image: Image.Image, title: str) -> int:
+    """Write ``title`` centred at the top of ``image``; returns the height it takes (0 without a title)."""
+    if not title:
+        return 0
+    draw = ImageDraw.Draw(image)
+    big = font(17)
+    tw, th = text_size(draw, title, big)
+    draw.text(((image.width - tw) / 2, 10), title, fill=BLACK, font=big)
+    return th + 16
+
+
 def curves_image(history: Sequence[dict[str, Any]], size: tuple[int, int] = (1200, 480),
                  title: str = "") -> Image.Image:
     """Loss and accuracy per epoch, training and test, as a two-panel picture of ``size``.
@@ -395,13 +406,7 @@ def curves_image(history: Sequence[dict[str, Any]], size: tuple[int, int] = (120
     if width < 400 or height < 260:
         raise ArgumentError(f"curves_image: size must be at least 400x260, got {width}x{height}")
     image = Image.new("RGB", (width, height), WHITE)
-    top = 0
-    if title:
-        draw = ImageDraw.Draw(image)
-        big = font(17)
-        tw, th = text_size(draw, title, big)
-        draw.text(((width - tw) / 2, 10), title, fill=BLACK, font=big)
-        top = th + 16
+    top = draw_title(image, title)
     epochs = [row["epoch"] for row in rows]
 
     def column(key: str) -> list[float]:

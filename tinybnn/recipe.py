@@ -10,6 +10,7 @@ its metadata.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import shlex
 from dataclasses import asdict, dataclass
@@ -20,11 +21,13 @@ import numpy as np
 
 from .checkpoint import Checkpoint, save_checkpoint
 from .data import load_dataset, to_float_nchw
+from .diagnostics import BinaryDiagnostics
 from .errors import ArgumentError, ModelFileError
 from .interrupt import Interrupted, StopRequest
 from .models import build_model
 from .outputs import check_output
-from .optim import OPTIMIZERS, make_schedule
+from .optim import OPTIMIZERS, Adam, Optimizer, make_schedule
+from .optim_bop import DEFAULT_GAMMA, DEFAULT_TAU, bop_with, check_bop_settings
 from .serialization import save_model
 from .progress import Progress
 from .training import TrainState, checkpoint_path, fit, model_path_of
@@ -48,14 +51,21 @@ class RunSettings:
     seed: int = 0
     train_limit: int | None = None
     test_limit: int | None = None
+    bop_gamma: float = DEFAULT_GAMMA
+    bop_tau: float = DEFAULT_TAU
+    diagnostics: bool = False  # record tinybnn.diagnostics per epoch (the numbers stay the same)
 
     def check(self) -> None:
         for name in ("epochs", "batch_size", "train_limit", "test_limit"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ArgumentError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ArgumentError(f"--optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.optimizer not in (*OPTIMIZERS, "bop"):
+            raise ArgumentError(f"--optimizer must be one of {sorted((*OPTIMIZERS, 'bop'))}, got {self.optimizer!r}")
+        check_bop_settings(self.bop_gamma, self.bop_tau, where="--bop-gamma/--bop-tau")
+        if self.optimizer == "bop" and (not self.model.startswith("binary-") or self.weight_bit != 1):
+            raise ArgumentError("--optimizer bop trains 1-bit weights: it needs a binary model with "
+                                f"--weight-bit 1 (got --model {self.model} --weight-bit {self.weight_bit})")
         for name in ("act_bit", "weight_bit"):
             value = getattr(self, name)
             if not 1 <= value <= 32:
@@ -115,9 +125,7 @@ def run(settings: RunSettings, out: Path, data_dir: str | Path | None = None, re
     rng = np.random.default_rng(settings.seed)
     model, input_shape = build_model(settings.model, rng=rng, act_bit=settings.act_bit,
                                      weight_bit=settings.weight_bit)
-    extra = {"momentum": settings.momentum} if settings.optimizer == "sgd" else {}
-    optimizer = OPTIMIZERS[settings.optimizer](model.parameters(), lr=settings.lr,
-                                               weight_decay=settings.weight_decay, **extra)
+    optimizer = make_optimizer(settings, model)
     state = None
     if resume is not None:
         model.load_state_dict(resume.model_file.model.state_dict())
@@ -136,11 +144,13 @@ def run(settings: RunSettings, out: Path, data_dir: str | Path | None = None, re
         save_checkpoint(ckpt, model, input_shape, optimizer, done, asdict(settings))
         saved.saved(ckpt, done.epoch)
 
-    with StopRequest(saved.message) as stop:
+    watching = BinaryDiagnostics(model) if settings.diagnostics else contextlib.nullcontext()
+    with StopRequest(saved.message) as stop, watching as diagnostics:
         try:
             state = fit(model, optimizer, make_schedule(settings.schedule, settings.lr, settings.epochs), train,
                         test, settings.epochs, settings.batch_size, rng, state=state, log=log,
-                        on_epoch_end=on_epoch_end, should_stop=lambda: stop.requested, progress=progress)
+                        on_epoch_end=on_epoch_end, should_stop=lambda: stop.requested,
+                        diagnostics=diagnostics, progress=progress)
         except Interrupted:
             raise Interrupted(saved.message()) from None
         metadata = {"training": asdict(settings), "history": state.history}
@@ -150,6 +160,16 @@ def run(settings: RunSettings, out: Path, data_dir: str | Path | None = None, re
     if stop.requested:
         raise Interrupted(f"interrupted as the run finished; {out} and {ckpt} are saved")
     return state
+
+
+def make_optimizer(settings: RunSettings, model) -> Optimizer:
+    """The run's optimizer over ``model``'s parameters; "bop": Bop on the binary weights, Adam on the rest."""
+    if settings.optimizer == "bop":
+        return bop_with(model, Adam, gamma=settings.bop_gamma, tau=settings.bop_tau, lr=settings.lr,
+                        weight_decay=settings.weight_decay)
+    extra = {"momentum": settings.momentum} if settings.optimizer == "sgd" else {}
+    return OPTIMIZERS[settings.optimizer](model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay,
+                                          **extra)
 
 
 class SavedSoFar:

@@ -5,6 +5,7 @@
     tinybnn show filters MODEL OUT.png [--layer N]    every convolution's kernels (tinybnn.pictures)
     tinybnn show curves MODEL_OR_CHECKPOINT OUT.png   loss and accuracy per epoch, from the training log
     tinybnn show graph OUT.png [--expression E] [--at x=2 ...]   the autograd graph of E (tinybnn.graph_picture)
+    tinybnn show diagnostics MODEL_OR_CHECKPOINT OUT.png   binary layers' flips, saturation, signs per epoch
 
 ``filters`` works on a trained model file and on a converted one (binary
 kernels in black and white, float kernels in grey). ``curves`` reads the
@@ -62,6 +63,14 @@ def add_parser(commands: Any) -> None:
     graph.add_argument("--at", nargs="+", metavar="NAME=NUMBER",
                        help="the values of the names (default x=2, y=-3 and 1 for any other name)")
     graph.set_defaults(handler=command_show_graph)
+    diagnostics = pictures.add_parser(
+        "diagnostics", help="binary layers' flip ratio, saturation and signs per epoch (train --diagnostics)",
+        description="Draw the binary diagnostics per layer and epoch that tinybnn train --diagnostics stores: "
+                    "the weights' flip ratio, latent weights at the clipping bound, sign inputs outside the "
+                    "straight-through window, +1 activations.")
+    diagnostics.add_argument("model", type=Path, metavar="MODEL_OR_CHECKPOINT")
+    diagnostics.add_argument("out", type=Path, metavar="OUT.png", help="the PNG to write")
+    diagnostics.set_defaults(handler=command_show_diagnostics)
 
 
 def check_out(out: Path, model: Path | None) -> None:
@@ -151,4 +160,22 @@ def command_show_graph(args: argparse.Namespace) -> int:
     functions = sum(node.kind == "function" for node in layout.nodes)
     print(f"wrote {args.out}: {len(layout.nodes) - functions} tensors, {functions} functions, "
           f"{args.expression} = {root.item():.6g} ({image.width}x{image.height} pixels)")
+    return 0
+
+
+def command_show_diagnostics(args: argparse.Namespace) -> int:
+    from .diagnostics_chart import diagnostics_image
+    from .serialization import load_model
+
+    check_out(args.out, args.model)
+    loaded = load_model(args.model)
+    history = training_history(loaded.metadata, args.model)  # its schema was checked on load
+    try:
+        image = diagnostics_image(history, title=f"binary diagnostics of {args.model.name}")
+    except ArgumentError as error:
+        raise ModelFileError(f"{args.model}: {error}") from None
+    write(image, args.out)
+    layers = {entry["layer"] for epoch in history for entry in epoch.get("diagnostics") or []}
+    print(f"wrote {args.out}: {len(history)} epoch{'s' * (len(history) != 1)}, {len(layers)} binary layers "
+          f"({image.width}x{image.height} pixels)")
     return 0

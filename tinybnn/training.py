@@ -20,6 +20,7 @@ import numpy as np
 
 from .autograd import Tensor, no_grad, softmax_cross_entropy
 from .data import iterate_batches
+from .diagnostics import diagnostics_line
 from .errors import NotANumberError, TrainingError
 from .interrupt import Interrupted
 from .layers import Module
@@ -133,7 +134,8 @@ def fit(model: Module, optimizer: Optimizer, schedule: Any, train: tuple[np.ndar
         test: tuple[np.ndarray, np.ndarray], epochs: int, batch_size: int, rng: np.random.Generator,
         state: TrainState | None = None, log: Callable[[str], None] = print,
         on_epoch_end: Callable[[TrainState], None] | None = None,
-        should_stop: Callable[[], bool] | None = None, progress: Progress | None = None) -> TrainState:
+        should_stop: Callable[[], bool] | None = None, progress: Progress | None = None,
+        diagnostics: Any = None) -> TrainState:
     """Train from ``state.epoch`` up to ``epochs``, logging one line per epoch.
 
     ``on_epoch_end(state)`` runs after each epoch with the generator's state
@@ -145,6 +147,9 @@ def fit(model: Module, optimizer: Optimizer, schedule: Any, train: tuple[np.ndar
     is asked before every batch (training and evaluation); True raises
     :class:`tinybnn.interrupt.Interrupted` with the state as the last
     finished epoch left it. ``progress`` shows how far each epoch has got (on a terminal).
+    ``diagnostics``: an attached
+    :class:`tinybnn.diagnostics.BinaryDiagnostics`, whose epoch entries go
+    into the history (``"diagnostics"``) and into a second log line.
     """
     state = state if state is not None else TrainState()
     images, labels = train
@@ -161,6 +166,7 @@ def fit(model: Module, optimizer: Optimizer, schedule: Any, train: tuple[np.ndar
                 if progress is not None:
                     progress.finish()
             seconds = time.perf_counter() - start
+            entries = diagnostics.end_epoch() if diagnostics is not None else None
             if not all(np.isfinite(p.data).all() for p in model.parameters()):
                 raise _diverged(f"weights became nan or infinite in epoch {epoch + 1}")
             try:
@@ -172,9 +178,11 @@ def fit(model: Module, optimizer: Optimizer, schedule: Any, train: tuple[np.ndar
             result = EpochResult(epoch + 1, loss, train_accuracy, test_loss, test_accuracy,
                                  seconds, len(images) / seconds, optimizer.lr)
             log(result.line(epochs))
+            if entries is not None:
+                log(diagnostics_line(entries))
             state.epoch = epoch + 1
             state.rng_state = dict(rng.bit_generator.state)
-            state.history.append(asdict(result))
+            state.history.append(asdict(result) if entries is None else {**asdict(result), "diagnostics": entries})
             if on_epoch_end is not None:
                 on_epoch_end(state)
     return state

@@ -141,6 +141,7 @@ class QActivation(Module):
             raise ArgumentError(f"QActivation: grad_cancel must be positive, got {grad_cancel!r}")
         self.grad_cancel = float(grad_cancel)
         self.method = method
+        self.observer = None  # tinybnn.diagnostics: called with (layer, input) in every forward pass
 
     config_schema = Obj(optional={"act_bit": BITS, "grad_cancel": Float(0.0), "method": Str(METHODS)})
 
@@ -151,6 +152,8 @@ class QActivation(Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.act_bit == 1 and contains_nan(x.data):
             raise NotANumberError(f"{self.label()}: input contains NaN, which has no sign")
+        if self.observer is not None:
+            self.observer(self, x.data)
         if self.act_bit == 1:
             return quantize_by_name(x, self.method, self.grad_cancel)
         return quantize_activation(x, self.act_bit, self.grad_cancel)
@@ -244,6 +247,7 @@ class QConvolution(Convolution):
         self.scaling_factor = bool(scaling_factor)
         self.pad_value = check_pad_value(pad_value)
         self.xnor = True  # False: the float path (see use_float_path)
+        self.observer = None  # tinybnn.diagnostics: called with (layer, input) in every forward pass
 
     config_schema = Obj(Convolution.config_schema.required,
                         {**Convolution.config_schema.optional, **Q_FIELDS, "pad_value": Float(-1.0, 1.0)})
@@ -257,6 +261,8 @@ class QConvolution(Convolution):
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x)
         assert self.weight is not None
+        if self.observer is not None:
+            self.observer(self, x.data)
         if self.xnor and self.act_bit == 1 and self.weight_bit == 1 and self.weight_method == "det_sign":
             # XNOR-popcount forward, same numbers
             y = binary_conv2d(x, self.weight, stride=self.stride, pad=self.pad, pad_value=self.pad_value)
@@ -366,6 +372,7 @@ class QFullyConnected(FullyConnected):
         self.weight_method = check_weight_method(weight_method, "QFullyConnected")
         self.scaling_factor = bool(scaling_factor)
         self.xnor = True  # False: the float path (see use_float_path)
+        self.observer = None  # tinybnn.diagnostics: called with (layer, input) in every forward pass
 
     config_schema = Obj(FullyConnected.config_schema.required, {**FullyConnected.config_schema.optional, **Q_FIELDS})
 
@@ -378,6 +385,8 @@ class QFullyConnected(FullyConnected):
     def forward(self, x: Tensor) -> Tensor:
         x = self.flat_input(x)
         assert self.weight is not None
+        if self.observer is not None:
+            self.observer(self, x.data)
         if self.xnor and self.act_bit == 1 and self.weight_bit == 1 and self.weight_method == "det_sign":
             y = binary_linear(x, self.weight)  # XNOR-popcount forward, same numbers
         else:
