@@ -130,7 +130,8 @@ OPS = {
     "conv2d with bias, stride 2, padding 1": (
         lambda x, w, b: conv2d(x, w, b, stride=2, pad=1), [normal((2, 2, 5, 5), 0), normal((3, 2, 3, 3), 1),
                                                             normal(3, 2)]),
-    "conv2d, 1x3 kernel": (lambda x, w: conv2d(x, w, stride=(1, 2)), [normal((1, 2, 4, 6), 3), normal((2, 2, 1, 3), 4)]),
+    "conv2d, 1x3 kernel": (lambda x, w: conv2d(x, w, stride=(1, 2)),
+                           [normal((1, 2, 4, 6), 3), normal((2, 2, 1, 3), 4)]),
     "max_pool2d 2x2/2": (lambda x: max_pool2d(x, 2), [distinct((2, 2, 4, 4), 5)]),
     "max_pool2d 3x3/2, overlapping": (lambda x: max_pool2d(x, 3, 2), [distinct((1, 2, 5, 5), 6)]),
     "avg_pool2d": (lambda x: avg_pool2d(x, 2, 1), [normal((1, 2, 3, 4), 7)]),

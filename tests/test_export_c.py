@@ -206,7 +206,8 @@ def variant(rng: np.random.Generator, dense_bits: int = 1) -> Sequential:
         BatchNorm(), QActivation(1), QConvolution((3, 3), 70, pad=1, pad_value=-1.0, rng=rng), BatchNorm(),
         Pooling("max", kernel=(3, 3), stride=(2, 2)),
         QActivation(1), QConvolution((2, 2), 24, stride=(1, 1), rng=rng), BatchNorm(),
-        Flatten(), QActivation(dense_bits), QFullyConnected(40, act_bit=dense_bits, weight_bit=dense_bits, rng=rng), BatchNorm(), Activation("relu"),
+        Flatten(), QActivation(dense_bits), QFullyConnected(40, act_bit=dense_bits, weight_bit=dense_bits, rng=rng),
+        BatchNorm(), Activation("relu"),
         FullyConnected(7, rng=rng))
     model.build((1, 20, 18))
     for _, layer in model.named_modules():

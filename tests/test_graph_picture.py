@@ -63,7 +63,7 @@ def test_arrows_run_from_inputs_to_functions_to_outputs_left_to_right(text):
 
 def test_an_arrow_that_skips_columns_passes_beside_the_boxes():
     root, _, layout = layout_of("(x * y + x) * y")
-    for (source, target), route in zip(layout.edges, layout.routes):
+    for route in layout.routes:
         for (x0, y), (x1, _) in zip(route[1:-1:2], route[2:-1:2]):
             for node in layout.nodes:
                 bx0, by0, bx1, by1 = node.box

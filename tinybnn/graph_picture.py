@@ -291,7 +291,7 @@ def evaluate_expression(text: str, values: dict[str, float], strict: bool = True
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
             return -visit(node.operand)
         if (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow) and isinstance(node.right, ast.Constant)
-                and type(node.right.value) in (int, float)):
+                and isinstance(node.right.value, (int, float)) and not isinstance(node.right.value, bool)):
             return visit(node.left) ** float(node.right.value)
         if isinstance(node, ast.BinOp) and type(node.op) in OPERATORS:
             return OPERATORS[type(node.op)](visit(node.left), visit(node.right))

@@ -35,5 +35,7 @@ def test_binary_dense_gradients_match_the_engine(exercise):
         (det_sign(tx, grad_cancel=cancel) @ det_sign(tw, grad_cancel=cancel).T).backward(g)
         dx, dw = exercise.binary_dense_gradients(x, w, g, grad_cancel=cancel)
         for name, got, want in (("dL/dx", dx, tx.grad), ("dL/dw", dw, tw.grad)):
-            assert np.shape(got) == want.shape, f"grad_cancel={cancel}: {name} has shape {np.shape(got)}, not {want.shape}"
-            assert np.allclose(got, want), f"grad_cancel={cancel}: {name} row 0 should be {want[0]}, got {np.asarray(got)[0]}"
+            assert np.shape(got) == want.shape, \
+                f"grad_cancel={cancel}: {name} has shape {np.shape(got)}, not {want.shape}"
+            assert np.allclose(got, want), \
+                f"grad_cancel={cancel}: {name} row 0 should be {want[0]}, got {np.asarray(got)[0]}"

@@ -18,7 +18,8 @@ def test_im2col_matches_the_reference(exercise):
     for kernel, stride, pad, value in (((3, 3), (1, 1), (0, 0), 0.0), ((2, 3), (2, 1), (1, 2), 1.0)):
         want = im2col_reference(x, kernel, stride, pad, value)
         got = np.asarray(exercise.im2col(x, kernel, stride, pad, value))
-        assert got.shape == want.shape, f"kernel {kernel} stride {stride} pad {pad}: shape {want.shape}, got {got.shape}"
+        assert got.shape == want.shape, \
+            f"kernel {kernel} stride {stride} pad {pad}: shape {want.shape}, got {got.shape}"
         assert np.array_equal(got, want), f"kernel {kernel} stride {stride} pad {pad}: the patches differ"
 
 

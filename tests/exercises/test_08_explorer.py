@@ -1,5 +1,5 @@
 """Chapter 8's exercises (docs/tutorial/exercises/08_explorer.py), against the explorer's explain."""
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -9,7 +9,7 @@ from tinybnn.predict import SHIPPED_MODEL
 from tinybnn.serialization import load_model
 
 
-@lru_cache(maxsize=None)
+@cache
 def explained(layer, position):
     model = load_model(SHIPPED_MODEL).model
     image, _ = read_test_files(SHIPPED_DIGITS, "the first 20 MNIST test digits").digit(0)

@@ -88,7 +88,8 @@ def test_stub_and_solution_define_the_same_names_and_signatures(name):
         assert signature(stub[key]) == signature(solution[key]), f"{name}.{key}: signatures differ"
 
 
-@pytest.mark.parametrize("path", [*STUBS.glob("*.py"), *SOLUTIONS.glob("*.py")], ids=lambda p: p.parent.name + "/" + p.name)
+@pytest.mark.parametrize("path", [*STUBS.glob("*.py"), *SOLUTIONS.glob("*.py")],
+                         ids=lambda p: p.parent.name + "/" + p.name)
 def test_exercises_need_only_numpy_and_tinybnn(path):
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):

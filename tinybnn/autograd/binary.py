@@ -34,7 +34,8 @@ from .backends import SUMMED_IN_ANOTHER_ORDER, kernel
 from .conv import (ConvGeometry, backward_in_chunks, channel_rows, conv_backward_reference,
                    conv_forward_reference, im2col, im2col_reference)
 from .function import Context, Function
-from .quantize import sign, sign_fast, sign_reference, straight_through, straight_through_fast, straight_through_reference
+from .quantize import (sign, sign_fast, sign_reference, straight_through, straight_through_fast,
+                       straight_through_reference)
 
 
 # ---- reference backend: the composition, in NumPy ----------------------------------------
@@ -107,8 +108,8 @@ def binary_conv_backward_fast(grad: np.ndarray, x: np.ndarray, w: np.ndarray, ge
     """:func:`binary_conv_backward_reference` by the float convolution's chunked backward, with
     the patches of sign(x) built a few images at a time and never whole."""
     need_x, need_w = needs
-    grad_x, grad_w = backward_in_chunks(channel_rows(grad), SignPatches(x, geometry), sign_fast(w).reshape(w.shape[0], -1),
-                                        geometry, need_x, need_w)
+    grad_x, grad_w = backward_in_chunks(channel_rows(grad), SignPatches(x, geometry),
+                                        sign_fast(w).reshape(w.shape[0], -1), geometry, need_x, need_w)
     return (None if grad_x is None else straight_through_fast(grad_x, x, grad_cancel),
             None if grad_w is None else straight_through_fast(grad_w.reshape(w.shape), w, 1.0))
 

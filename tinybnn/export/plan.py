@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -87,7 +88,9 @@ def fused_stages(loaded: ModelFile, path: str | Path) -> ExportPlan:
     if loaded.kind == BINARIZED:
         layers, source = fuse_layers(list(model.layers)), "converted"
     elif count_binary_layers(model):
-        layers, source = list(convert_model(model).layers), "trained"
+        converted = convert_model(model)
+        assert isinstance(converted, Sequential)  # a Sequential converts to a Sequential
+        layers, source = list(converted.layers), "trained"
     else:
         raise ModelFileError(f"{path}: has no binary layer (QConvolution or QFullyConnected with act_bit=1 and "
                              "weight_bit=1); the C exporter writes binary networks only")
@@ -112,7 +115,10 @@ def fused_stages(loaded: ModelFile, path: str | Path) -> ExportPlan:
             value = getattr(layer, name)
             if value.dtype.kind == "f" and np.isnan(value).any():
                 raise ModelFileError(f"{path}: cannot export to C: {layer.label()} has NaN in {name}")
-    return ExportPlan(layers[0], list(layers[1:-1]), layers[-1], (int(shape[1]), int(shape[2])), source)
+    first, last = layers[0], layers[-1]
+    assert isinstance(first, ConvolutionToBits) and isinstance(last, BitDense)  # unsupported() checked every stage
+    middle = cast("list[BitConvolution]", layers[1:-1])  # so did it for these
+    return ExportPlan(first, middle, last, (int(shape[1]), int(shape[2])), source)
 
 
 def unsupported(layer: Module, index: int, count: int) -> str | None:

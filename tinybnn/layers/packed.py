@@ -73,8 +73,8 @@ def folded_affine(layer: Any, bn: Any) -> tuple[np.ndarray, np.ndarray]:
 
     alpha = mean |W_f| with ``scaling_factor`` (else 1; XNOR-Net's scaling factor, Rastegari et
     al. 2016), times mean |W_f| once more with ``weight_method="magnitude_aware_sign"`` (Bi-Real
-    Net's weights are alpha_f sign(w)), b the bias (else 0); without ``bn``, scale = alpha and shift = b. Computed in float64,
-    stored as float32.
+    Net's weights are alpha_f sign(w)), b the bias (else 0); without ``bn``, scale = alpha and shift = b.
+    Computed in float64, stored as float32.
     """
     weight = layer.weight.data.astype(np.float64)
     outputs = weight.shape[0]

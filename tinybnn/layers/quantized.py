@@ -75,6 +75,7 @@ def check_weight_method(weight_method: str, where: str) -> str:
 
 def quantized_weight(layer: "QConvolution | QFullyConnected") -> Tensor:
     """The layer's weights as its forward pass uses them: ``weight_method`` for 1 bit, DoReFa for 2..31."""
+    assert layer.weight is not None  # built
     if layer.weight_bit == 1:
         return quantize_weight_by_name(layer.weight, layer.weight_method)
     return quantize_weight(layer.weight, layer.weight_bit)

@@ -65,6 +65,7 @@ class RPReLU(Module):
         if x.shape[1] != self.gamma.shape[0]:
             raise ShapeError(f"{self.label()}: input has {x.shape[1]} channels, the layer has "
                              f"{self.gamma.shape[0]} (input shape {x.shape})")
+        assert self.beta is not None and self.zeta is not None  # built together with gamma
         u = x - per_channel(self.gamma, x.ndim)
         return u.relu() - per_channel(self.beta, x.ndim) * (-u).relu() + per_channel(self.zeta, x.ndim)
 

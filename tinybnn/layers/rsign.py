@@ -14,10 +14,10 @@ from ..autograd.larq_quantizers import SIGN_FORWARD, quantize_by_name
 from ..errors import ArgumentError, NotANumberError, ShapeError
 from ..schema import Obj, Str
 from .module import FLOAT32, Footprint, Module, Parameter, elementwise, register_layer
+from .quantized import contains_nan
 
 #: the estimators RSign may use: quantizers whose forward is sign itself
 SIGN_METHODS = SIGN_FORWARD
-from .quantized import contains_nan
 
 
 def per_channel(values: Tensor, ndim: int) -> Tensor:
