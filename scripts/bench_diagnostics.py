@@ -56,7 +56,7 @@ def timed_share(args: argparse.Namespace) -> tuple[float, float]:
                 observe(*a)
                 spent[0] += time.perf_counter() - start
             layer.observer = timed
-        for warm in (True, False):
+        for _warm in (True, False):
             spent[0] = 0.0
             start = time.perf_counter()
             train_epoch(model, optimizer, images, labels, 100, rng)

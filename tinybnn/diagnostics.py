@@ -93,9 +93,12 @@ class LayerCounts:
         return entry
 
 
-def binary_layers(model: Module) -> list[tuple[str, Module]]:
+BinaryLayer = QActivation | QConvolution | QFullyConnected
+
+
+def binary_layers(model: Module) -> list[tuple[str, BinaryLayer]]:
     """(path, layer) of every layer that takes a sign: 1-bit QActivations and Q-layers with 1-bit weights or inputs."""
-    found = []
+    found: list[tuple[str, BinaryLayer]] = []
     for name, module in model.named_modules():
         if isinstance(module, QActivation) and module.act_bit == 1:
             found.append((name, module))
@@ -115,7 +118,7 @@ class BinaryDiagnostics:
     def __init__(self, model: Module):
         self.model = model
         self.counts: dict[str, LayerCounts] = {}
-        self.layers: dict[str, Module] = {}
+        self.layers: dict[str, BinaryLayer] = {}
         for name, layer in binary_layers(model):
             if isinstance(layer, QActivation):
                 counts = LayerCounts(name, "QActivation", weights=False, inputs=True, window=layer.grad_cancel)
@@ -125,7 +128,7 @@ class BinaryDiagnostics:
             self.counts[name], self.layers[name] = counts, layer
 
     @staticmethod
-    def observe(counts: LayerCounts, layer: Module, x: np.ndarray) -> None:
+    def observe(counts: LayerCounts, layer: Any, x: np.ndarray) -> None:
         """What a binary layer's forward pass reports, with its input (counted in training mode only)."""
         if not layer.training:
             return
@@ -154,8 +157,13 @@ class BinaryDiagnostics:
 
     def end_epoch(self) -> list[dict[str, Any]]:
         """One entry per binary layer for the epoch just trained, and a fresh count for the next."""
-        return [counts.summary(self.layers[name].weight.data if counts.weights else None)
+        return [counts.summary(self.weights_of(name) if counts.weights else None)
                 for name, counts in self.counts.items()]
+
+    def weights_of(self, name: str) -> np.ndarray:
+        layer = self.layers[name]
+        assert not isinstance(layer, QActivation) and layer.weight is not None  # only Q-layers count weights
+        return layer.weight.data
 
 
 def diagnostics_line(entries: list[dict[str, Any]]) -> str:

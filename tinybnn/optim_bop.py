@@ -90,6 +90,7 @@ class Bop(Optimizer):
         super().step()
 
     def update(self, index: int, p: Parameter) -> None:
+        assert p.grad is not None  # the optimizer steps only parameters that received a gradient
         self.flips += bop_step_reference(p.data, p.grad, self.m[index], self.gamma, self.tau)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
@@ -120,7 +121,7 @@ class ParameterGroups(Optimizer):
         self.params = [p for optimizer in optimizers for p in optimizer.params]
 
     @property
-    def lr(self) -> float:  # type: ignore[override]
+    def lr(self) -> float:
         return max(optimizer.lr for optimizer in self.optimizers)
 
     @lr.setter
@@ -130,7 +131,7 @@ class ParameterGroups(Optimizer):
                 optimizer.lr = value
 
     @property
-    def step_count(self) -> int:  # type: ignore[override]
+    def step_count(self) -> int:
         return self.optimizers[0].step_count
 
     @step_count.setter
@@ -158,7 +159,8 @@ class ParameterGroups(Optimizer):
 def binary_weights(model: Module) -> list[Parameter]:
     """The weights of ``model``'s Q-layers with ``weight_bit = 1``, the ones Bop trains."""
     return [module.weight for _, module in model.named_modules()
-            if isinstance(module, (QConvolution, QFullyConnected)) and module.weight_bit == 1]
+            if isinstance(module, (QConvolution, QFullyConnected)) and module.weight_bit == 1
+            and module.weight is not None]
 
 
 def bop_with(model: Module, other: type[Optimizer], gamma: float = DEFAULT_GAMMA, tau: float = DEFAULT_TAU,

@@ -312,7 +312,7 @@ def segment(draw: ImageDraw.ImageDraw, a: tuple[float, float], b: tuple[float, f
 
 
 def draw_panel(image: Image.Image, box: tuple[int, int, int, int], title: str, y_label: str,
-               epochs: Sequence[float], series: list[tuple[str, Sequence[float], tuple, bool]],
+               epochs: Sequence[float], series: Sequence[tuple[str, Sequence[float], tuple, bool]],
                y_range: tuple[float, float]) -> None:
     """One panel of :func:`curves_image`: axes with ticks and labels, lines with markers, a legend."""
     draw = ImageDraw.Draw(image)

@@ -38,7 +38,7 @@ inference path exact.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -142,7 +142,8 @@ class QActivation(Module):
             raise ArgumentError(f"QActivation: grad_cancel must be positive, got {grad_cancel!r}")
         self.grad_cancel = float(grad_cancel)
         self.method = method
-        self.observer = None  # tinybnn.diagnostics: called with (layer, input) in every forward pass
+        #: tinybnn.diagnostics: called with (layer, input) in every forward pass
+        self.observer: Callable[..., None] | None = None
 
     config_schema = Obj(optional={"act_bit": BITS, "grad_cancel": Float(0.0), "method": Str(METHODS)})
 
@@ -248,7 +249,8 @@ class QConvolution(Convolution):
         self.scaling_factor = bool(scaling_factor)
         self.pad_value = check_pad_value(pad_value)
         self.xnor = True  # False: the float path (see use_float_path)
-        self.observer = None  # tinybnn.diagnostics: called with (layer, input) in every forward pass
+        #: tinybnn.diagnostics: called with (layer, input) in every forward pass
+        self.observer: Callable[..., None] | None = None
 
     config_schema = Obj(Convolution.config_schema.required,
                         {**Convolution.config_schema.optional, **Q_FIELDS, "pad_value": Float(-1.0, 1.0)})
@@ -373,7 +375,8 @@ class QFullyConnected(FullyConnected):
         self.weight_method = check_weight_method(weight_method, "QFullyConnected")
         self.scaling_factor = bool(scaling_factor)
         self.xnor = True  # False: the float path (see use_float_path)
-        self.observer = None  # tinybnn.diagnostics: called with (layer, input) in every forward pass
+        #: tinybnn.diagnostics: called with (layer, input) in every forward pass
+        self.observer: Callable[..., None] | None = None
 
     config_schema = Obj(FullyConnected.config_schema.required, {**FullyConnected.config_schema.optional, **Q_FIELDS})
 
