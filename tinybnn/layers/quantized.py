@@ -73,6 +73,12 @@ def check_weight_method(weight_method: str, where: str) -> str:
     return weight_method
 
 
+def with_weight_method(config: dict[str, Any], weight_method: str) -> dict[str, Any]:
+    """``config`` with ``weight_method`` unless it is the default, so files and reprs of det_sign layers stay as
+    they were."""
+    return config if weight_method == "det_sign" else {**config, "weight_method": weight_method}
+
+
 def quantized_weight(layer: "QConvolution | QFullyConnected") -> Tensor:
     """The layer's weights as its forward pass uses them: ``weight_method`` for 1 bit, DoReFa for 2..31."""
     assert layer.weight is not None  # built
@@ -332,8 +338,8 @@ class QConvolution(Convolution):
     def config(self) -> dict[str, Any]:
         config = super().config()
         config.update(act_bit=self.act_bit, weight_bit=self.weight_bit,
-                      scaling_factor=self.scaling_factor, pad_value=self.pad_value, weight_method=self.weight_method)
-        return config
+                      scaling_factor=self.scaling_factor, pad_value=self.pad_value)
+        return with_weight_method(config, self.weight_method)
 
 
 @register_layer
@@ -427,9 +433,8 @@ class QFullyConnected(FullyConnected):
 
     def config(self) -> dict[str, Any]:
         config = super().config()
-        config.update(act_bit=self.act_bit, weight_bit=self.weight_bit, scaling_factor=self.scaling_factor,
-                      weight_method=self.weight_method)
-        return config
+        config.update(act_bit=self.act_bit, weight_bit=self.weight_bit, scaling_factor=self.scaling_factor)
+        return with_weight_method(config, self.weight_method)
 
 
 def use_float_path(model: Module, enabled: bool = True) -> Module:
