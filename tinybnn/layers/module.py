@@ -262,9 +262,8 @@ class Sequential(Module):
             yield str(i), layer
 
     def forward(self, x: Tensor) -> Tensor:
-        for layer in self.layers:
-            x = layer(x)
-        return x
+        from .fusion import run_layers  # fusion imports the layer modules, which import this one
+        return run_layers(self.layers, x)
 
     def __len__(self) -> int:
         return len(self.layers)
