@@ -129,7 +129,7 @@ def channel_rows(grad: np.ndarray) -> np.ndarray:
 
 
 #: bytes of im2col matrix a backward pass works on at a time (a few images; stays in cache)
-CHUNK_BYTES = 4 << 20
+CHUNK_BYTES = 16 << 20
 
 
 def conv_backward(g: np.ndarray, patches: Callable[[int, int], np.ndarray], weights: np.ndarray,
