@@ -69,51 +69,48 @@ def conv_tanh_pool_backward_reference(grad: np.ndarray, y: np.ndarray, argmax: n
 
 
 @njit(parallel=True, cache=True)
-def conv_tanh_pool_forward(x, w, b, sh, sw, ph, pw, out, argmax):  # pragma: no cover (compiled)
+def conv_tanh_pool_forward(x, w_kf, b, kh, kw, sh, sw, ph, pw, out, argmax):  # pragma: no cover (compiled)
     """out[n, f, i, j] = max of z over window (i, j), before tanh; argmax[n, f, i, j] = 2 u + v of
-    its first maximum; z = conv(x, w) + b, zero padding. ``out`` may be channel-major."""
+    its first maximum; z = conv(x, w) + b, zero padding; ``w_kf`` is w as (C KH KW, F).
+
+    One task per (image, pooled row): the two conv rows under it are summed in a
+    (2, OW, F) block, filters innermost, so that every input value is broadcast
+    against a contiguous vector of F weights (SIMD over filters), then pooled."""
     n_images, channels, height, width = x.shape
-    filters, kh, kw = w.shape[0], w.shape[2], w.shape[3]
+    filters = w_kf.shape[1]
     pooled_h, pooled_w = out.shape[2], out.shape[3]
     ow = 2 * pooled_w
-    for task in prange(filters * n_images):
-        f = task // n_images
-        n = task % n_images
-        rows = np.empty((2, ow), x.dtype)
-        for pi in range(pooled_h):
-            for r in range(2):
-                i = 2 * pi + r
-                for j in range(ow):
-                    rows[r, j] = b[f]
-                for c in range(channels):
-                    for u in range(kh):
-                        yy = i * sh + u - ph
-                        if yy < 0 or yy >= height:
-                            continue
-                        for v in range(kw):
-                            weight = w[f, c, u, v]
-                            j0 = 0
-                            while j0 < ow and j0 * sw + v - pw < 0:
-                                j0 += 1
-                            j1 = ow
-                            while j1 > j0 and (j1 - 1) * sw + v - pw >= width:
-                                j1 -= 1
-                            if sw == 1:
-                                shift = v - pw
-                                for j in range(j0, j1):
-                                    rows[r, j] += weight * x[n, c, yy, j + shift]
-                            else:
-                                for j in range(j0, j1):
-                                    rows[r, j] += weight * x[n, c, yy, j * sw + v - pw]
-            for pj in range(pooled_w):
-                best = rows[0, 2 * pj]
+    for task in prange(n_images * pooled_h):
+        n = task // pooled_h
+        pi = task % pooled_h
+        acc = np.empty((2, ow, filters), x.dtype)
+        for r in range(2):
+            for j in range(ow):
+                acc[r, j, :] = b
+            i = 2 * pi + r
+            for c in range(channels):
+                for u in range(kh):
+                    yy = i * sh + u - ph
+                    if yy < 0 or yy >= height:
+                        continue
+                    for v in range(kw):
+                        k = (c * kh + u) * kw + v
+                        for j in range(ow):
+                            xx = j * sw + v - pw
+                            if 0 <= xx < width:
+                                value = x[n, c, yy, xx]
+                                for f in range(filters):
+                                    acc[r, j, f] += value * w_kf[k, f]
+        for pj in range(pooled_w):
+            for f in range(filters):
+                best = acc[0, 2 * pj, f]
                 where = 0
-                if rows[0, 2 * pj + 1] > best:
-                    best, where = rows[0, 2 * pj + 1], 1
-                if rows[1, 2 * pj] > best:
-                    best, where = rows[1, 2 * pj], 2
-                if rows[1, 2 * pj + 1] > best:
-                    best, where = rows[1, 2 * pj + 1], 3
+                if acc[0, 2 * pj + 1, f] > best:
+                    best, where = acc[0, 2 * pj + 1, f], 1
+                if acc[1, 2 * pj, f] > best:
+                    best, where = acc[1, 2 * pj, f], 2
+                if acc[1, 2 * pj + 1, f] > best:
+                    best, where = acc[1, 2 * pj + 1, f], 3
                 out[n, f, pi, pj] = best
                 argmax[n, f, pi, pj] = where
     return out
@@ -121,43 +118,55 @@ def conv_tanh_pool_forward(x, w, b, sh, sw, ph, pw, out, argmax):  # pragma: no 
 
 @njit(cache=True, inline="always")
 def _window_gradient(grad, y, n, f, pi, pj):  # pragma: no cover (compiled)
+    """gz = g (1 - y^2): tanh's backward at one pooled value."""
     value = y[n, f, pi, pj]
     return grad[n, f, pi, pj] * (1 - value * value)
 
 
+#: image chunks the weight gradient is summed over (a fixed number, so that results do not depend on threads)
+WEIGHT_CHUNKS = 8
+
+
 @njit(parallel=True, cache=True)
-def conv_tanh_pool_backward_weights(grad, y, argmax, x, sh, sw, ph, pw, grad_w, grad_b):  # pragma: no cover
-    """grad_w[f] = sum over windows of gz x[patch at the window's maximum], grad_b[f] = sum gz;
-    one filter per task, sums in the input's precision."""
+def conv_tanh_pool_backward_weights(grad, y, argmax, x, kh, kw, sh, sw, ph, pw, partial):  # pragma: no cover
+    """partial[t, k, f] (k = (c, u, v), the last k the bias) = chunk t's sum over windows of
+    gz x[patch at the window's maximum]; the caller sums over t.
+
+    Per window position, the filters whose maximum lies at each of the four
+    places share one patch: gz is split by place into four vectors over F and
+    each patch value is broadcast against one of them (SIMD over filters)."""
     n_images, channels, height, width = x.shape
-    filters, kh, kw = grad_w.shape[0], grad_w.shape[2], grad_w.shape[3]
+    chunks, taps, filters = partial.shape
     pooled_h, pooled_w = grad.shape[2], grad.shape[3]
-    for f in prange(filters):
-        acc = np.zeros((channels, kh, kw), x.dtype)
-        total = x.dtype.type(0)
-        for n in range(n_images):
+    for t in prange(chunks):
+        acc = partial[t]
+        acc[:, :] = 0
+        gq = np.empty((4, filters), x.dtype)
+        for n in range(t * n_images // chunks, (t + 1) * n_images // chunks):
             for pi in range(pooled_h):
                 for pj in range(pooled_w):
-                    g = _window_gradient(grad, y, n, f, pi, pj)
-                    if g == 0:
-                        continue
-                    total += g
-                    where = argmax[n, f, pi, pj]
-                    y0 = (2 * pi + where // 2) * sh - ph
-                    x0 = (2 * pj + where % 2) * sw - pw
-                    inside = y0 >= 0 and x0 >= 0 and y0 + kh <= height and x0 + kw <= width
-                    for c in range(channels):
-                        for u in range(kh):
-                            yy = y0 + u
-                            if not inside and (yy < 0 or yy >= height):
-                                continue
-                            for v in range(kw):
-                                xx = x0 + v
-                                if inside or 0 <= xx < width:
-                                    acc[c, u, v] += g * x[n, c, yy, xx]
-        grad_w[f] = acc
-        grad_b[f] = total
-    return grad_w
+                    gq[:, :] = 0
+                    for f in range(filters):
+                        value = y[n, f, pi, pj]
+                        g = grad[n, f, pi, pj] * (1 - value * value)
+                        gq[argmax[n, f, pi, pj], f] = g
+                        acc[taps - 1, f] += g
+                    for q in range(4):
+                        y0 = (2 * pi + q // 2) * sh - ph
+                        x0 = (2 * pj + q % 2) * sw - pw
+                        for c in range(channels):
+                            for u in range(kh):
+                                yy = y0 + u
+                                if yy < 0 or yy >= height:
+                                    continue
+                                for v in range(kw):
+                                    xx = x0 + v
+                                    if 0 <= xx < width:
+                                        value = x[n, c, yy, xx]
+                                        k = (c * kh + u) * kw + v
+                                        for f in range(filters):
+                                            acc[k, f] += value * gq[q, f]
+    return partial
 
 
 @njit(parallel=True, cache=True)
@@ -210,8 +219,8 @@ class ConvTanhMaxPool(Function):
         n, f = x.shape[0], w.shape[0]
         pooled = empty((f, n, oh // 2, ow // 2), x.dtype).transpose(1, 0, 2, 3)
         argmax = np.empty((f, n, oh // 2, ow // 2), np.int8).transpose(1, 0, 2, 3)
-        conv_tanh_pool_forward(x, w.astype(x.dtype, copy=False), b.astype(x.dtype, copy=False), *stride, *pad,
-                               pooled, argmax)
+        w_kf = np.ascontiguousarray(w.reshape(f, -1).T, dtype=x.dtype)
+        conv_tanh_pool_forward(x, w_kf, b.astype(x.dtype, copy=False), *w.shape[2:], *stride, *pad, pooled, argmax)
         np.tanh(pooled, out=pooled)
         ctx.save_for_backward(x, w, pooled, argmax)
         ctx.geometry = (stride, pad)
@@ -224,8 +233,11 @@ class ConvTanhMaxPool(Function):
         needs = ctx.needs_input_grad
         grad_x = grad_w = grad_b = None
         if needs[1] or needs[2]:
-            grad_w, grad_b = np.empty(w.shape, grad.dtype), np.empty(w.shape[0], grad.dtype)
-            conv_tanh_pool_backward_weights(grad, y, argmax, x, *stride, *pad, grad_w, grad_b)
+            taps = int(np.prod(w.shape[1:]))
+            partial = np.empty((WEIGHT_CHUNKS, taps + 1, w.shape[0]), grad.dtype)
+            conv_tanh_pool_backward_weights(grad, y, argmax, x, *w.shape[2:], *stride, *pad, partial)
+            full = partial.sum(axis=0)  # (C KH KW + 1, F)
+            grad_w, grad_b = full[:taps].T.reshape(w.shape), full[taps].copy()
         if needs[0]:
             grad_x = conv_tanh_pool_backward_input(grad, y, argmax, w.astype(grad.dtype, copy=False), *stride, *pad,
                                                    empty(x.shape, grad.dtype))
