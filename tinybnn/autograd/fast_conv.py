@@ -101,8 +101,8 @@ def conv_tanh_pool_forward(x, w_kf, b, kh, kw, sh, sw, ph, pw, out, argmax):  # 
                                 value = x[n, c, yy, xx]
                                 for f in range(filters):
                                     acc[r, j, f] += value * w_kf[k, f]
-        for pj in range(pooled_w):
-            for f in range(filters):
+        for f in range(filters):  # f outer: each write run stays in one (f, n) plane of a channel-major out
+            for pj in range(pooled_w):
                 best = acc[0, 2 * pj, f]
                 where = 0
                 if acc[0, 2 * pj + 1, f] > best:
@@ -141,16 +141,23 @@ def conv_tanh_pool_backward_weights(grad, y, argmax, x, kh, kw, sh, sw, ph, pw, 
     for t in prange(chunks):
         acc = partial[t]
         acc[:, :] = 0
+        gz = np.empty((pooled_h, pooled_w, filters), x.dtype)
+        places = np.empty((pooled_h, pooled_w, filters), np.int8)
         gq = np.empty((4, filters), x.dtype)
         for n in range(t * n_images // chunks, (t + 1) * n_images // chunks):
+            for f in range(filters):  # image n's window gradients, read plane by plane, filters innermost
+                for pi in range(pooled_h):
+                    for pj in range(pooled_w):
+                        value = y[n, f, pi, pj]
+                        g = grad[n, f, pi, pj] * (1 - value * value)
+                        gz[pi, pj, f] = g
+                        places[pi, pj, f] = argmax[n, f, pi, pj]
+                        acc[taps - 1, f] += g
             for pi in range(pooled_h):
                 for pj in range(pooled_w):
                     gq[:, :] = 0
                     for f in range(filters):
-                        value = y[n, f, pi, pj]
-                        g = grad[n, f, pi, pj] * (1 - value * value)
-                        gq[argmax[n, f, pi, pj], f] = g
-                        acc[taps - 1, f] += g
+                        gq[places[pi, pj, f], f] = gz[pi, pj, f]
                     for q in range(4):
                         y0 = (2 * pi + q // 2) * sh - ph
                         x0 = (2 * pj + q % 2) * sw - pw
