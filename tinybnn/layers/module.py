@@ -246,6 +246,17 @@ DESCRIPTION = Obj({"type": Str(max_len=64)}, {"config": Obj(other=Json())})
 LAYER_LIST = List(DESCRIPTION, max_len=10_000)
 
 
+def run_in_order(layers: list[Module], x: Tensor) -> Tensor:
+    """y = f_n(... f_2(f_1(x))), one layer after the other."""
+    for layer in layers:
+        x = layer(x)
+    return x
+
+
+#: how Sequential runs its layers; :mod:`tinybnn.layers.fusion` installs its runner, which fuses LeNet's first block
+RUNNER: list[Callable[[list[Module], Tensor], Tensor]] = [run_in_order]
+
+
 class Sequential(Module):
     """Layers applied one after the other: y = f_n(... f_2(f_1(x)))."""
 
@@ -262,8 +273,7 @@ class Sequential(Module):
             yield str(i), layer
 
     def forward(self, x: Tensor) -> Tensor:
-        from .fusion import run_layers  # fusion imports the layer modules, which import this one
-        return run_layers(self.layers, x)
+        return RUNNER[0](self.layers, x)
 
     def __len__(self) -> int:
         return len(self.layers)
