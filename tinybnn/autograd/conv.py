@@ -250,7 +250,7 @@ class SavedPatches:
 
 
 #: bytes of im2col matrix a backward pass works on at a time (a few images; stays in cache)
-CHUNK_BYTES = 4 << 20
+CHUNK_BYTES = 16 << 20
 
 
 def backward_in_chunks(g: np.ndarray, patches: Patches, weights: np.ndarray, geometry: ConvGeometry,

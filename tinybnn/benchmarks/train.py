@@ -16,6 +16,11 @@ the float path (``use_float_path``: forward passes as float GEMMs on ±1
 values instead of XNOR-popcount GEMMs; the backward pass is the same), and a
 column of paired ratios against it: what the XNOR forward pass buys in
 training.
+
+``--before SRC`` adds tinybnn as another source tree has it (``SRC`` holds a
+``tinybnn/`` package, e.g. ``git archive main | tar -x -C SRC``; its workers
+run with ``PYTHONPATH=SRC``), and a column of paired ratios against it: a
+change's speed-up, measured in the same rounds as everything else.
 """
 from __future__ import annotations
 
@@ -29,14 +34,17 @@ from typing import Sequence
 
 import numpy as np
 
+from ..errors import ArgumentError
 from .workers import (SKYLAKEX, format_table, label, load_images, median, openblas_core, paired_ratio,
-                      paired_runs, tinybnn_worker, torch_available, torch_worker, write_arrays)
+                      paired_runs, run_worker, thread_environment, tinybnn_worker, torch_available, torch_worker,
+                      write_arrays)
 
 MODULE = "tinybnn.benchmarks.train"
 
 WARMUP_BATCHES = 5
 
 FLOAT_PATH = "tinybnn, float path"
+BEFORE = "tinybnn, before"
 
 
 def warmup_starts(count: int, batch_size: int) -> list[int]:
@@ -75,6 +83,13 @@ def time_tinybnn_epoch(model_name: str, x: np.ndarray, y: np.ndarray, batch_size
     return time.perf_counter() - start
 
 
+def before_worker(source: str, args: Sequence[str], threads: int) -> dict:
+    """A worker of the tinybnn package in source tree ``source`` (imported first through PYTHONPATH)."""
+    env = thread_environment(threads)
+    env["PYTHONPATH"] = str(Path(source).resolve())
+    return run_worker([sys.executable, "-m", MODULE, "--worker", *args], env)
+
+
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="tinybnn bench train", description=__doc__.splitlines()[0])
     p.add_argument("--data", help="folder with fashion-mnist/ (default: $TINYBNN_DATA or the cache)")
@@ -89,6 +104,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--no-skylakex", action="store_true", help="skip the OPENBLAS_CORETYPE=SkylakeX variant")
     p.add_argument("--float-path", action="store_true",
                    help="also time binary models with their binary layers on the float path")
+    p.add_argument("--before", metavar="SRC", help="also time the tinybnn package in source tree SRC (a baseline)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--arrays", help=argparse.SUPPRESS)
     p.add_argument("--model", default="lenet", help=argparse.SUPPRESS)
@@ -105,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from ..data import load_dataset
 
+    if args.before and not (Path(args.before) / "tinybnn" / "__init__.py").is_file():
+        raise ArgumentError(f"--before {args.before}: no tinybnn/__init__.py in that folder")
     data = load_dataset(args.dataset, data_dir=args.data, download=False)
     with_torch = not args.no_torch and torch_available()
     print(f"training benchmark: {args.images:,} {args.dataset} images per epoch, batch {args.batch_size}, "
@@ -124,6 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     contenders["tinybnn, SkylakeX"] = lambda: tinybnn_worker(MODULE, worker_args, threads, SKYLAKEX)
                 if args.float_path and model != "lenet":
                     contenders[FLOAT_PATH] = lambda: tinybnn_worker(MODULE, [*worker_args, "--float-path"], threads)
+                if args.before:
+                    contenders[BEFORE] = lambda: before_worker(args.before, worker_args, threads)
                 if with_torch:
                     contenders["PyTorch"] = lambda: torch_worker("train", worker_args, threads)
                 runs = paired_runs(contenders, args.repeats, lambda name, result: print(
@@ -132,9 +152,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for name, values in seconds.items():
                     rows.append([model, threads, label(name, runs[name]), f"{median(values):.2f}",
                                  f"{len(images) / median(values):.0f}",
-                                 paired_ratio(seconds, name, "PyTorch"), paired_ratio(seconds, name, FLOAT_PATH)])
-    headers = ["model", "threads", "implementation", "s/epoch", "images/s", "x PyTorch's time", "x float path's time"]
-    shown = [i for i in range(len(headers)) if i < 5 or (i == 5 and with_torch) or (i == 6 and args.float_path)]
+                                 paired_ratio(seconds, name, "PyTorch"), paired_ratio(seconds, name, FLOAT_PATH),
+                                 paired_ratio(seconds, name, BEFORE)])
+    headers = ["model", "threads", "implementation", "s/epoch", "images/s", "x PyTorch's time", "x float path's time",
+               "x before's time"]
+    wanted = {5: with_torch, 6: args.float_path, 7: bool(args.before)}
+    shown = [i for i in range(len(headers)) if i < 5 or wanted[i]]
     print()
     print(format_table([headers[i] for i in shown], [[row[i] for i in shown] for row in rows]))
     return 0

@@ -2,6 +2,7 @@
 from .activation import Activation, Dropout, Flatten
 from .convolution import Convolution
 from .dense import FullyConnected
+from .fusion import unfused
 from .module import Module, Parameter, Sequential, describe
 from .normalization import BatchNorm
 from .pooling import Pooling
@@ -11,5 +12,5 @@ from .residual import Residual
 __all__ = [
     "Activation", "BatchNorm", "Convolution", "Dropout", "Flatten", "FullyConnected",
     "Module", "Parameter", "Pooling", "QActivation", "QConvolution", "QFullyConnected", "Residual", "Sequential",
-    "describe", "use_float_path",
+    "describe", "unfused", "use_float_path",
 ]

@@ -367,6 +367,17 @@ DESCRIPTION = Obj({"type": Str(max_len=64)}, {"config": Obj(other=Json())})
 LAYER_LIST = List(DESCRIPTION, max_len=10_000)
 
 
+def run_in_order(layers: list[Module], x: Tensor) -> Tensor:
+    """y = f_n(... f_2(f_1(x))), one layer after the other."""
+    for layer in layers:
+        x = layer(x)
+    return x
+
+
+#: how Sequential runs its layers; :mod:`tinybnn.layers.fusion` installs its runner, which fuses LeNet's first block
+RUNNER: list[Callable[[list[Module], Tensor], Tensor]] = [run_in_order]
+
+
 @register_layer
 class Sequential(Module):
     """Layers applied one after the other: y = f_n(... f_2(f_1(x)))."""
@@ -384,9 +395,7 @@ class Sequential(Module):
             yield str(i), layer
 
     def forward(self, x: Tensor) -> Tensor:
-        for layer in self.layers:
-            x = layer(x)
-        return x
+        return RUNNER[0](self.layers, x)
 
     def walk(self, x: Tensor, path: str, record: Callable[[str, Module, Tensor, Tensor], None]) -> Tensor:
         for i, layer in enumerate(self.layers):
