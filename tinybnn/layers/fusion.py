@@ -1,5 +1,10 @@
 """Running a Sequential's layers, with LeNet's first block fused for speed.
 
+LeNet (LeCun, Bottou, Bengio, Haffner, "Gradient-based learning applied to
+document recognition" (Proc. IEEE 1998) opens with a small convolution,
+a squashing function and a subsampling; BMXNet's binary LeNet (Yang et al.,
+ACM MM 2017) keeps that block in float.
+
 ``Convolution -> Activation("tanh") -> Pooling("max", 2x2, stride 2)`` with a
 bias and a small kernel (C KH KW at most
 :data:`~tinybnn.autograd.fast_conv.MAX_DIRECT_K`) runs as one op,
@@ -56,6 +61,7 @@ def fusable_block(layers: Sequence[Module], i: int, x: Tensor) -> bool:
     if x.ndim != 4 or x.dtype not in (np.float32, np.float64):
         return False
     conv.check_input(x)  # creates the parameters on first use, checks the shapes
+    assert conv.weight is not None
     (kh, kw), (sh, sw), (ph, pw) = conv.kernel, conv.stride, conv.pad
     oh, ow = (x.shape[2] + 2 * ph - kh) // sh + 1, (x.shape[3] + 2 * pw - kw) // sw + 1
     return oh >= 2 and ow >= 2 and fits_direct(x.shape, conv.weight.shape)
@@ -67,6 +73,7 @@ def run_layers(layers: Sequence[Module], x: Tensor) -> Tensor:
     while i < len(layers):
         if fusable_block(layers, i, x):
             conv = layers[i]
+            assert isinstance(conv, Convolution)
             x = conv_tanh_max_pool(x, conv.weight, conv.bias, stride=conv.stride, pad=conv.pad)
             i += 3
         else:
