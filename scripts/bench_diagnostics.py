@@ -11,6 +11,7 @@ per-round ratios with/without. On a busy machine the epochs vary more than
 the cost, so it also measures the cost directly: one epoch in this process
 with every call of the diagnostics timed, as a share of the epoch's time.
 """
+
 import argparse
 import statistics
 import subprocess
@@ -31,8 +32,23 @@ from tinybnn.training import train_epoch
 
 def epoch_seconds(args: argparse.Namespace, folder: Path, diagnostics: bool, optimizer: str) -> float:
     out = folder / f"{'d' if diagnostics else 'p'}.npz"
-    command = [sys.executable, "-m", "tinybnn.cli", "train", "--epochs", "2", "--train-limit", str(args.images),
-               "--test-limit", "100", "--optimizer", optimizer, "--out", str(out), "--force"]
+    command = [
+        sys.executable,
+        "-m",
+        "tinybnn.cli",
+        "train",
+        "--epochs",
+        "2",
+        "--train-limit",
+        str(args.images),
+        "--test-limit",
+        "100",
+        "--optimizer",
+        optimizer,
+        "--out",
+        str(out),
+        "--force",
+    ]
     command += ["--data", args.data] if args.data else []
     command += ["--diagnostics"] if diagnostics else []
     subprocess.run(command, check=True, capture_output=True, text=True)
@@ -42,7 +58,7 @@ def epoch_seconds(args: argparse.Namespace, folder: Path, diagnostics: bool, opt
 def timed_share(args: argparse.Namespace) -> tuple[float, float]:
     """(seconds inside the diagnostics, seconds of the whole epoch) for one epoch after a warm-up epoch."""
     data = load_dataset("mnist", data_dir=args.data, log=lambda line: None)
-    images, labels = to_float_nchw(data.train_images[:args.images]), data.train_labels[:args.images]
+    images, labels = to_float_nchw(data.train_images[: args.images]), data.train_labels[: args.images]
     rng = np.random.default_rng(0)
     model = lenet(binary=True, rng=rng).build((1, 28, 28))
     optimizer = Adam(model.parameters())
@@ -55,6 +71,7 @@ def timed_share(args: argparse.Namespace) -> tuple[float, float]:
                 start = time.perf_counter()
                 observe(*a)
                 spent[0] += time.perf_counter() - start
+
             layer.observer = timed
         for _warm in (True, False):
             spent[0] = 0.0
@@ -82,11 +99,16 @@ def main() -> None:
             plain.append(seconds[False])
             watched.append(seconds[True])
             ratios.append(seconds[True] / seconds[False])
-            print(f"round {round_ + 1}: without {seconds[False]:.2f} s, with {seconds[True]:.2f} s, "
-                  f"ratio {ratios[-1]:.3f}", flush=True)
-    print(f"median epoch: without {statistics.median(plain):.2f} s, with {statistics.median(watched):.2f} s; "
-          f"median paired ratio with/without {statistics.median(ratios):.3f} ({args.rounds} rounds, "
-          f"{args.images} images, {args.optimizer})")
+            print(
+                f"round {round_ + 1}: without {seconds[False]:.2f} s, with {seconds[True]:.2f} s, "
+                f"ratio {ratios[-1]:.3f}",
+                flush=True,
+            )
+    print(
+        f"median epoch: without {statistics.median(plain):.2f} s, with {statistics.median(watched):.2f} s; "
+        f"median paired ratio with/without {statistics.median(ratios):.3f} ({args.rounds} rounds, "
+        f"{args.images} images, {args.optimizer})"
+    )
     inside, total = timed_share(args)
     print(f"one epoch in-process: {inside:.3f} s of {total:.2f} s inside the diagnostics ({100 * inside / total:.2f}%)")
 

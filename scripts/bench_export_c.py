@@ -13,6 +13,7 @@ and the median of the per-repeat ratios. The C program is built with
 ``cc -std=c99 -O2 -march=native`` (``--cflags``) from ``tinybnn export c``'s
 files and a small timing loop (this script's ``TIMER_C``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -81,7 +82,7 @@ def python_worker(model_path: str, digits_path: str, passes: int) -> None:
 
     model = Sequential(*fuse_layers(list(load_model(model_path).model.layers))).eval()
     x = to_float_nchw(np.load(digits_path))
-    singles = [Tensor(x[i:i + 1]) for i in range(len(x))]
+    singles = [Tensor(x[i : i + 1]) for i in range(len(x))]
     total = 0
     with no_grad():
         for image in singles:  # warm-up
@@ -120,20 +121,30 @@ def main(argv: list[str] | None = None) -> int:
     from tinybnn.data.mnist import load_folder
     from tinybnn.export.writer import export_c
 
-    digits = load_folder("mnist", Path(args.data) / "mnist-5k").test_images[:args.images]
+    digits = load_folder("mnist", Path(args.data) / "mnist-5k").test_images[: args.images]
     with tempfile.TemporaryDirectory() as folder:
         where = Path(folder)
         export_c(args.model, where, measure=False)
         (where / "timer.c").write_text(TIMER_C % {"N": len(digits)})
-        subprocess.run(["cc", *args.cflags.split(), "timer.c", "tinybnn_model.c", "-lm", "-o", "timer"], cwd=where,
-                       check=True)
+        subprocess.run(
+            ["cc", *args.cflags.split(), "timer.c", "tinybnn_model.c", "-lm", "-o", "timer"], cwd=where, check=True
+        )
         digits.tofile(where / "digits.raw")
         np.save(where / "digits.npy", digits)
         env = thread_environment(1)
         contenders = {
             "C (cc " + args.cflags + ")": [str(where / "timer"), str(where / "digits.raw"), str(args.passes)],
-            "tinybnn packed (Python, batch 1)": [sys.executable, __file__, "--data", args.data, "--worker",
-                                                 args.model, str(where / "digits.npy"), str(args.passes)]}
+            "tinybnn packed (Python, batch 1)": [
+                sys.executable,
+                __file__,
+                "--data",
+                args.data,
+                "--worker",
+                args.model,
+                str(where / "digits.npy"),
+                str(args.passes),
+            ],
+        }
         per_image: dict[str, list[float]] = {name: [] for name in contenders}
         cpu_per_image: dict[str, list[float]] = {name: [] for name in contenders}
         sums = {}
@@ -151,16 +162,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"the contenders' predictions differ: {predicted}", file=sys.stderr)
         return 1
     reference = "C (cc " + args.cflags + ")"
+
     def ratio(times: dict[str, list[float]], name: str) -> str:
         return f"{median([a / b for a, b in zip(times[name], times[reference])]):.2f}"
 
-    rows = [(name, f"{median(per_image[name]):.1f}", ratio(per_image, name), f"{median(cpu_per_image[name]):.1f}",
-             ratio(cpu_per_image, name)) for name in contenders]
-    print(f"{cpu_name()}, {platform.machine()}; one thread; {len(digits)} MNIST test digits one at a time; "
-          f"{args.repeats} paired repeats of {args.passes} passes; Python's OpenBLAS kernel: {sums.get('openblas')}")
+    rows = [
+        (
+            name,
+            f"{median(per_image[name]):.1f}",
+            ratio(per_image, name),
+            f"{median(cpu_per_image[name]):.1f}",
+            ratio(cpu_per_image, name),
+        )
+        for name in contenders
+    ]
+    print(
+        f"{cpu_name()}, {platform.machine()}; one thread; {len(digits)} MNIST test digits one at a time; "
+        f"{args.repeats} paired repeats of {args.passes} passes; Python's OpenBLAS kernel: {sums.get('openblas')}"
+    )
     print(format_table(["contender", "wall us/image", "x C (wall)", "CPU us/image", "x C (CPU)"], rows))
-    print("medians over repeats; ratios: median of the per-repeat ratios; CPU: the process's CPU time "
-          "(less disturbed than wall time on a shared machine)")
+    print(
+        "medians over repeats; ratios: median of the per-repeat ratios; CPU: the process's CPU time "
+        "(less disturbed than wall time on a shared machine)"
+    )
     return 0
 
 

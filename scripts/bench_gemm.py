@@ -6,6 +6,7 @@ See ``python scripts/bench_gemm.py --help`` and :mod:`tinybnn.benchmarks.gemm`.
 np.dot is timed in child processes, so OPENBLAS_* variables need not be set
 here; ``--baselines`` chooses the OpenBLAS configurations to compare with.
 """
+
 import sys
 from pathlib import Path
 

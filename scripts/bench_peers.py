@@ -4,6 +4,7 @@ see tinybnn/benchmarks/peers.py and docs/peers.md.
     python scripts/bench_peers.py --data ../shared/datasets --model binary-lenet.npz \
         --float-model lenet.npz --ort-python ORT_VENV/bin/python --lce-python LCE_VENV/bin/python
 """
+
 import sys
 
 from tinybnn.cli import main

@@ -1,7 +1,8 @@
 """Training speed of tinybnn against PyTorch; see tinybnn/benchmarks/train.py.
 
-    python scripts/bench_train.py --data ../shared/datasets
+python scripts/bench_train.py --data ../shared/datasets
 """
+
 import sys
 
 from tinybnn.benchmarks.train import main

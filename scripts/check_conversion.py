@@ -15,6 +15,7 @@ converted model starts with a fused float first stage, how many of its
 output bits differ from the signs the float path computes (a float decision
 on a differently summed convolution: see docs/thresholds.md).
 """
+
 import argparse
 import sys
 from pathlib import Path
@@ -51,15 +52,19 @@ def main() -> int:
         b = predict_logits(model, images, 100)
         differ = int((a.argmax(axis=1) != b.argmax(axis=1)).sum())
         relative = float((np.abs(a - b) / np.abs(a).max(axis=1, keepdims=True)).max())
-        print(f"{name}: predictions that differ from the float path: {differ}; largest logit difference, "
-              f"relative to the image's largest logit: {relative:.2e}; "
-              f"accuracy {(b.argmax(axis=1) == labels).mean():.4f}")
+        print(
+            f"{name}: predictions that differ from the float path: {differ}; largest logit difference, "
+            f"relative to the image's largest logit: {relative:.2e}; "
+            f"accuracy {(b.argmax(axis=1) == labels).mean():.4f}"
+        )
         ok = ok and differ == 0 and relative < 1e-4
     print(f"accuracy: float path {(a.argmax(axis=1) == labels).mean():.4f}")
     if isinstance(converted.layers[0], ConvolutionToBits):
         first_stage_bits(original, converted.layers[0], images)
-    print(f"file sizes: {args.model} {args.model.stat().st_size:,} bytes, "
-          f"{converted_path} {converted_path.stat().st_size:,} bytes")
+    print(
+        f"file sizes: {args.model} {args.model.stat().st_size:,} bytes, "
+        f"{converted_path} {converted_path.stat().st_size:,} bytes"
+    )
     return 0 if ok else 1
 
 
@@ -68,7 +73,7 @@ def first_stage_bits(original, stage, images) -> None:
     differ = total = 0
     with no_grad():
         for i in range(0, len(images), 500):
-            x = Tensor(images[i:i + 500])
+            x = Tensor(images[i : i + 500])
             expected = x
             for layer in original.layers[:4]:
                 expected = layer(expected)

@@ -11,6 +11,7 @@ if not (for instance on a CPU without AVX-512 VPOPCNTDQ, where LLVM falls
 back to another sequence: still correct, only slower). ``--show`` prints
 the hot loop. Not a unit test: the answer depends on the CPU.
 """
+
 import re
 import sys
 from pathlib import Path
@@ -67,8 +68,10 @@ def main() -> int:
         vpop_any = count(asm, r"^\s*vpopcntq\b")
         vpxor_zmm = count(asm, r"^\s*vpxorq\s+.*%zmm")
         scalar = count(asm, r"^\s*popcnt[lq]?\s")
-        print(f"{name}: vpopcntq on zmm: {vpop_zmm}, vpopcntq (any width): {vpop_any}, "
-              f"vpxorq on zmm: {vpxor_zmm}, scalar popcnt: {scalar}")
+        print(
+            f"{name}: vpopcntq on zmm: {vpop_zmm}, vpopcntq (any width): {vpop_any}, "
+            f"vpxorq on zmm: {vpxor_zmm}, scalar popcnt: {scalar}"
+        )
         found &= vpop_zmm > 0
         if "--show" in sys.argv[1:]:
             print(f"--- {name}: the block with the most vpopcntq (the 4x4 tile's word loop) ---")

@@ -7,6 +7,7 @@ Every curve is computed by the quantizer itself (forward on 801 points of
 does. magnitude_aware_sign's alpha and TWN's threshold are those of the
 plotted points (mean |x| = 1 on [-2, 2]).
 """
+
 import argparse
 from pathlib import Path
 

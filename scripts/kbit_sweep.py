@@ -7,6 +7,7 @@ Trains ``lenet(binary=True, act_bit=k, weight_bit=k)`` for k in 1, 2, 4, 8, 32
 ``tinybnn train`` (Adam, lr 1e-3, cosine schedule, batch 100) and prints a
 table of the final test accuracies.
 """
+
 import argparse
 import time
 
@@ -37,14 +38,31 @@ def main() -> None:
         model = lenet(binary=True, act_bit=bits, weight_bit=bits, rng=rng).build((1, 28, 28))
         optimizer = Adam(model.parameters(), lr=1e-3)
         start = time.perf_counter()
-        state = fit(model, optimizer, CosineLR(1e-3, args.epochs), train, test, args.epochs, 100, rng,
-                    log=lambda line, bits=bits: print(f"[{bits:>2} bits] {line}", flush=True))
-        rows.append([bits, bits, f"{state.history[-1]['test_accuracy']:.4f}",
-                     f"{max(h['test_accuracy'] for h in state.history):.4f}",
-                     f"{time.perf_counter() - start:.0f}"])
+        state = fit(
+            model,
+            optimizer,
+            CosineLR(1e-3, args.epochs),
+            train,
+            test,
+            args.epochs,
+            100,
+            rng,
+            log=lambda line, bits=bits: print(f"[{bits:>2} bits] {line}", flush=True),
+        )
+        rows.append(
+            [
+                bits,
+                bits,
+                f"{state.history[-1]['test_accuracy']:.4f}",
+                f"{max(h['test_accuracy'] for h in state.history):.4f}",
+                f"{time.perf_counter() - start:.0f}",
+            ]
+        )
     print()
-    print(f"LeNet on {data.name} ({len(train[0]):,} training images, {len(test[0]):,} test images), "
-          f"{args.epochs} epochs, Adam + cosine, seed {args.seed}")
+    print(
+        f"LeNet on {data.name} ({len(train[0]):,} training images, {len(test[0]):,} test images), "
+        f"{args.epochs} epochs, Adam + cosine, seed {args.seed}"
+    )
     print(format_table(["act_bit", "weight_bit", "test accuracy", "best over epochs", "seconds"], rows))
 
 

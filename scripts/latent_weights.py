@@ -13,6 +13,7 @@ dense layer, Adam's share of latent weights at the bound) and draws
 ``--draw-only`` it redraws from the model files already in ``--work`` (or,
 for runs still going, from their checkpoints, up to the epochs both finished).
 """
+
 import argparse
 import subprocess
 import sys
@@ -32,9 +33,24 @@ COLOURS = {"adam": (31, 119, 180), "bop": (214, 39, 40)}
 def train(args: argparse.Namespace) -> None:
     running = []
     for name in OPTIMIZERS:
-        command = [sys.executable, "-m", "tinybnn.cli", "train", "--model", "binary-lenet", "--optimizer", name,
-                   "--epochs", str(args.epochs), "--diagnostics", "--seed", str(args.seed),
-                   "--out", str(args.work / f"{name}.npz"), "--force"]
+        command = [
+            sys.executable,
+            "-m",
+            "tinybnn.cli",
+            "train",
+            "--model",
+            "binary-lenet",
+            "--optimizer",
+            name,
+            "--epochs",
+            str(args.epochs),
+            "--diagnostics",
+            "--seed",
+            str(args.seed),
+            "--out",
+            str(args.work / f"{name}.npz"),
+            "--force",
+        ]
         command += ["--data", args.data] if args.data else []
         command += ["--train-limit", str(args.train_limit)] if args.train_limit else []
         command += ["--test-limit", str(args.test_limit)] if args.test_limit else []
@@ -58,23 +74,43 @@ def comparison_image(histories: dict[str, list[dict]], title: str) -> Image.Imag
     image = Image.new("RGB", (width, height), WHITE)
     top = draw_title(image, title)
     epochs = [row["epoch"] for row in histories["adam"]]
-    accuracy = [(name, [row["test_accuracy"] for row in history], COLOURS[name], False)
-                for name, history in histories.items()]
-    flips = [(f"{name} {short}", [layer_value(row, kind, "flip_ratio") for row in history], COLOURS[name],
-              short == "dense") for name, history in histories.items()
-             for kind, short in (("QConvolution", "conv"), ("QFullyConnected", "dense"))]
-    bound = [(f"{name} {short}", [layer_value(row, kind, "at_bound") for row in history], COLOURS[name],
-              short == "dense") for name, history in histories.items()
-             for kind, short in (("QConvolution", "conv"), ("QFullyConnected", "dense"))]
+    accuracy = [
+        (name, [row["test_accuracy"] for row in history], COLOURS[name], False) for name, history in histories.items()
+    ]
+    flips = [
+        (f"{name} {short}", [layer_value(row, kind, "flip_ratio") for row in history], COLOURS[name], short == "dense")
+        for name, history in histories.items()
+        for kind, short in (("QConvolution", "conv"), ("QFullyConnected", "dense"))
+    ]
+    bound = [
+        (f"{name} {short}", [layer_value(row, kind, "at_bound") for row in history], COLOURS[name], short == "dense")
+        for name, history in histories.items()
+        for kind, short in (("QConvolution", "conv"), ("QFullyConnected", "dense"))
+    ]
     low = min(v for _, values, _, _ in accuracy for v in values)
     third = width // 3
-    draw_panel(image, (0, top, third, height), "test accuracy", "accuracy", epochs, accuracy,
-               (max(0.0, low - 0.005), 1.0))
+    draw_panel(
+        image, (0, top, third, height), "test accuracy", "accuracy", epochs, accuracy, (max(0.0, low - 0.005), 1.0)
+    )
     high = max(v for _, values, _, _ in flips for v in values)
-    draw_panel(image, (third, top, 2 * third, height), "flip ratio of the binary weights", "share flipped per step",
-               epochs, flips, (0.0, high))
-    draw_panel(image, (2 * third, top, width, height), "weights at the clipping bound |w| = 1",
-               "share of weights", epochs, bound, (0.0, 1.0))
+    draw_panel(
+        image,
+        (third, top, 2 * third, height),
+        "flip ratio of the binary weights",
+        "share flipped per step",
+        epochs,
+        flips,
+        (0.0, high),
+    )
+    draw_panel(
+        image,
+        (2 * third, top, width, height),
+        "weights at the clipping bound |w| = 1",
+        "share of weights",
+        epochs,
+        bound,
+        (0.0, 1.0),
+    )
     return image
 
 
@@ -105,21 +141,45 @@ def main() -> None:
 
     rows = []
     for adam, bop in zip(histories["adam"], histories["bop"]):
-        rows.append([str(adam["epoch"]), f"{adam['test_accuracy']:.4f}", f"{bop['test_accuracy']:.4f}",
-                     f"{layer_value(adam, 'QConvolution', 'flip_ratio'):.5f}",
-                     f"{layer_value(bop, 'QConvolution', 'flip_ratio'):.5f}",
-                     f"{layer_value(adam, 'QFullyConnected', 'flip_ratio'):.5f}",
-                     f"{layer_value(bop, 'QFullyConnected', 'flip_ratio'):.5f}",
-                     f"{layer_value(adam, 'QConvolution', 'at_bound'):.3f}",
-                     f"{layer_value(adam, 'QFullyConnected', 'at_bound'):.3f}"])
-    print(format_table(["epoch", "adam acc", "bop acc", "adam conv flips", "bop conv flips", "adam dense flips",
-                        "bop dense flips", "adam conv at bound", "adam dense at bound"], rows))
+        rows.append(
+            [
+                str(adam["epoch"]),
+                f"{adam['test_accuracy']:.4f}",
+                f"{bop['test_accuracy']:.4f}",
+                f"{layer_value(adam, 'QConvolution', 'flip_ratio'):.5f}",
+                f"{layer_value(bop, 'QConvolution', 'flip_ratio'):.5f}",
+                f"{layer_value(adam, 'QFullyConnected', 'flip_ratio'):.5f}",
+                f"{layer_value(bop, 'QFullyConnected', 'flip_ratio'):.5f}",
+                f"{layer_value(adam, 'QConvolution', 'at_bound'):.3f}",
+                f"{layer_value(adam, 'QFullyConnected', 'at_bound'):.3f}",
+            ]
+        )
+    print(
+        format_table(
+            [
+                "epoch",
+                "adam acc",
+                "bop acc",
+                "adam conv flips",
+                "bop conv flips",
+                "adam dense flips",
+                "bop dense flips",
+                "adam conv at bound",
+                "adam dense at bound",
+            ],
+            rows,
+        )
+    )
     args.img.mkdir(parents=True, exist_ok=True)
-    save_png(comparison_image(histories, "binary LeNet on mnist-5k: Adam on latent weights vs Bop"),
-             args.img / "latent_weights.png")
+    save_png(
+        comparison_image(histories, "binary LeNet on mnist-5k: Adam on latent weights vs Bop"),
+        args.img / "latent_weights.png",
+    )
     for name in OPTIMIZERS:
-        save_png(diagnostics_image(histories[name], title=f"binary diagnostics, binary LeNet, {name}"),
-                 args.img / f"diagnostics_{name}.png")
+        save_png(
+            diagnostics_image(histories[name], title=f"binary diagnostics, binary LeNet, {name}"),
+            args.img / f"diagnostics_{name}.png",
+        )
     print(f"wrote {args.img / 'latent_weights.png'}, diagnostics_adam.png, diagnostics_bop.png")
 
 

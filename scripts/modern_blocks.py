@@ -9,6 +9,7 @@ batch 100, seed 0) on the same data (full Fashion-MNIST by default), each
 in a fresh process, both at once (``--one-at-a-time`` runs them one after
 the other), and prints both test accuracies per epoch and at the end.
 """
+
 import argparse
 import subprocess
 import sys
@@ -22,8 +23,22 @@ MODELS = ("binary-lenet", "reactnet-lenet")
 
 
 def train_command(model: str, args: argparse.Namespace) -> list[str]:
-    command = [sys.executable, "-m", "tinybnn.cli", "train", "--model", model, "--dataset", args.dataset,
-               "--epochs", str(args.epochs), "--seed", str(args.seed), "--out", str(args.out / f"{model}.npz")]
+    command = [
+        sys.executable,
+        "-m",
+        "tinybnn.cli",
+        "train",
+        "--model",
+        model,
+        "--dataset",
+        args.dataset,
+        "--epochs",
+        str(args.epochs),
+        "--seed",
+        str(args.seed),
+        "--out",
+        str(args.out / f"{model}.npz"),
+    ]
     if args.data:
         command += ["--data", args.data]
     if args.train_limit:
@@ -75,8 +90,10 @@ def main() -> None:
         history = load_model(args.out / f"{model}.npz").metadata["history"]
         rows.append([model, *(f"{h['test_accuracy']:.4f}" for h in history)])
     print()
-    print(f"{args.dataset}, {args.epochs} epochs, the tinybnn train recipe (Adam lr 1e-3, cosine, batch 100), "
-          f"seed {args.seed}: test accuracy after each epoch")
+    print(
+        f"{args.dataset}, {args.epochs} epochs, the tinybnn train recipe (Adam lr 1e-3, cosine, batch 100), "
+        f"seed {args.seed}: test accuracy after each epoch"
+    )
     print(format_table(["model", *(f"epoch {e + 1}" for e in range(args.epochs))], rows))
 
 

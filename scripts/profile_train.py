@@ -8,6 +8,7 @@ backward with a timer, and scales the sums to a 600-batch epoch. The timers
 add a little overhead per op; use the totals to rank costs, and
 ``tinybnn bench train`` for speed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,6 +37,7 @@ def timed_functions(totals: dict[str, float]) -> None:
             result = method(*args, **kwargs)
             totals[name] += time.perf_counter() - start
             return result
+
         return staticmethod(run)
 
     def timed_apply(cls, *inputs, **params):
@@ -64,7 +66,7 @@ def main() -> None:
     timed_functions(ops)
 
     def step(i: int) -> np.ndarray:
-        images, labels = x[i * 100:(i + 1) * 100], y[i * 100:(i + 1) * 100]
+        images, labels = x[i * 100 : (i + 1) * 100], y[i * 100 : (i + 1) * 100]
         with memory.use():
             t0 = time.perf_counter()
             loss = softmax_cross_entropy(model(Tensor(images)), labels)
@@ -80,8 +82,10 @@ def main() -> None:
     ops.clear()
     phases = sum(step(WARMUP + i) for i in range(args.batches))
     scale = 600 / args.batches
-    print(f"{args.model}, seconds per 600-batch epoch from {args.batches} batches: forward {phases[0] * scale:.1f}, "
-          f"backward {phases[2] * scale:.1f}, optimizer {phases[1] * scale:.1f}")
+    print(
+        f"{args.model}, seconds per 600-batch epoch from {args.batches} batches: forward {phases[0] * scale:.1f}, "
+        f"backward {phases[2] * scale:.1f}, optimizer {phases[1] * scale:.1f}"
+    )
     for name, seconds in sorted(ops.items(), key=lambda item: -item[1]):
         if seconds * scale >= 0.05:
             print(f"  {name:28} {seconds * scale:7.2f}")

@@ -5,6 +5,7 @@ This is what ``tinybnn train`` does, without the checkpoints and options:
     python scripts/train_mnist.py --data ../shared/datasets --epochs 10            # float LeNet
     python scripts/train_mnist.py --data ../shared/datasets --epochs 15 --binary   # binary LeNet
 """
+
 import argparse
 import time
 
@@ -51,19 +52,22 @@ def main() -> None:
             with memory.use():
                 loss = softmax_cross_entropy(model(Tensor(images)), labels)  # forward
                 optimizer.zero_grad()
-                loss.backward()                                               # gradients
-                optimizer.step()                                              # update (+ clip latent weights)
+                loss.backward()  # gradients
+                optimizer.step()  # update (+ clip latent weights)
                 total += loss.item() * len(labels)
         seconds = time.perf_counter() - start
 
         # 5. Evaluation: BatchNorm uses its running statistics, no graph is recorded.
         model.eval()
         with no_grad():
-            predictions = np.concatenate([model(Tensor(test_x[i:i + 500])).data.argmax(axis=1)
-                                          for i in range(0, len(test_x), 500)])
+            predictions = np.concatenate(
+                [model(Tensor(test_x[i : i + 500])).data.argmax(axis=1) for i in range(0, len(test_x), 500)]
+            )
         accuracy = float((predictions == test_y).mean())
-        print(f"epoch {epoch + 1}/{args.epochs}  loss {total / len(train_x):.4f}  "
-              f"test accuracy {accuracy:.4f}  {seconds:.1f} s")
+        print(
+            f"epoch {epoch + 1}/{args.epochs}  loss {total / len(train_x):.4f}  "
+            f"test accuracy {accuracy:.4f}  {seconds:.1f} s"
+        )
 
     save_model(args.out, model, (1, 28, 28), metadata={"test_accuracy": accuracy})
     print(f"saved {args.out}")

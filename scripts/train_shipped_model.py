@@ -7,6 +7,7 @@ Trains the binary LeNet on MNIST exactly as the README's main command does
 package, where ``tinybnn predict`` finds it. The training is deterministic,
 so the same data gives the same file.
 """
+
 import argparse
 import sys
 import tempfile
@@ -23,8 +24,19 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         trained = Path(folder) / "lenet_mnist.npz"
-        command = ["train", "--model", "binary-lenet", "--dataset", "mnist", "--epochs", str(args.epochs),
-                   "--seed", "0", "--out", str(trained)]
+        command = [
+            "train",
+            "--model",
+            "binary-lenet",
+            "--dataset",
+            "mnist",
+            "--epochs",
+            str(args.epochs),
+            "--seed",
+            "0",
+            "--out",
+            str(trained),
+        ]
         if args.data:
             command += ["--data", args.data]
         SHIPPED_MODEL.parent.mkdir(exist_ok=True)

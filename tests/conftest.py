@@ -13,6 +13,7 @@ made absolute once, when the session starts, before any test runs; every
 reader (the fixture, tinybnn's own data lookup, child processes) then sees
 the same folder.
 """
+
 import os
 from pathlib import Path
 

@@ -1,4 +1,5 @@
 """A guard against hangs (not a speed check: the bound is far above any normal run)."""
+
 import threading
 
 HANG_SECONDS = 60.0

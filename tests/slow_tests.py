@@ -3,7 +3,8 @@ command runs everything. Each took 2 s or more in a full run with ``--durations`
 test is listed once, by its function). conftest.py marks them as they are collected; a new slow
 test may be listed here or carry ``@pytest.mark.slow`` itself."""
 
-SLOW_TESTS = frozenset("""
+SLOW_TESTS = frozenset(
+    """
 tests/test_autograd_conv.py::test_conv2d_gradients
 tests/test_autograd_ops.py::test_reshape_transpose_flatten
 tests/test_autograd_ops.py::test_sum_and_mean_over_axes
@@ -96,4 +97,5 @@ tests/test_verify.py::test_an_abort_is_reported_and_the_kernel_restarted
 tests/test_verify.py::test_bench_gemm_times_a_python_kernel_given_as_module_function
 tests/test_verify.py::test_bench_gemm_times_a_verified_c_kernel_beside_xnor_parallel
 tests/test_verify.py::test_the_docs_show_what_the_examples_print
-""".split())
+""".split()
+)

@@ -13,6 +13,7 @@ Large float arrays are drawn as (seed, fraction of zeros, layout) and made
 with NumPy's generator: hypothesis still explores and shrinks the sizes, and
 drawing thousands of elements one by one would make the tests slow.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -141,13 +142,19 @@ def json_values(max_leaves: int = 6) -> st.SearchStrategy:
     """Any JSON value a forged header may hold: odd types, NaN and inf, huge and negative numbers,
     bools where ints belong, strings of digits, nested lists and objects."""
     leaves = st.one_of(
-        st.none(), st.booleans(), st.integers(min_value=-(1 << 70), max_value=1 << 70),
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(1 << 70), max_value=1 << 70),
         st.sampled_from([0, -1, -5, 1 << 40, 1 << 64, 1 << 130, 10**9]),
-        st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8), st.sampled_from(["3", "", "PCG64"]),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.text(max_size=8),
+        st.sampled_from(["3", "", "PCG64"]),
     )
-    return st.recursive(leaves, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                        st.dictionaries(st.text(max_size=4), inner, max_size=3)),
-                        max_leaves=max_leaves)
+    return st.recursive(
+        leaves,
+        lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=4), inner, max_size=3)),
+        max_leaves=max_leaves,
+    )
 
 
 def json_paths(value, prefix=()) -> list[tuple]:

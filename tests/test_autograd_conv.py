@@ -4,6 +4,7 @@ im2col only copies values, so the fast and reference versions must agree
 exactly; col2im adds, possibly in another order, so float64 results must
 agree to 1e-12 relative.
 """
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -37,7 +38,7 @@ def direct_convolution(x, w, b, stride, pad, pad_value=0.0):
     y = np.zeros((n, f, oh, ow))
     for i in range(oh):
         for j in range(ow):
-            patch = xp[:, :, i * stride[0]:i * stride[0] + kh, j * stride[1]:j * stride[1] + kw]
+            patch = xp[:, :, i * stride[0] : i * stride[0] + kh, j * stride[1] : j * stride[1] + kw]
             y[:, :, i, j] = np.einsum("ncuv,fcuv->nf", patch, w)
     return y + (0 if b is None else b[None, :, None, None])
 
@@ -47,22 +48,31 @@ def test_im2col_kernel_equals_reference_exactly(geometry, pad_value, data):
     x_shape, w_shape, stride, pad = geometry
     x = data.draw(arrays_f64(x_shape))
     kernel = w_shape[2:]
-    assert np.array_equal(im2col(x, kernel, stride, pad, pad_value),
-                          im2col_reference(x, kernel, stride, pad, pad_value))
+    assert np.array_equal(
+        im2col(x, kernel, stride, pad, pad_value), im2col_reference(x, kernel, stride, pad, pad_value)
+    )
     x32 = x.astype(np.float32)
-    assert np.array_equal(im2col(x32, kernel, stride, pad, pad_value),
-                          im2col_reference(x32, kernel, stride, pad, pad_value))
+    assert np.array_equal(
+        im2col(x32, kernel, stride, pad, pad_value), im2col_reference(x32, kernel, stride, pad, pad_value)
+    )
 
 
 @given(conv_geometry(), st.data())
 def test_col2im_kernel_equals_reference(geometry, data):
     x_shape, w_shape, stride, pad = geometry
     kernel = w_shape[2:]
-    rows = x_shape[0] * output_size(x_shape[2], kernel[0], stride[0], pad[0]) * output_size(
-        x_shape[3], kernel[1], stride[1], pad[1])
+    rows = (
+        x_shape[0]
+        * output_size(x_shape[2], kernel[0], stride[0], pad[0])
+        * output_size(x_shape[3], kernel[1], stride[1], pad[1])
+    )
     cols = data.draw(arrays_f64((rows, x_shape[1] * kernel[0] * kernel[1])))
-    np.testing.assert_allclose(col2im(cols, x_shape, kernel, stride, pad),
-                               col2im_reference(cols, x_shape, kernel, stride, pad), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        col2im(cols, x_shape, kernel, stride, pad),
+        col2im_reference(cols, x_shape, kernel, stride, pad),
+        rtol=1e-12,
+        atol=1e-12,
+    )
 
 
 @given(conv_geometry(), st.data())
@@ -112,13 +122,16 @@ def test_conv2d_float32_close_to_float64():
     np.testing.assert_allclose(y32, conv2d(Tensor(x), Tensor(w), pad=1).data, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("x_shape, w_shape, kwargs, error, message", [
-    ((2, 3, 8), (4, 3, 3, 3), {}, ShapeError, r"\(N, C, H, W\)"),
-    ((2, 3, 8, 8), (4, 2, 3, 3), {}, ShapeError, "3 channels, weights expect 2"),
-    ((2, 3, 2, 2), (4, 3, 3, 3), {}, ShapeError, "larger than the padded input"),
-    ((2, 3, 8, 8), (4, 3, 3, 3), {"stride": 0}, ArgumentError, "stride must be positive"),
-    ((2, 3, 8, 8), (4, 3, 3, 3), {"pad": -1}, ArgumentError, "padding must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "x_shape, w_shape, kwargs, error, message",
+    [
+        ((2, 3, 8), (4, 3, 3, 3), {}, ShapeError, r"\(N, C, H, W\)"),
+        ((2, 3, 8, 8), (4, 2, 3, 3), {}, ShapeError, "3 channels, weights expect 2"),
+        ((2, 3, 2, 2), (4, 3, 3, 3), {}, ShapeError, "larger than the padded input"),
+        ((2, 3, 8, 8), (4, 3, 3, 3), {"stride": 0}, ArgumentError, "stride must be positive"),
+        ((2, 3, 8, 8), (4, 3, 3, 3), {"pad": -1}, ArgumentError, "padding must be >= 0"),
+    ],
+)
 def test_conv2d_refuses_bad_shapes(x_shape, w_shape, kwargs, error, message):
     with pytest.raises(error, match=message):
         conv2d(Tensor(np.zeros(x_shape)), Tensor(np.zeros(w_shape)), **kwargs)

@@ -1,4 +1,5 @@
 """Batch normalization and softmax cross-entropy: values, running statistics, gradients."""
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -17,8 +18,9 @@ def test_batch_norm_gradients(shape, training, data):
     gamma = Tensor(data.draw(arrays_f64((c,))), requires_grad=True)
     beta = Tensor(data.draw(arrays_f64((c,))), requires_grad=True)
     running_mean, running_var = np.zeros(c), np.full(c, 1.5)
-    gradcheck(lambda a, g, b: batch_norm(a, g, b, running_mean, running_var, training=training),
-              [x, gamma, beta], atol=1e-5)
+    gradcheck(
+        lambda a, g, b: batch_norm(a, g, b, running_mean, running_var, training=training), [x, gamma, beta], atol=1e-5
+    )
 
 
 def test_batch_norm_training_normalizes_and_updates_running_statistics():
@@ -91,8 +93,9 @@ def test_batch_norm_kernels_equal_the_numpy_twins(shape, training, channel_major
     stats = (np.zeros(c), np.ones(c)) if training else tuple(r.copy() for r in running)
     x_t, gamma_t, beta_t = (Tensor(a, requires_grad=True) for a in (x, gamma, beta))
     y = batch_norm(x_t, gamma_t, beta_t, *stats, training=training, eps=1e-3)
-    expected, xhat, inv_std, _, _ = forward_reference(x, gamma, beta, None if training else running[0],
-                                                      None if training else running[1], 1e-3)
+    expected, xhat, inv_std, _, _ = forward_reference(
+        x, gamma, beta, None if training else running[0], None if training else running[1], 1e-3
+    )
     np.testing.assert_allclose(y.data, expected, rtol=1e-5, atol=1e-5)
     g = data.draw(float_arrays(shape, np.float32, layout="C"))
     y.backward(g)

@@ -5,6 +5,7 @@ op says otherwise. Ops with kinks (relu, hardtanh, max) are checked on
 inputs kept at least 1e-3 away from the kink, so that x +- eps stays on
 one side of it.
 """
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -34,7 +35,7 @@ def away_from(values, kinks, margin=1e-3):
 def test_binary_arithmetic_with_broadcasting(data):
     shape = data.draw(shapes(max_dims=3))
     # the second operand broadcasts: some axes of size 1, maybe fewer axes
-    other = tuple(1 if data.draw(st.booleans()) else n for n in shape)[data.draw(st.integers(0, len(shape))):]
+    other = tuple(1 if data.draw(st.booleans()) else n for n in shape)[data.draw(st.integers(0, len(shape))) :]
     a = leaf(data.draw(arrays_f64(shape)))
     b = leaf(data.draw(arrays_f64(other)))
     positive = leaf(np.abs(data.draw(arrays_f64(other))) + 0.5)
@@ -67,8 +68,13 @@ def test_matmul_refuses_vectors():
 def test_sum_and_mean_over_axes(data):
     shape = data.draw(shapes(max_dims=4))
     x = leaf(data.draw(arrays_f64(shape)))
-    axis = data.draw(st.one_of(st.none(), st.integers(-len(shape), len(shape) - 1),
-                               st.lists(st.integers(0, len(shape) - 1), min_size=1, unique=True).map(tuple)))
+    axis = data.draw(
+        st.one_of(
+            st.none(),
+            st.integers(-len(shape), len(shape) - 1),
+            st.lists(st.integers(0, len(shape) - 1), min_size=1, unique=True).map(tuple),
+        )
+    )
     keepdims = data.draw(st.booleans())
     gradcheck(lambda t: t.sum(axis=axis, keepdims=keepdims), [x])
     gradcheck(lambda t: t.mean(axis=axis, keepdims=keepdims), [x])

@@ -1,4 +1,5 @@
 """Pooling: Numba kernels against the NumPy twins (exactly), and gradients."""
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -15,8 +16,12 @@ from .strategies import arrays_f64
 def pool_geometry(draw):
     kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)),
-             draw(st.integers(kernel[0], 7)), draw(st.integers(kernel[1], 7)))
+    shape = (
+        draw(st.integers(1, 2)),
+        draw(st.integers(1, 3)),
+        draw(st.integers(kernel[0], 7)),
+        draw(st.integers(kernel[1], 7)),
+    )
     return shape, kernel, stride
 
 
@@ -30,8 +35,10 @@ def distinct_values(shape, data):
 def test_max_pool_kernel_equals_reference(geometry, data):
     shape, kernel, stride = geometry
     # small integers: many ties, so "first maximum" is exercised
-    x = np.array(data.draw(st.lists(st.integers(-2, 2), min_size=int(np.prod(shape)),
-                                    max_size=int(np.prod(shape)))), dtype=np.float32).reshape(shape)
+    x = np.array(
+        data.draw(st.lists(st.integers(-2, 2), min_size=int(np.prod(shape)), max_size=int(np.prod(shape)))),
+        dtype=np.float32,
+    ).reshape(shape)
     y = max_pool2d(Tensor(x, requires_grad=True), kernel, stride)
     expected, argmax = max_pool_reference(x, kernel, stride)
     assert np.array_equal(y.data, expected)
@@ -63,7 +70,7 @@ def test_avg_pool_value_and_gradient(geometry, data):
     shape, kernel, stride = geometry
     values = data.draw(arrays_f64(shape))
     y = avg_pool2d(Tensor(values), kernel, stride).data
-    assert y[0, 0, 0, 0] == pytest.approx(values[0, 0, :kernel[0], :kernel[1]].mean())
+    assert y[0, 0, 0, 0] == pytest.approx(values[0, 0, : kernel[0], : kernel[1]].mean())
     gradcheck(lambda t: avg_pool2d(t, kernel, stride), [Tensor(values, requires_grad=True)])
 
 
@@ -81,8 +88,9 @@ def test_pooling_refuses_a_kernel_larger_than_the_input():
 @given(st.integers(1, 3), st.integers(1, 3), st.integers(2, 7), st.integers(2, 7), st.booleans(), st.data())
 def test_the_2x2_kernels_equal_the_reference(n, c, h, w, channel_major, data):
     """LeNet's pooling (2x2, stride 2) has its own unrolled kernels; odd sizes leave a row or column out."""
-    x = np.array(data.draw(st.lists(st.integers(-2, 2), min_size=n * c * h * w, max_size=n * c * h * w)),
-                 dtype=np.float32).reshape(n, c, h, w)  # many ties: the first maximum must win
+    x = np.array(
+        data.draw(st.lists(st.integers(-2, 2), min_size=n * c * h * w, max_size=n * c * h * w)), dtype=np.float32
+    ).reshape(n, c, h, w)  # many ties: the first maximum must win
     if channel_major:
         x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
     t = Tensor(x, requires_grad=True)
@@ -93,5 +101,6 @@ def test_the_2x2_kernels_equal_the_reference(n, c, h, w, channel_major, data):
     y.backward(g)
     assert np.array_equal(t.grad, max_pool_backward_reference(g, argmax, x.shape, (2, 2), (2, 2)))
     from tinybnn.autograd import no_grad
+
     with no_grad():
         assert np.array_equal(max_pool2d(Tensor(x), 2).data, expected)

@@ -1,4 +1,5 @@
 """The graph machinery: accumulation, broadcasting, no_grad, backward's contract."""
+
 import numpy as np
 import pytest
 

@@ -9,6 +9,7 @@ SUMMED_IN_ANOTHER_ORDER (rtol = atol = 1e-5), for float32 values of order 1;
 float64 inputs are held to the same bounds. Every kernel in the registry has a
 test here (the last test checks it).
 """
+
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,6 @@ from tinybnn.autograd.backends import KERNELS
 from tinybnn.autograd.conv import ConvGeometry
 
 from .strategies import float_dtypes, with_layout
-
 
 
 def twins(name):
@@ -57,8 +57,12 @@ def channel_major_copy(x):
 def nchw(draw, dtype=None, min_side=1, max_side=6, zeros=True, shape=None):
     """A 4-D float array: normal values, exact zeros, -0.0 and ±1, in C order, channel-major or any layout."""
     if shape is None:
-        shape = (draw(st.integers(1, 4)), draw(st.integers(1, 4)),
-                 draw(st.integers(min_side, max_side)), draw(st.integers(min_side, max_side)))
+        shape = (
+            draw(st.integers(1, 4)),
+            draw(st.integers(1, 4)),
+            draw(st.integers(min_side, max_side)),
+            draw(st.integers(min_side, max_side)),
+        )
     dtype = draw(float_dtypes()) if dtype is None else dtype
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     x = rng.standard_normal(shape).astype(dtype)
@@ -140,12 +144,13 @@ def test_conv_forward_and_backward(conv, with_bias, data):
     reference, fast = twins("conv_forward")
     (y_ref, cols_ref), (y_fast, cols_fast) = reference(x, w, b, geometry), fast(x, w, b, geometry)
     assert_agree("conv_forward", y_ref, y_fast)
-    assert np.array_equal(cols_fast[:, :cols_ref.shape[1]], cols_ref)  # the fast one may add a column of ones
+    assert np.array_equal(cols_fast[:, : cols_ref.shape[1]], cols_ref)  # the fast one may add a column of ones
     grad = data.draw(nchw(dtype=x.dtype, shape=y_ref.shape))
     needs = (*needs_of(data.draw, 2), with_bias and data.draw(st.booleans()))
     reference, fast = twins("conv_backward")
-    assert_agree("conv_backward", reference(grad, cols_ref, w, geometry, needs),
-                 fast(grad, cols_fast, w, geometry, needs))
+    assert_agree(
+        "conv_backward", reference(grad, cols_ref, w, geometry, needs), fast(grad, cols_fast, w, geometry, needs)
+    )
 
 
 @settings(deadline=None, max_examples=60)
@@ -159,13 +164,21 @@ def test_binary_conv_forward_and_backward(conv, data):
     grad_cancel = data.draw(limits)
     needs = needs_of(data.draw, 2)
     reference, fast = twins("binary_conv_backward")
-    assert_agree("binary_conv_backward", reference(grad, x, w, geometry, grad_cancel, needs),
-                 fast(grad, x, w, geometry, grad_cancel, needs))
+    assert_agree(
+        "binary_conv_backward",
+        reference(grad, x, w, geometry, grad_cancel, needs),
+        fast(grad, x, w, geometry, grad_cancel, needs),
+    )
 
 
 @settings(deadline=None, max_examples=60)
-@given(n=st.integers(1, 6), k=st.integers(1, 200), m=st.integers(1, 6), seed=st.integers(0, 2**32 - 1),
-       dtype=float_dtypes())
+@given(
+    n=st.integers(1, 6),
+    k=st.integers(1, 200),
+    m=st.integers(1, 6),
+    seed=st.integers(0, 2**32 - 1),
+    dtype=float_dtypes(),
+)
 def test_binary_dense_forward(n, k, m, seed, dtype):
     rng = np.random.default_rng(seed)
     x, w = rng.standard_normal((n, k)).astype(dtype), rng.standard_normal((m, k)).astype(dtype)
@@ -175,8 +188,12 @@ def test_binary_dense_forward(n, k, m, seed, dtype):
 
 
 @settings(deadline=None, max_examples=40)
-@given(data=st.data(), kernel=st.sampled_from([(1, 1), (2, 2), (3, 3), (2, 3)]),
-       stride=st.sampled_from([(1, 1), (2, 2), (3, 2)]), with_argmax=st.booleans())
+@given(
+    data=st.data(),
+    kernel=st.sampled_from([(1, 1), (2, 2), (3, 3), (2, 3)]),
+    stride=st.sampled_from([(1, 1), (2, 2), (3, 2)]),
+    with_argmax=st.booleans(),
+)
 def test_max_pool_forward_and_backward(data, kernel, stride, with_argmax):
     x = data.draw(nchw(min_side=3))
     reference, fast = twins("max_pool")
@@ -185,8 +202,11 @@ def test_max_pool_forward_and_backward(data, kernel, stride, with_argmax):
     argmax = fast(x, kernel, stride, True)[1]
     grad = data.draw(nchw(dtype=x.dtype, shape=argmax.shape))
     reference, fast = twins("max_pool_backward")
-    assert_agree("max_pool_backward", reference(grad, argmax, x.shape, kernel, stride),
-                 fast(grad, argmax, x.shape, kernel, stride))
+    assert_agree(
+        "max_pool_backward",
+        reference(grad, argmax, x.shape, kernel, stride),
+        fast(grad, argmax, x.shape, kernel, stride),
+    )
 
 
 @st.composite
@@ -218,8 +238,11 @@ def test_batch_norm_forward_and_backward(inputs, training, seed):
     _, xhat, inv_std, _, _ = expected
     grad = rng.standard_normal(x.shape).astype(x.dtype)
     reference, fast = twins("batch_norm_backward")
-    assert_agree("batch_norm_backward", reference(grad, xhat, gamma, inv_std, training),
-                 fast(grad, xhat, gamma, inv_std, training))
+    assert_agree(
+        "batch_norm_backward",
+        reference(grad, xhat, gamma, inv_std, training),
+        fast(grad, xhat, gamma, inv_std, training),
+    )
 
 
 def test_every_kernel_has_its_twin_test():

@@ -14,6 +14,7 @@ other, and Adam, dividing by sqrt(v) + 1e-8, turns that into a step of
 lr / 100, enough to flip the sign of a latent weight that sits near 0;
 SGD moves it by lr 1e-10.
 """
+
 import os
 import subprocess
 import sys
@@ -22,8 +23,22 @@ import numpy as np
 import pytest
 
 import tinybnn.autograd as autograd
-from tinybnn.autograd import (Tensor, active_backend, approx_sign, avg_pool2d, backend, batch_norm, binary_conv2d,
-                              binary_linear, conv2d, det_sign, gradcheck, hardtanh, max_pool2d, softmax_cross_entropy)
+from tinybnn.autograd import (
+    Tensor,
+    active_backend,
+    approx_sign,
+    avg_pool2d,
+    backend,
+    batch_norm,
+    binary_conv2d,
+    binary_linear,
+    conv2d,
+    det_sign,
+    gradcheck,
+    hardtanh,
+    max_pool2d,
+    softmax_cross_entropy,
+)
 from tinybnn.autograd.backends import ENVIRONMENT_VARIABLE, Kernel
 from tinybnn.autograd.conv import im2col_reference
 from tinybnn.autograd.quantize import quantize_activation, quantize_weight
@@ -111,6 +126,7 @@ def test_a_backward_runs_on_the_backend_of_its_forward():
 
 # ---- gradients on the reference backend ---------------------------------------------------
 
+
 def leaf(array):
     return Tensor(np.array(array, dtype=np.float64), requires_grad=True)
 
@@ -128,17 +144,24 @@ def normal(shape, seed):
 
 OPS = {
     "conv2d with bias, stride 2, padding 1": (
-        lambda x, w, b: conv2d(x, w, b, stride=2, pad=1), [normal((2, 2, 5, 5), 0), normal((3, 2, 3, 3), 1),
-                                                            normal(3, 2)]),
-    "conv2d, 1x3 kernel": (lambda x, w: conv2d(x, w, stride=(1, 2)),
-                           [normal((1, 2, 4, 6), 3), normal((2, 2, 1, 3), 4)]),
+        lambda x, w, b: conv2d(x, w, b, stride=2, pad=1),
+        [normal((2, 2, 5, 5), 0), normal((3, 2, 3, 3), 1), normal(3, 2)],
+    ),
+    "conv2d, 1x3 kernel": (
+        lambda x, w: conv2d(x, w, stride=(1, 2)),
+        [normal((1, 2, 4, 6), 3), normal((2, 2, 1, 3), 4)],
+    ),
     "max_pool2d 2x2/2": (lambda x: max_pool2d(x, 2), [distinct((2, 2, 4, 4), 5)]),
     "max_pool2d 3x3/2, overlapping": (lambda x: max_pool2d(x, 3, 2), [distinct((1, 2, 5, 5), 6)]),
     "avg_pool2d": (lambda x: avg_pool2d(x, 2, 1), [normal((1, 2, 3, 4), 7)]),
-    "batch_norm, training": (lambda x, g, b: batch_norm(x, g, b, np.zeros(3), np.ones(3), training=True),
-                             [normal((4, 3, 2, 2), 8), normal(3, 9), normal(3, 10)]),
-    "batch_norm, evaluation": (lambda x, g, b: batch_norm(x, g, b, normal(3, 11), np.full(3, 0.7), training=False),
-                               [normal((4, 3), 12), normal(3, 13), normal(3, 14)]),
+    "batch_norm, training": (
+        lambda x, g, b: batch_norm(x, g, b, np.zeros(3), np.ones(3), training=True),
+        [normal((4, 3, 2, 2), 8), normal(3, 9), normal(3, 10)],
+    ),
+    "batch_norm, evaluation": (
+        lambda x, g, b: batch_norm(x, g, b, normal(3, 11), np.full(3, 0.7), training=False),
+        [normal((4, 3), 12), normal(3, 13), normal(3, 14)],
+    ),
     "tanh": (lambda x: x.tanh(), [normal((3, 4), 15)]),
     "sigmoid": (lambda x: x.sigmoid(), [normal((3, 4), 16)]),
     "relu": (lambda x: x.relu(), [distinct((3, 4), 17, 0.1)]),
@@ -146,11 +169,14 @@ OPS = {
     "exp, log": (lambda x: (x.exp() + 1.0).log(), [normal((3, 4), 19)]),
     "matmul": (lambda a, b: a @ b, [normal((3, 4), 20), normal((4, 2), 21)]),
     "softmax cross-entropy": (lambda z: softmax_cross_entropy(z, np.array([0, 2, 1])), [normal((3, 4), 22)]),
-    "add, sub, mul, div, pow, neg": (lambda a, b: -((a * b - a / (b * b + 1.0)) ** 3 + (a - b)),
-                                     [normal((3, 4), 23), normal((1, 4), 24)]),
+    "add, sub, mul, div, pow, neg": (
+        lambda a, b: -((a * b - a / (b * b + 1.0)) ** 3 + (a - b)),
+        [normal((3, 4), 23), normal((1, 4), 24)],
+    ),
     "sum, mean, max, reshape, transpose, abs": (
         lambda a: a.reshape(4, 3).transpose(1, 0).abs().max(axis=1) * a.sum(axis=0).mean(),
-        [distinct((3, 4), 25, 0.1)]),
+        [distinct((3, 4), 25, 0.1)],
+    ),
 }
 
 
@@ -191,8 +217,7 @@ def test_binary_layers_gradients_are_the_straight_through_formulas():
     cols = im2col_reference(np.where(x >= 0, 1.0, -1.0), (3, 3), (1, 1), (1, 1), -1.0)
     g = r.transpose(1, 0, 2, 3).reshape(4, -1)
     np.testing.assert_allclose(dw, (g @ cols).reshape(w.shape) * (np.abs(w) <= 1), rtol=1e-12, atol=1e-12)
-    composition, _ = weighted_gradients(
-        lambda a, b: conv2d(det_sign(a, 0.8), det_sign(b), pad=1, pad_value=-1.0), x, w)
+    composition, _ = weighted_gradients(lambda a, b: conv2d(det_sign(a, 0.8), det_sign(b), pad=1, pad_value=-1.0), x, w)
     assert np.array_equal(dx, composition[0]) and np.array_equal(dw, composition[1])
 
     x, w = normal((3, 70), 33), normal((5, 70), 34)
@@ -203,6 +228,7 @@ def test_binary_layers_gradients_are_the_straight_through_formulas():
 
 
 # ---- the binary LeNet on both backends -----------------------------------------------------
+
 
 def train_a_few_steps(name):
     x, y = toy_data(n=60)
@@ -243,8 +269,10 @@ def test_the_command_line_refuses_an_unknown_backend_in_one_line(tmp_path):
     image = tmp_path / "digit.png"
     Image.new("L", (28, 28)).save(image)
     env = {**os.environ, ENVIRONMENT_VARIABLE: "slow"}
-    run = subprocess.run([sys.executable, "-m", "tinybnn.cli", "predict", str(image)], env=env,
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "tinybnn.cli", "predict", str(image)], env=env, capture_output=True, text=True
+    )
     assert run.returncode == 2 and run.stdout == ""
     assert run.stderr.splitlines() == [
-        "tinybnn: error: the environment variable TINYBNN_BACKEND must be 'reference' or 'fast', got 'slow'"]
+        "tinybnn: error: the environment variable TINYBNN_BACKEND must be 'reference' or 'fast', got 'slow'"
+    ]

@@ -2,6 +2,7 @@
 LeNet to plain arrays, the layout conversions for Keras (NHWC) and ONNX checked against
 tinybnn's own float computation, the files and timing loop the workers share, the tables.
 Nothing is timed; ONNX Runtime and LCE themselves run only in the benchmark."""
+
 import json
 import subprocess
 import sys
@@ -52,9 +53,15 @@ def test_parse_defaults_and_lists():
     assert (args.images, args.repeats, args.check_only, args.lce_python) == (10000, 3, False, None)
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["--threads", "two"], "--threads"), (["--batch-sizes", "0"], "--batch-sizes"),
-    (["--repeats", "0"], "--repeats"), (["--images", "50"], "smaller than the largest batch size")])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--threads", "two"], "--threads"),
+        (["--batch-sizes", "0"], "--batch-sizes"),
+        (["--repeats", "0"], "--repeats"),
+        (["--images", "50"], "smaller than the largest batch size"),
+    ],
+)
 def test_parse_refuses_bad_values(argv, needle):
     with pytest.raises(ArgumentError, match=needle):
         peers.parse(argv)
@@ -88,9 +95,21 @@ def test_export_binary_lenet_signs_weights_and_drops_the_sign_layers():
     conv = next(m for _, m in model.named_modules() if isinstance(m, QConvolution))
     conv.weight.data[0, 0, 0, 0] = 0.0
     spec = peers.export_layers(model, shape)
-    assert [layer["kind"] for layer in spec] == ["input", "conv", "tanh", "maxpool", "batchnorm", "conv",
-                                                  "batchnorm", "maxpool", "flatten", "dense", "batchnorm",
-                                                  "tanh", "dense"]
+    assert [layer["kind"] for layer in spec] == [
+        "input",
+        "conv",
+        "tanh",
+        "maxpool",
+        "batchnorm",
+        "conv",
+        "batchnorm",
+        "maxpool",
+        "flatten",
+        "dense",
+        "batchnorm",
+        "tanh",
+        "dense",
+    ]
     assert [layer.get("binary") for layer in spec if layer["kind"] in ("conv", "dense")] == [False, True, True, False]
     binary = spec[5]["weight"]
     assert set(np.unique(binary)) == {-1.0, 1.0} and binary[0, 0, 0, 0] == 1.0  # sign(0) = +1
@@ -99,11 +118,15 @@ def test_export_binary_lenet_signs_weights_and_drops_the_sign_layers():
     assert spec[4]["eps"] == 1e-5 and spec[7] == {"kind": "maxpool", "kernel": [2, 2], "stride": [2, 2]}
 
 
-@pytest.mark.parametrize("layers, needle", [
-    ([Convolution(3, 4, pad=1)], "padded convolutions"),
-    ([QConvolution(3, 4, scaling_factor=True)], "without scaling factor"),
-    ([QConvolution(3, 4, act_bit=2)], "only 1-bit"),
-    ([Flatten(), FullyConnected(3, no_bias=False)], None)])
+@pytest.mark.parametrize(
+    "layers, needle",
+    [
+        ([Convolution(3, 4, pad=1)], "padded convolutions"),
+        ([QConvolution(3, 4, scaling_factor=True)], "without scaling factor"),
+        ([QConvolution(3, 4, act_bit=2)], "only 1-bit"),
+        ([Flatten(), FullyConnected(3, no_bias=False)], None),
+    ],
+)
 def test_export_refuses_what_the_twins_would_compute_differently(layers, needle):
     model = Sequential(*layers).build((1, 6, 6))
     if needle is None:
@@ -141,7 +164,7 @@ def test_read_digits_scales_like_tinybnn_in_both_layouts(tmp_path):
 # --- Keras layout (NHWC) --------------------------------------------------------------------
 def test_nhwc_dense_kernel_gives_the_same_integer_dot_products_on_pm1_inputs():
     rng = np.random.default_rng(3)
-    features = rng.choice([-1.0, 1.0], (16, 64, 4, 4)).astype(np.float32)   # NCHW, as tinybnn flattens
+    features = rng.choice([-1.0, 1.0], (16, 64, 4, 4)).astype(np.float32)  # NCHW, as tinybnn flattens
     weight = rng.choice([-1.0, 1.0], (1000, 1024)).astype(np.float32)
     ours = features.reshape(16, -1) @ weight.T
     theirs = features.transpose(0, 2, 3, 1).reshape(16, -1) @ peers_lce.dense_kernel_nhwc(weight, (64, 4, 4))
@@ -152,9 +175,21 @@ def test_nhwc_dense_kernel_gives_the_same_integer_dot_products_on_pm1_inputs():
 def test_keras_layers_write_fc1_as_a_1x1_binary_convolution():
     model, shape = trained_like("binary-lenet")
     layers = peers_lce.keras_layers(peers.export_layers(model, shape))
-    assert [layer["kind"] for layer in layers] == ["conv", "tanh", "maxpool", "batchnorm", "conv", "batchnorm",
-                                                   "maxpool", "reshape", "conv", "batchnorm", "tanh", "flatten",
-                                                   "dense"]
+    assert [layer["kind"] for layer in layers] == [
+        "conv",
+        "tanh",
+        "maxpool",
+        "batchnorm",
+        "conv",
+        "batchnorm",
+        "maxpool",
+        "reshape",
+        "conv",
+        "batchnorm",
+        "tanh",
+        "flatten",
+        "dense",
+    ]
     assert layers[0]["kernel"].shape == (5, 5, 1, 64) and layers[4]["kernel"].shape == (5, 5, 64, 64)
     assert layers[7]["shape"] == (1, 1, 1024) and layers[8]["kernel"].shape == (1, 1, 1024, 1000)
     assert layers[8]["binary"] and layers[12]["kernel"].shape == (1000, 10)
@@ -166,8 +201,9 @@ def test_keras_twin_computes_tinybnn_s_float_path(name):
     model, shape = trained_like(name, seed=4)
     images = digits(12)
     expected = tinybnn_logits(use_float_path(model), images)
-    got = peers_lce.reference_logits(peers_lce.keras_layers(peers.export_layers(model, shape)),
-                                     images.transpose(0, 2, 3, 1))
+    got = peers_lce.reference_logits(
+        peers_lce.keras_layers(peers.export_layers(model, shape)), images.transpose(0, 2, 3, 1)
+    )
     np.testing.assert_array_equal(got.argmax(1), expected.argmax(1))
     assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max()
 
@@ -184,8 +220,14 @@ def run_nodes(nodes, initializers, images):
         x, *rest = [values[name] for name in inputs]
         if op == "Conv":
             windows = np.lib.stride_tricks.sliding_window_view(x, attributes["kernel_shape"], axis=(2, 3))
-            y = np.einsum("nchwij,fcij->nfhw", windows[:, :, ::attributes["strides"][0], ::attributes["strides"][1]],
-                          rest[0]) + rest[1][:, None, None]
+            y = (
+                np.einsum(
+                    "nchwij,fcij->nfhw",
+                    windows[:, :, :: attributes["strides"][0], :: attributes["strides"][1]],
+                    rest[0],
+                )
+                + rest[1][:, None, None]
+            )
         elif op == "Tanh":
             y = np.tanh(x)
         elif op == "MaxPool":
@@ -206,9 +248,20 @@ def run_nodes(nodes, initializers, images):
 def test_onnx_nodes_of_the_float_lenet_compute_tinybnn_s_float_lenet():
     model, shape = trained_like("lenet", seed=5)
     nodes, initializers = peers_ort.onnx_nodes(peers.export_layers(model, shape))
-    assert [node[0] for node in nodes] == ["Conv", "Tanh", "MaxPool", "BatchNormalization", "Conv",
-                                           "BatchNormalization", "MaxPool", "Flatten", "Gemm",
-                                           "BatchNormalization", "Tanh", "Gemm"]
+    assert [node[0] for node in nodes] == [
+        "Conv",
+        "Tanh",
+        "MaxPool",
+        "BatchNormalization",
+        "Conv",
+        "BatchNormalization",
+        "MaxPool",
+        "Flatten",
+        "Gemm",
+        "BatchNormalization",
+        "Tanh",
+        "Gemm",
+    ]
     assert nodes[0][1][0] == peers_ort.INPUT and nodes[-1][2] == peers_ort.OUTPUT
     assert all(value.dtype == np.float32 for value in initializers.values())
     images = digits(10)
@@ -233,10 +286,11 @@ def test_onnx_model_passes_the_checker_where_onnx_is_installed():
 
 # --- what the workers share, and tinybnn's own worker -------------------------------------------
 def test_worker_modules_import_nothing_from_tinybnn(tmp_path):
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import peers_common, peers_ort, peers_lce; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tinybnn', 'onnx', 'tensorflow', 'larq')))")
-    done = subprocess.run([sys.executable, "-c", code, str(BENCHMARKS)], capture_output=True, text=True,
-                          cwd=tmp_path)
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import peers_common, peers_ort, peers_lce; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tinybnn', 'onnx', 'tensorflow', 'larq')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(BENCHMARKS)], capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
 
@@ -254,8 +308,9 @@ def test_tinybnn_worker_prints_one_json_line(tmp_path, capsys):
     model, shape = trained_like("binary-lenet")
     save_model(tmp_path / "m.npz", model, shape)
     arrays = write_arrays(tmp_path / "d.npz", np.zeros((6, 28, 28), np.uint8), np.zeros(6, np.int64))
-    assert peers.main(["--worker", "--model", str(tmp_path / "m.npz"), "--arrays", str(arrays),
-                       "--batch-size", "3"]) == 0
+    assert (
+        peers.main(["--worker", "--model", str(tmp_path / "m.npz"), "--arrays", str(arrays), "--batch-size", "3"]) == 0
+    )
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["images"] == 6 and "openblas" in result
 
@@ -272,19 +327,32 @@ def test_tables_give_paired_ratios_tinybnn_over_each_peer():
     def runs(*seconds):
         return [{"seconds": s, "images": 100} for s in seconds]
 
-    cells = {(100, 1): {"tinybnn": runs(1.0, 2.0, 1.0), "LCE": runs(3.0, 2.0, 3.0)},
-             (1, 2): {"tinybnn": runs(1.0, 1.0, 1.0), "LCE": runs(0.5, 0.5, 0.5)}}
+    cells = {
+        (100, 1): {"tinybnn": runs(1.0, 2.0, 1.0), "LCE": runs(3.0, 2.0, 3.0)},
+        (1, 2): {"tinybnn": runs(1.0, 1.0, 1.0), "LCE": runs(0.5, 0.5, 0.5)},
+    }
     summary = peers.summary_table(cells).splitlines()
     assert summary[0].split() == ["images/s", "batch", "100,", "1", "thread", "batch", "1,", "2", "threads"]
     assert summary[2].split() == ["tinybnn", "100", "100"] and summary[3].split() == ["LCE", "33", "200"]
-    assert summary[4].split() == ["tinybnn", "/", "LCE", "3.00x", "0.50x"]   # medians of per-repeat ratios
+    assert summary[4].split() == ["tinybnn", "/", "LCE", "3.00x", "0.50x"]  # medians of per-repeat ratios
     rows = peers.results_table(cells).splitlines()
     assert rows[3].split()[-1] == "3.00" and rows[3].split()[3] == "3000.000"
 
 
 def test_check_only_on_a_few_real_digits_without_peers(data_root, capsys):
-    code = peers.main(["--data", str(data_root), "--images", "200", "--check-only", "--batch-sizes", "100",
-                       "--ort-python", sys.executable])
+    code = peers.main(
+        [
+            "--data",
+            str(data_root),
+            "--images",
+            "200",
+            "--check-only",
+            "--batch-sizes",
+            "100",
+            "--ort-python",
+            sys.executable,
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "LCE: left out (no --lce-python given)" in out

@@ -1,4 +1,5 @@
 """tinybnn bench train --before: a baseline source tree timed in the same rounds (smoke test; nothing is timed)."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -12,10 +13,33 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_before_adds_a_paired_column_for_the_baseline_tree(data_root):
-    done = subprocess.run([sys.executable, "-m", "tinybnn.benchmarks.train", "--data", str(data_root),
-                           "--dataset", "mnist", "--models", "lenet", "--threads", "1", "--repeats", "1",
-                           "--images", "200", "--no-torch", "--no-skylakex", "--before", str(ROOT)],
-                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tinybnn.benchmarks.train",
+            "--data",
+            str(data_root),
+            "--dataset",
+            "mnist",
+            "--models",
+            "lenet",
+            "--threads",
+            "1",
+            "--repeats",
+            "1",
+            "--images",
+            "200",
+            "--no-torch",
+            "--no-skylakex",
+            "--before",
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stderr
     assert "x before's time" in done.stdout
     rows = [line for line in done.stdout.splitlines() if "[OpenBLAS" in line]

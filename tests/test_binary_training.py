@@ -5,6 +5,7 @@ binary_linear(x, w) is det_sign(x) @ det_sign(w).T; forward values are
 integers and the backward passes run the same float GEMMs on the same ±1
 values, so outputs and gradients must be exactly equal, not close.
 """
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -21,8 +22,16 @@ def leaves(*arrays):
 
 
 @settings(max_examples=40)
-@given(st.sampled_from([1, 2, 63, 64, 65, 100]), st.integers(1, 3), st.integers(1, 4), st.integers(0, 2),
-       st.integers(1, 2), st.sampled_from([1.0, -1.0]), st.sampled_from([np.float32, np.float64]), st.data())
+@given(
+    st.sampled_from([1, 2, 63, 64, 65, 100]),
+    st.integers(1, 3),
+    st.integers(1, 4),
+    st.integers(0, 2),
+    st.integers(1, 2),
+    st.sampled_from([1.0, -1.0]),
+    st.sampled_from([np.float32, np.float64]),
+    st.data(),
+)
 def test_binary_conv2d_equals_the_composition(c, k, f, pad, stride, pad_value, dtype, data):
     n, h = data.draw(st.integers(1, 2)), data.draw(st.integers(max(1, k - 2 * pad), 6))
     x = data.draw(float_arrays((n, c, h, h), dtype, layout="C"))
@@ -61,5 +70,5 @@ def test_straight_through_masks_by_hand():
     y = binary_linear(x, w)
     assert y.data.tolist() == [[1 + 1 + 1]]  # signs (+,-,+) . (+,-,+)
     y.backward(np.array([[2.0]], np.float32))
-    assert x.grad.tolist() == [[2.0, 0.0, 2.0]]     # 2 sign(w), cut where |x| > 1
-    assert w.grad.tolist() == [[2.0, 0.0, 2.0]]     # 2 sign(x), cut where |w| > 1
+    assert x.grad.tolist() == [[2.0, 0.0, 2.0]]  # 2 sign(w), cut where |x| > 1
+    assert w.grad.tolist() == [[2.0, 0.0, 2.0]]  # 2 sign(x), cut where |w| > 1

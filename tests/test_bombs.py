@@ -1,6 +1,7 @@
 """Memory bombs: files whose headers or compressed payloads imply gigabytes are refused
 from the command line with one line and exit 2, in a child process whose address
 space is limited to 1 GiB (so that allocating what the file claims would crash it)."""
+
 import gzip
 import struct
 import subprocess
@@ -30,8 +31,7 @@ CHUNK = bytes(1 << 22)
 
 def run_limited(*args):
     """``tinybnn *args`` in a child limited to MEMORY_LIMIT bytes of address space."""
-    done = subprocess.run([sys.executable, "-c", CHILD, *map(str, args)], capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run([sys.executable, "-c", CHILD, *map(str, args)], capture_output=True, text=True, timeout=600)
     return done.returncode, done.stdout, done.stderr
 
 
@@ -63,12 +63,18 @@ def first_layer(header):
     return header["architecture"]["config"]["layers"][0]["config"]
 
 
-@pytest.mark.parametrize("change, layer", [
-    (lambda h: h.update(input_shape=[1, 65536, 65536]), "layer 10 (QFullyConnected)"),
-    (lambda h: first_layer(h).update(num_filter=10**9), "layer 5 (QConvolution)"),
-    (lambda h: h["architecture"]["config"]["layers"][-1]["config"].update(num_hidden=10**8),
-     "layer 13 (FullyConnected)"),
-], ids=["input_shape", "num_filter", "num_hidden"])
+@pytest.mark.parametrize(
+    "change, layer",
+    [
+        (lambda h: h.update(input_shape=[1, 65536, 65536]), "layer 10 (QFullyConnected)"),
+        (lambda h: first_layer(h).update(num_filter=10**9), "layer 5 (QConvolution)"),
+        (
+            lambda h: h["architecture"]["config"]["layers"][-1]["config"].update(num_hidden=10**8),
+            "layer 13 (FullyConnected)",
+        ),
+    ],
+    ids=["input_shape", "num_filter", "num_hidden"],
+)
 @pytest.mark.parametrize("command", ["summary", "predict", "convert"])
 def test_a_header_implying_gigabytes_is_refused_before_building(tmp_path, lenet_file, change, layer, command):
     path = forged(lenet_file, tmp_path / "bomb.npz", change)
@@ -104,8 +110,12 @@ def npy_header(count: int, dtype="<f4") -> bytes:
 def small_header(tmp_path_factory):
     """The header member of a model file holding one FullyConnected(2) on 3 inputs (8 floats)."""
     from tinybnn.layers import FullyConnected, Sequential
-    path = save_model(tmp_path_factory.mktemp("small") / "small.npz",
-                      Sequential(FullyConnected(2, rng=np.random.default_rng(0))).build((3,)), (3,))
+
+    path = save_model(
+        tmp_path_factory.mktemp("small") / "small.npz",
+        Sequential(FullyConnected(2, rng=np.random.default_rng(0))).build((3,)),
+        (3,),
+    )
     with zipfile.ZipFile(path) as archive:
         return archive.read("header.npy")
 
@@ -115,8 +125,11 @@ def test_a_zip_member_inflating_past_its_array_list_is_refused(tmp_path, small_h
     path = deflated_zeros_zip(tmp_path / "zipbomb.npz", small_header, npy_header(claimed))
     assert path.stat().st_size < 10 << 20
     status, _, err = run_limited("summary", path)
-    expected = ("holds more than the 32 bytes its npy header states" if claimed == 8
-                else f"claims {4 * claimed:,} bytes, the header's array list gives it 32")
+    expected = (
+        "holds more than the 32 bytes its npy header states"
+        if claimed == 8
+        else f"claims {4 * claimed:,} bytes, the header's array list gives it 32"
+    )
     assert_one_line(status, err, str(path), expected, "damaged")
 
 
@@ -151,10 +164,14 @@ def idx_header(*dims) -> bytes:
     return bytes([0, 0, 0x08, len(dims)]) + b"".join(d.to_bytes(4, "big") for d in dims)
 
 
-@pytest.mark.parametrize("declared, expected", [
-    ((10, 28, 28), "extra bytes after the data"),
-    ((BOMB_BYTES // 784, 28, 28), "more than the limit of 268,435,456 bytes"),
-], ids=["payload-past-header", "header-declares-gigabytes"])
+@pytest.mark.parametrize(
+    "declared, expected",
+    [
+        ((10, 28, 28), "extra bytes after the data"),
+        ((BOMB_BYTES // 784, 28, 28), "more than the limit of 268,435,456 bytes"),
+    ],
+    ids=["payload-past-header", "header-declares-gigabytes"],
+)
 def test_a_gzip_idx_bomb_is_refused_before_training(tmp_path, declared, expected):
     folder = data_folder(tmp_path)
     bomb = folder / "train-images-idx3-ubyte.gz"
@@ -182,19 +199,28 @@ def test_a_data_set_with_no_images_is_refused_before_an_epoch(tmp_path, which):
 
 def png_bomb(path, side: int) -> None:
     """A grey PNG of side x side black pixels, a few hundred KB whatever the side."""
+
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     rows = zlib.compressobj(9)
     row = bytes(side + 1)
     data = b"".join(rows.compress(row) for _ in range(side)) + rows.flush()
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
-                     + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", data)
+        + chunk(b"IEND", b"")
+    )
 
 
-@pytest.mark.parametrize("side, expected", [
-    (30000, "decompression bomb"),     # Pillow refuses it while reading the header
-    (5000, "declares 5000 x 5000 pixels, more than the limit of 16,777,216"),
-])
+@pytest.mark.parametrize(
+    "side, expected",
+    [
+        (30000, "decompression bomb"),  # Pillow refuses it while reading the header
+        (5000, "declares 5000 x 5000 pixels, more than the limit of 16,777,216"),
+    ],
+)
 def test_a_decompression_bomb_png_gets_one_line_and_the_others_are_classified(tmp_path, side, expected):
     bomb = tmp_path / "bomb.png"
     png_bomb(bomb, side)

@@ -1,4 +1,5 @@
 """The command line: the train command end to end, and one-line errors with status 2."""
+
 import subprocess
 import sys
 
@@ -11,15 +12,36 @@ from tinybnn.serialization import load_model
 
 def tinybnn(*args, env=None, cwd=None):
     """Run ``python -m tinybnn.cli ARGS`` in a subprocess; return (status, stdout, stderr)."""
-    done = subprocess.run([sys.executable, "-m", "tinybnn.cli", *map(str, args)], capture_output=True,
-                          text=True, env=env, cwd=cwd, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "tinybnn.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=600,
+    )
     return done.returncode, done.stdout, done.stderr
 
 
 def test_train_on_real_mnist(mnist_dir, tmp_path, capsys):
     out = tmp_path / "model.npz"
-    status = main(["train", "--model", "binary-lenet", "--data", str(mnist_dir), "--epochs", "2",
-                   "--train-limit", "600", "--test-limit", "500", "--out", str(out)])
+    status = main(
+        [
+            "train",
+            "--model",
+            "binary-lenet",
+            "--data",
+            str(mnist_dir),
+            "--epochs",
+            "2",
+            "--train-limit",
+            "600",
+            "--test-limit",
+            "500",
+            "--out",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     assert status == 0
     epoch_lines = [line for line in printed.splitlines() if line.startswith("epoch")]
@@ -32,26 +54,53 @@ def test_train_on_real_mnist(mnist_dir, tmp_path, capsys):
 
 
 def test_resume_continues_to_the_same_weights(mnist_dir, tmp_path, capsys):
-    common = ["--model", "lenet", "--data", str(mnist_dir), "--train-limit", "300", "--test-limit", "100",
-              "--schedule", "constant"]
+    common = [
+        "--model",
+        "lenet",
+        "--data",
+        str(mnist_dir),
+        "--train-limit",
+        "300",
+        "--test-limit",
+        "100",
+        "--schedule",
+        "constant",
+    ]
     assert main(["train", *common, "--epochs", "2", "--out", str(tmp_path / "straight.npz")]) == 0
     assert main(["train", *common, "--epochs", "1", "--out", str(tmp_path / "part.npz")]) == 0
-    assert main(["train", "--resume", str(tmp_path / "part.ckpt.npz"), "--epochs", "2", "--data", str(mnist_dir),
-                 "--out", str(tmp_path / "part.npz")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--resume",
+                str(tmp_path / "part.ckpt.npz"),
+                "--epochs",
+                "2",
+                "--data",
+                str(mnist_dir),
+                "--out",
+                str(tmp_path / "part.npz"),
+            ]
+        )
+        == 0
+    )
     assert "resuming" in capsys.readouterr().out
     a = load_model(tmp_path / "straight.npz").model.state_dict()
     b = load_model(tmp_path / "part.npz").model.state_dict()
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["train", "--epochs", "0"], "--epochs must be at least 1"),
-    (["train", "--model", "vgg"], "invalid choice: 'vgg'"),
-    (["train", "--resume", "missing.ckpt.npz"], "missing.ckpt.npz: no such model file"),
-    (["train", "--data", "no-such-folder"], "--data no-such-folder: no such folder"),
-    (["train", "--out", "no/such/folder/m.npz"], "the folder"),
-    (["frobnicate"], "invalid choice: 'frobnicate'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--epochs", "0"], "--epochs must be at least 1"),
+        (["train", "--model", "vgg"], "invalid choice: 'vgg'"),
+        (["train", "--resume", "missing.ckpt.npz"], "missing.ckpt.npz: no such model file"),
+        (["train", "--data", "no-such-folder"], "--data no-such-folder: no such folder"),
+        (["train", "--out", "no/such/folder/m.npz"], "the folder"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
 def test_bad_input_gets_one_line_and_status_2(args, message, tmp_path):
     status, _, err = tinybnn(*args, cwd=tmp_path)
     assert status == 2, err

@@ -6,6 +6,7 @@ documented "the loss became nan" TrainingError and keeps its last good
 checkpoint; NaN has no sign, so 1-bit activations and bit packing both
 refuse it with NotANumberError.
 """
+
 import contextlib
 import io
 import os
@@ -47,11 +48,11 @@ BAD_VALUES = st.one_of(
     st.tuples(st.just("--train-limit"), st.integers(max_value=0).map(str)),
     st.tuples(st.just("--test-limit"), st.integers(max_value=0).map(str)),
     st.tuples(st.just("--seed"), st.integers(max_value=-1).map(str)),
-    st.tuples(st.sampled_from(["--act-bit", "--weight-bit"]),
-              st.integers().filter(lambda n: not 1 <= n <= 32).map(str)),
+    st.tuples(
+        st.sampled_from(["--act-bit", "--weight-bit"]), st.integers().filter(lambda n: not 1 <= n <= 32).map(str)
+    ),
     st.tuples(st.just("--lr"), st.floats(max_value=-1e-300).map(repr) | st.just("nan")),
-    st.tuples(st.just("--momentum"), st.floats(allow_nan=True).filter(lambda m: not 0 <= m < 1).map(repr)
-              | not_finite),
+    st.tuples(st.just("--momentum"), st.floats(allow_nan=True).filter(lambda m: not 0 <= m < 1).map(repr) | not_finite),
     st.tuples(st.just("--weight-decay"), st.floats(max_value=-1e-300).map(repr) | not_finite),
 )
 
@@ -61,8 +62,9 @@ BAD_VALUES = st.one_of(
 def test_train_refuses_bad_values_before_reading_data(tmp_path_factory, option_value):
     option, value = option_value
     folder = tmp_path_factory.mktemp("bad")
-    status, _, err = run_cli("train", f"{option}={value}", "--optimizer", "sgd", "--data", folder / "no-data",
-                             "--out", folder / "m.npz")
+    status, _, err = run_cli(
+        "train", f"{option}={value}", "--optimizer", "sgd", "--data", folder / "no-data", "--out", folder / "m.npz"
+    )
     assert status == 2 and err.count("\n") == 1, err
     assert err.startswith(f"tinybnn: error: {option} must "), err  # the option, not the missing data
     assert list(folder.iterdir()) == []
@@ -78,9 +80,14 @@ def test_resume_refuses_fewer_epochs_than_done(tmp_path):
     from dataclasses import asdict
 
     model, shape = build_model("lenet", rng=np.random.default_rng(0))
-    save_checkpoint(path, model, shape, Adam(model.parameters()),
-                    TrainState(epoch=3, rng_state=np.random.default_rng(0).bit_generator.state),
-                    asdict(RunSettings()))
+    save_checkpoint(
+        path,
+        model,
+        shape,
+        Adam(model.parameters()),
+        TrainState(epoch=3, rng_state=np.random.default_rng(0).bit_generator.state),
+        asdict(RunSettings()),
+    )
     before = path.read_bytes()
     status, _, err = run_cli("train", "--resume", path, "--epochs", "2", "--data", tmp_path / "no-data")
     assert status == 2 and f"--epochs 2: {path} has already done 3 epochs" in err
@@ -89,9 +96,23 @@ def test_resume_refuses_fewer_epochs_than_done(tmp_path):
 
 # --- diverging runs ---------------------------------------------------------------------
 def test_an_infinite_learning_rate_ends_with_the_documented_training_error(mnist_dir, tmp_path):
-    status, _, err = tinybnn("train", "--model", "binary-lenet", "--lr", "inf", "--epochs", "2",
-                             "--train-limit", "300", "--test-limit", "100", "--data", mnist_dir.resolve(),
-                             "--out", tmp_path / "m.npz")  # a real process: no warning on stderr either
+    status, _, err = tinybnn(
+        "train",
+        "--model",
+        "binary-lenet",
+        "--lr",
+        "inf",
+        "--epochs",
+        "2",
+        "--train-limit",
+        "300",
+        "--test-limit",
+        "100",
+        "--data",
+        mnist_dir.resolve(),
+        "--out",
+        tmp_path / "m.npz",
+    )  # a real process: no warning on stderr either
     assert status == 2 and err.count("\n") == 1, err
     assert err.startswith("tinybnn: error: the loss became nan at batch ") and "lower the learning rate" in err
     assert "no sign to pack" not in err
@@ -113,8 +134,21 @@ def test_a_run_diverging_in_epoch_2_keeps_epoch_1s_checkpoint(mnist_dir, tmp_pat
         return result
 
     monkeypatch.setattr(training, "train_epoch", diverging_epoch)
-    status, _, err = run_cli("train", "--model", "binary-lenet", "--epochs", "3", "--train-limit", "200",
-                             "--test-limit", "100", "--data", mnist_dir, "--out", tmp_path / "m.npz")
+    status, _, err = run_cli(
+        "train",
+        "--model",
+        "binary-lenet",
+        "--epochs",
+        "3",
+        "--train-limit",
+        "200",
+        "--test-limit",
+        "100",
+        "--data",
+        mnist_dir,
+        "--out",
+        tmp_path / "m.npz",
+    )
     expected = {"forward": "the loss became nan at batch 1", "after-the-last-step": "the weights became nan"}[when]
     assert status == 2 and err.count("\n") == 1 and expected in err, err
     assert load_model(tmp_path / "m.ckpt.npz").metadata["checkpoint"]["epoch"] == 1
@@ -139,8 +173,11 @@ def test_nan_is_refused_by_1_bit_activations_and_by_packing_alike(size, where, d
 # --- output streams ------------------------------------------------------------------------
 def test_a_closed_pipe_ends_predict_quietly(tmp_path):
     digit = a_digit(tmp_path)
-    process = subprocess.Popen([sys.executable, "-m", "tinybnn.cli", "predict", "--json", SHIPPED_MODEL,
-                                *[digit] * 800], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tinybnn.cli", "predict", "--json", SHIPPED_MODEL, *[digit] * 800],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     first = process.stdout.readline()
     process.stdout.close()  # like `| head -1`
     err = process.stderr.read().decode()
@@ -150,15 +187,25 @@ def test_a_closed_pipe_ends_predict_quietly(tmp_path):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="file names are bytes on Linux only")
-@pytest.mark.parametrize("env", [{"PYTHONIOENCODING": "utf-8:strict"}, {"PYTHONIOENCODING": "ascii:strict"},
-                                 {"LC_ALL": "C", "PYTHONIOENCODING": ""}])
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"PYTHONIOENCODING": "utf-8:strict"},
+        {"PYTHONIOENCODING": "ascii:strict"},
+        {"LC_ALL": "C", "PYTHONIOENCODING": ""},
+    ],
+)
 def test_an_undecodable_file_name_is_printed_escaped(tmp_path, env):
     digit = a_digit(tmp_path)
     odd = os.fsencode(tmp_path) + b"/\xff\xe9.png"
     os.rename(digit, odd)
     missing = os.fsencode(tmp_path) + b"/gone\xff.png"
-    done = subprocess.run([sys.executable.encode(), b"-m", b"tinybnn.cli", b"predict", odd, missing],
-                          capture_output=True, env=dict(os.environ, **env), timeout=300)
+    done = subprocess.run(
+        [sys.executable.encode(), b"-m", b"tinybnn.cli", b"predict", odd, missing],
+        capture_output=True,
+        env=dict(os.environ, **env),
+        timeout=300,
+    )
     out, err = done.stdout.decode("ascii"), done.stderr.decode("ascii")  # escaped: plain ASCII
     assert done.returncode == 2 and "Traceback" not in err, err
     assert "\\udcff\\udce9.png: " in out and out.count("\n") == 1

@@ -6,6 +6,7 @@ in a fresh pytest process, started from a folder where that relative path
 exists, with ``tests/conftest.py`` as its only plugin; the test changes
 folder first and only then asks for the data, as the tutorial test does.
 """
+
 import os
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from tests.conftest import absolute_data_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 
-CHILD_TEST = '''
+CHILD_TEST = """
 import os
 from pathlib import Path
 
@@ -24,7 +25,7 @@ def test_data_after_a_change_of_folder(tmp_path, monkeypatch, request):
     root = request.getfixturevalue("data_root")
     assert root.is_absolute() and root.resolve() == Path({expected!r}).resolve()
     assert os.environ["TINYBNN_DATA"] == str(root)
-'''
+"""
 
 
 def test_a_relative_data_folder_is_found_after_a_test_changes_folder(tmp_path):
@@ -33,11 +34,30 @@ def test_a_relative_data_folder_is_found_after_a_test_changes_folder(tmp_path):
     caller = tmp_path / "clone"
     caller.mkdir()
     (tmp_path / "test_child.py").write_text(CHILD_TEST.format(expected=str(data)), encoding="utf-8")
-    env = dict(os.environ, TINYBNN_DATA="../shared/datasets", TINYBNN_REQUIRE_DATA="1",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.conftest",
-                           str(tmp_path / "test_child.py")], cwd=caller, env=env, capture_output=True, text=True,
-                          timeout=300)
+    env = dict(
+        os.environ,
+        TINYBNN_DATA="../shared/datasets",
+        TINYBNN_REQUIRE_DATA="1",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "tests.conftest",
+            str(tmp_path / "test_child.py"),
+        ],
+        cwd=caller,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 passed" in done.stdout
 

@@ -1,4 +1,5 @@
 """convert, summary and predict from the command line, on small trained models, and file sizes."""
+
 import json
 import subprocess
 import sys
@@ -26,8 +27,26 @@ def trained(tmp_path_factory, mnist_dir):
     """A binary LeNet trained for one epoch on 1,000 real digits, and its converted twin."""
     folder = tmp_path_factory.mktemp("trained")
     out = folder / "lenet.npz"
-    assert main(["train", "--model", "binary-lenet", "--data", str(mnist_dir), "--epochs", "1",
-                 "--train-limit", "1000", "--test-limit", "200", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "binary-lenet",
+                "--data",
+                str(mnist_dir),
+                "--epochs",
+                "1",
+                "--train-limit",
+                "1000",
+                "--test-limit",
+                "200",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert main(["convert", str(out)]) == 0
     return out, folder / "binarized_lenet.npz"
 
@@ -111,8 +130,9 @@ def draw_digit(path, digit: str, size=(150, 120), mode="RGB", background="white"
             pen.line([(left + x * scale, top + y * scale) for x, y in points], fill=ink, width=10, joint="curve")
         else:
             x0, y0, x1, y1 = points
-            pen.ellipse((left + x0 * scale, top + y0 * scale, left + x1 * scale, top + y1 * scale), outline=ink,
-                        width=10)
+            pen.ellipse(
+                (left + x0 * scale, top + y0 * scale, left + x1 * scale, top + y1 * scale), outline=ink, width=10
+            )
     canvas.save(path)
     return path
 
@@ -137,8 +157,9 @@ def test_blank_and_transparent_images(tmp_path):
 
 
 def run_predict(*args):
-    done = subprocess.run([sys.executable, "-m", "tinybnn.cli", "predict", *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "tinybnn.cli", "predict", *map(str, args)], capture_output=True, text=True, timeout=300
+    )
     return done.returncode, done.stdout, done.stderr
 
 

@@ -1,4 +1,5 @@
 """iterate_batches: seeded order, full coverage, last partial batch, exact resume."""
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -18,12 +19,10 @@ def epoch_order(images, labels, batch_size, rng, **options):
     return np.concatenate([y for _, y in iterate_batches(images, labels, batch_size, rng=rng, **options)])
 
 
-@given(n=st.integers(0, 60), batch_size=st.integers(1, 70), seed=st.integers(0, 2**32 - 1),
-       shuffle=st.booleans())
+@given(n=st.integers(0, 60), batch_size=st.integers(1, 70), seed=st.integers(0, 2**32 - 1), shuffle=st.booleans())
 def test_every_sample_once_per_epoch(n, batch_size, seed, shuffle):
     images, labels = toy(n)
-    batches = list(iterate_batches(images, labels, batch_size, shuffle=shuffle,
-                                   rng=np.random.default_rng(seed)))
+    batches = list(iterate_batches(images, labels, batch_size, shuffle=shuffle, rng=np.random.default_rng(seed)))
     assert len(batches) == num_batches(n, batch_size)
     assert [len(y) for _, y in batches[:-1]] == [batch_size] * (len(batches) - 1)
     seen = np.concatenate([y for _, y in batches]) if batches else np.array([], np.int64)
@@ -89,8 +88,7 @@ def test_permutation_is_drawn_at_the_call_not_at_the_first_batch():
     assert rng.bit_generator.state != before  # drawn already
     resumed = np.random.default_rng()
     resumed.bit_generator.state = before
-    np.testing.assert_array_equal(np.concatenate([y for _, y in batches]),
-                                  epoch_order(images, labels, 5, resumed))
+    np.testing.assert_array_equal(np.concatenate([y for _, y in batches]), epoch_order(images, labels, 5, resumed))
 
 
 def test_shuffled_batches_are_copies_unshuffled_are_views():

@@ -3,6 +3,7 @@
 Every failure must leave no file under the final name, no temporary file
 behind, an existing file untouched, and a message that says what to do.
 """
+
 import hashlib
 import http.server
 import threading

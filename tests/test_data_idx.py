@@ -1,4 +1,5 @@
 """IDX reader and writer: round trips, and every kind of bad file refused by name."""
+
 import gzip
 import os
 import re
@@ -35,6 +36,7 @@ def refused(path: Path, *fragments: str) -> str:
 
 
 # --- round trips -------------------------------------------------------------
+
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", ["a.idx", "a.idx.gz"])
@@ -99,6 +101,7 @@ def test_write_idx_replaces_atomically(tmp_path):
 
 
 # --- bad files -----------------------------------------------------------------
+
 
 def test_truncated_payload_message_shape(tmp_path):
     path = tmp_path / "t10k-images-idx3-ubyte.gz"
@@ -212,6 +215,7 @@ def test_missing_file_and_directory(tmp_path):
 
 
 # --- forged headers: refused fast, without allocating what they claim ------------
+
 
 def _peak_bytes(function) -> int:
     tracemalloc.start()

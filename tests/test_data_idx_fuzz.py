@@ -5,6 +5,7 @@ gzip) with bytes flipped, cut off or appended. The reader either returns an
 array whose size matches its header or raises DataFileError; any other
 exception, a hang or a large allocation fails the test.
 """
+
 import gzip
 import tempfile
 import tracemalloc
@@ -75,8 +76,7 @@ def test_gzip_of_random_bytes(scratch, data):
 def idx_headers(draw):
     code = draw(st.sampled_from(sorted(IDX_TYPES) + [0x00, 0x0A, 0xFF]))
     ndim = draw(st.integers(0, 5))
-    dims = draw(st.lists(st.one_of(st.integers(0, 6), st.integers(0, 2**32 - 1)),
-                         min_size=ndim, max_size=ndim))
+    dims = draw(st.lists(st.one_of(st.integers(0, 6), st.integers(0, 2**32 - 1)), min_size=ndim, max_size=ndim))
     return bytes([0, 0, code, ndim]) + b"".join(d.to_bytes(4, "big") for d in dims)
 
 
@@ -94,9 +94,10 @@ def valid_files(draw):
     code = draw(st.sampled_from(sorted(IDX_TYPES)))
     dtype = IDX_TYPES[code][1].newbyteorder("=")
     shape = tuple(draw(st.lists(st.integers(0, 6), min_size=1, max_size=3)))
-    array = np.frombuffer(draw(st.binary(min_size=int(np.prod(shape)) * dtype.itemsize,
-                                         max_size=int(np.prod(shape)) * dtype.itemsize)),
-                          dtype=dtype).reshape(shape)
+    array = np.frombuffer(
+        draw(st.binary(min_size=int(np.prod(shape)) * dtype.itemsize, max_size=int(np.prod(shape)) * dtype.itemsize)),
+        dtype=dtype,
+    ).reshape(shape)
     return array, draw(st.booleans())
 
 
@@ -115,7 +116,7 @@ def mutate(data: bytes, steps) -> bytes:
             position = where % min(len(blob), 24) if where % 2 else where % len(blob)
             blob[position] ^= value
         elif kind == "cut":
-            del blob[where % (len(blob) + 1):]
+            del blob[where % (len(blob) + 1) :]
         elif kind == "extend":
             blob += where
     return bytes(blob)

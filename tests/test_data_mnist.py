@@ -4,6 +4,7 @@ Synthetic tests build tiny datasets with write_idx and "download" them from
 file:// mirrors (and a refused port for the offline case): no internet.
 Real-data tests use the data_root / mnist_dir / fashion_dir fixtures.
 """
+
 import dataclasses
 import gzip
 import hashlib
@@ -66,6 +67,7 @@ def spec_for_mirror(mirror_folder: Path, *mirrors: str, name="toy") -> DatasetSp
 
 # --- where the files are looked for -------------------------------------------------
 
+
 def test_data_dir_holding_the_files(tmp_path):
     folder = make_folder(tmp_path / "anything")
     data = load_dataset("mnist", folder, download=False)
@@ -76,8 +78,7 @@ def test_data_dir_holding_the_files(tmp_path):
     np.testing.assert_array_equal(data.train_labels, np.arange(20) % 10)
 
 
-@pytest.mark.parametrize("name, sub", [("mnist", "mnist"), ("mnist", "mnist-5k"),
-                                       ("fashion-mnist", "fashion-mnist")])
+@pytest.mark.parametrize("name, sub", [("mnist", "mnist"), ("mnist", "mnist-5k"), ("fashion-mnist", "fashion-mnist")])
 def test_data_dir_with_a_subfolder_named_after_the_dataset(tmp_path, name, sub):
     make_folder(tmp_path / sub)
     assert load_dataset(name, tmp_path, download=False).source_dir == tmp_path / sub
@@ -151,10 +152,16 @@ def test_nothing_found_and_downloading_off(tmp_path, monkeypatch):
     with pytest.raises(DataFileError) as info:
         locate_dataset("mnist", cache_dir=tmp_path / "cache", download=False)
     message = str(info.value)
-    for fragment in ["mnist: ", "t10k-images-idx3-ubyte.gz", str(tmp_path / "env" / "mnist-5k"),
-                     str(tmp_path / "cache" / "mnist"), "$TINYBNN_DATA", "downloading is off",
-                     f"{tmp_path / 'env' / 'mnist'} lacks t10k-labels-idx1-ubyte",
-                     f"Put the four files (gzip or raw) in {tmp_path / 'cache' / 'mnist'}"]:
+    for fragment in [
+        "mnist: ",
+        "t10k-images-idx3-ubyte.gz",
+        str(tmp_path / "env" / "mnist-5k"),
+        str(tmp_path / "cache" / "mnist"),
+        "$TINYBNN_DATA",
+        "downloading is off",
+        f"{tmp_path / 'env' / 'mnist'} lacks t10k-labels-idx1-ubyte",
+        f"Put the four files (gzip or raw) in {tmp_path / 'cache' / 'mnist'}",
+    ]:
         assert fragment in message, message
     assert "\n" not in message
 
@@ -180,6 +187,7 @@ def test_unknown_dataset_name():
 
 
 # --- downloading (from file:// mirrors; the refused port plays "no network") --------
+
 
 def test_download_into_cache_then_reuse(tmp_path):
     mirror = make_folder(tmp_path / "mirror")
@@ -235,8 +243,11 @@ def test_offline_error_says_where_to_put_the_files(tmp_path):
     with pytest.raises(DataFileError) as info:
         load_dataset(spec, cache_dir=tmp_path / "cache", timeout=2)
     message = str(info.value)
-    assert re.search(r"downloading train-images-idx3-ubyte.gz failed \(http://127.0.0.1:1/"
-                     r"train-images-idx3-ubyte.gz: connection refused; ", message), message
+    assert re.search(
+        r"downloading train-images-idx3-ubyte.gz failed \(http://127.0.0.1:1/"
+        r"train-images-idx3-ubyte.gz: connection refused; ",
+        message,
+    ), message
     assert f"Put the four files (gzip or raw) in {tmp_path / 'cache' / 'mnist'}" in message
     assert "connect to the network" in message
     assert list((tmp_path / "cache" / "mnist").iterdir()) == []
@@ -259,6 +270,7 @@ def test_mnist_md5_table_matches_the_checkouts_datasets_readme():
 
 # --- checks on what is loaded ---------------------------------------------------------
 
+
 def test_image_and_label_counts_differ(tmp_path):
     make_folder(tmp_path, n_train=20, **{"train-labels-idx1-ubyte": np.zeros(19, np.uint8)})
     with pytest.raises(DataFileError) as info:
@@ -277,8 +289,9 @@ def test_label_out_of_range(tmp_path):
         load_folder("mnist", tmp_path)
 
 
-@pytest.mark.parametrize("images", [np.zeros((20, 28, 27), np.uint8), np.zeros((20, 784), np.uint8),
-                                    np.zeros((20, 28, 28), np.int16)])
+@pytest.mark.parametrize(
+    "images", [np.zeros((20, 28, 27), np.uint8), np.zeros((20, 784), np.uint8), np.zeros((20, 28, 28), np.int16)]
+)
 def test_wrong_image_shape_or_type(tmp_path, images):
     make_folder(tmp_path, **{"train-images-idx3-ubyte": images})
     with pytest.raises(DataFileError, match=r"train-images-idx3-ubyte.gz: expected ubyte images of shape"):
@@ -322,6 +335,7 @@ def test_dataset_repr_is_short(tmp_path):
 
 
 # --- the real files (through the fixtures; CI sets TINYBNN_REQUIRE_DATA=1) --------
+
 
 def test_real_mnist_5k(mnist_dir):
     data = load_dataset("mnist", mnist_dir, download=False)

@@ -1,4 +1,5 @@
 """Diagnostics of binary training: the four shares by hand, the Larq flip ratio, the log, the picture, the CLI."""
+
 import subprocess
 import sys
 
@@ -76,14 +77,26 @@ def test_flip_ratio_is_larqs_definition_and_diagnostics_change_nothing():
             before = conv.weight.data >= 0
             plain_step()
             shares.append(np.mean(before != (conv.weight.data >= 0)))
+
         optimizer.step = step
         if with_diagnostics:
             with BinaryDiagnostics(model) as diagnostics:
-                state = fit(model, optimizer, CosineLR(1e-2, 2), (x, y), (x[:20], y[:20]), 2, 20, rng,
-                            log=lambda line: None, diagnostics=diagnostics)
+                state = fit(
+                    model,
+                    optimizer,
+                    CosineLR(1e-2, 2),
+                    (x, y),
+                    (x[:20], y[:20]),
+                    2,
+                    20,
+                    rng,
+                    log=lambda line: None,
+                    diagnostics=diagnostics,
+                )
         else:
-            state = fit(model, optimizer, CosineLR(1e-2, 2), (x, y), (x[:20], y[:20]), 2, 20, rng,
-                        log=lambda line: None)
+            state = fit(
+                model, optimizer, CosineLR(1e-2, 2), (x, y), (x[:20], y[:20]), 2, 20, rng, log=lambda line: None
+            )
         return model.state_dict(), state.history, shares
 
     weights, history, shares = train(True)
@@ -98,23 +111,49 @@ def test_flip_ratio_is_larqs_definition_and_diagnostics_change_nothing():
     assert set(history[0]["diagnostics"][0]) == {"layer", "type", "outside_window", "positive"}
 
 
-@pytest.mark.parametrize("bad", [{"layer": "1", "type": "QConvolution", "flip_ratio": 1.5},
-                                 {"layer": "1", "type": "QConvolution", "positive": -0.1},
-                                 {"layer": "1", "flip_ratio": 0.1},
-                                 {"layer": "1", "type": "QConvolution", "speed": 0.1}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"layer": "1", "type": "QConvolution", "flip_ratio": 1.5},
+        {"layer": "1", "type": "QConvolution", "positive": -0.1},
+        {"layer": "1", "flip_ratio": 0.1},
+        {"layer": "1", "type": "QConvolution", "speed": 0.1},
+    ],
+)
 def test_the_header_schema_refuses_a_forged_entry(bad):
-    epoch = {"epoch": 1, "loss": 0.1, "train_accuracy": 0.9, "test_loss": 0.1, "test_accuracy": 0.9,
-             "seconds": 1.0, "images_per_second": 10.0, "lr": 1e-3, "diagnostics": [bad]}
+    epoch = {
+        "epoch": 1,
+        "loss": 0.1,
+        "train_accuracy": 0.9,
+        "test_loss": 0.1,
+        "test_accuracy": 0.9,
+        "seconds": 1.0,
+        "images_per_second": 10.0,
+        "lr": 1e-3,
+        "diagnostics": [bad],
+    }
     with pytest.raises(SchemaError, match="diagnostics"):
         validate(epoch, EPOCH)
 
 
 def history_with_diagnostics(epochs=3):
-    return [{"epoch": e, "loss": 0.1, "train_accuracy": 0.9, "test_loss": 0.1, "test_accuracy": 0.9,
-             "seconds": 1.0, "images_per_second": 10.0, "lr": 1e-3,
-             "diagnostics": [{"layer": "4", "type": "QActivation", "outside_window": 0.3, "positive": 0.5},
-                             {"layer": "5", "type": "QConvolution", "flip_ratio": 0.01 / e, "at_bound": 0.1 * e}]}
-            for e in range(1, epochs + 1)]
+    return [
+        {
+            "epoch": e,
+            "loss": 0.1,
+            "train_accuracy": 0.9,
+            "test_loss": 0.1,
+            "test_accuracy": 0.9,
+            "seconds": 1.0,
+            "images_per_second": 10.0,
+            "lr": 1e-3,
+            "diagnostics": [
+                {"layer": "4", "type": "QActivation", "outside_window": 0.3, "positive": 0.5},
+                {"layer": "5", "type": "QConvolution", "flip_ratio": 0.01 / e, "at_bound": 0.1 * e},
+            ],
+        }
+        for e in range(1, epochs + 1)
+    ]
 
 
 def test_the_picture_and_its_refusals():
@@ -128,13 +167,28 @@ def test_the_picture_and_its_refusals():
 def test_show_diagnostics_writes_the_picture_or_says_why_not(tmp_path, capsys):
     model = lenet(binary=True, rng=np.random.default_rng(0)).build((1, 28, 28))
     save_model(tmp_path / "with.npz", model, (1, 28, 28), metadata={"history": history_with_diagnostics()})
-    save_model(tmp_path / "without.npz", model, (1, 28, 28),
-               metadata={"history": [{k: v for k, v in e.items() if k != "diagnostics"}
-                                     for e in history_with_diagnostics()]})
+    save_model(
+        tmp_path / "without.npz",
+        model,
+        (1, 28, 28),
+        metadata={"history": [{k: v for k, v in e.items() if k != "diagnostics"} for e in history_with_diagnostics()]},
+    )
     assert main(["show", "diagnostics", str(tmp_path / "with.npz"), str(tmp_path / "d.png")]) == 0
     assert "3 epochs, 2 binary layers" in capsys.readouterr().out and (tmp_path / "d.png").is_file()
-    done = subprocess.run([sys.executable, "-m", "tinybnn.cli", "show", "diagnostics", str(tmp_path / "without.npz"),
-                           str(tmp_path / "e.png")], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tinybnn.cli",
+            "show",
+            "diagnostics",
+            str(tmp_path / "without.npz"),
+            str(tmp_path / "e.png"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
     assert "without.npz: the training log holds no diagnostics (train with --diagnostics)" in done.stderr
     assert not (tmp_path / "e.png").exists()

@@ -10,6 +10,7 @@ exactly as a NumPy recount from Python's stage outputs. A missing compiler
 fails (it does not skip). The Cortex-M4 build on QEMU is in
 tests/test_export_c_cortex_m.py.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -28,8 +29,18 @@ from tinybnn.export.c_source import static_ram, weight_bytes
 from tinybnn.export.plan import fused_stages
 from tinybnn.export.stack import parse_stack_usage, predict_stack
 from tinybnn.export.writer import export_c
-from tinybnn.layers import (Activation, BatchNorm, Convolution, Flatten, FullyConnected, Pooling, QActivation,
-                            QConvolution, QFullyConnected, Sequential)
+from tinybnn.layers import (
+    Activation,
+    BatchNorm,
+    Convolution,
+    Flatten,
+    FullyConnected,
+    Pooling,
+    QActivation,
+    QConvolution,
+    QFullyConnected,
+    Sequential,
+)
 from tinybnn.models import lenet
 from tinybnn.serialization import load_model, save_model
 
@@ -47,15 +58,21 @@ def compiler() -> str:
 
 def build(folder: Path, name: str, *flags: str) -> Path:
     program = folder / name
-    result = subprocess.run([compiler(), *STRICT, *flags, "main.c", "tinybnn_model.c", "-lm", "-o", str(program)],
-                            cwd=folder, timeout=300, capture_output=True, text=True)
+    result = subprocess.run(
+        [compiler(), *STRICT, *flags, "main.c", "tinybnn_model.c", "-lm", "-o", str(program)],
+        cwd=folder,
+        timeout=300,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     return program
 
 
 def run_logits(program: Path, *files: Path, extra: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
-    out = subprocess.run([str(program), "--logits", *extra, *map(str, files)], check=True, capture_output=True,
-                         text=True, timeout=300).stdout
+    out = subprocess.run(
+        [str(program), "--logits", *extra, *map(str, files)], check=True, capture_output=True, text=True, timeout=300
+    ).stdout
     rows = [line.split() for line in out.splitlines()]
     return np.array([int(r[1]) for r in rows]), np.array([[float(v) for v in r[2:]] for r in rows], np.float32)
 
@@ -88,13 +105,14 @@ def word_bits(words: np.ndarray) -> np.ndarray:
 def conv_dots(stage, words: np.ndarray) -> np.ndarray:
     """K - 2 popcount(patch XOR filter) for every image, conv output pixel and filter: (N, OH, OW, F)."""
     from tinybnn.gemm.bitconv import pad_words_of_pixel
+
     full, last = pad_words_of_pixel(stage.channels, stage.pad_value)
     (kh, kw), (sh, sw), (ph, pw) = stage.kernel, stage.stride, stage.pad
     n, h, w, cw = words.shape
     padded = np.empty((n, h + 2 * ph, w + 2 * pw, cw), np.uint64)
     padded[...] = full
     padded[..., -1] = last
-    padded[:, ph:ph + h, pw:pw + w] = words
+    padded[:, ph : ph + h, pw : pw + w] = words
     bits = word_bits(padded).astype(np.float32)  # (N, H', W', 64 Cw)
     windows = np.lib.stride_tricks.sliding_window_view(bits, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]
     patches = windows.transpose(0, 1, 2, 4, 5, 3)  # (N, OH, OW, KH, KW, 64 Cw): the weight rows' order
@@ -109,8 +127,9 @@ def pooled_order(stage, dots: np.ndarray) -> np.ndarray:
     """The dots in the order the C stage computes them: pooled pixel, window pixel, filter."""
     (qh, qw), (qsh, qsw) = stage.pool_kernel, stage.pool_stride
     oh, ow = (dots.shape[1] - qh) // qsh + 1, (dots.shape[2] - qw) // qsw + 1
-    rows = [dots[:, i * qsh + u, j * qsw + v] for i in range(oh) for j in range(ow) for u in range(qh)
-            for v in range(qw)]
+    rows = [
+        dots[:, i * qsh + u, j * qsw + v] for i in range(oh) for j in range(ow) for u in range(qh) for v in range(qw)
+    ]
     return np.stack(rows, axis=1).reshape(dots.shape[0], -1)
 
 
@@ -124,8 +143,9 @@ def dense_dots(stage, words: np.ndarray) -> np.ndarray:
 def expected_dots(model: Sequential, x: np.ndarray) -> np.ndarray:
     """Every binary layer's dots, per image, in the C program's order: (N, total)."""
     outputs = stage_outputs(model, x)
-    per_stage = [pooled_order(stage, conv_dots(stage, outputs[k - 1]))
-                 for k, stage in enumerate(model.layers[1:-1], start=1)]
+    per_stage = [
+        pooled_order(stage, conv_dots(stage, outputs[k - 1])) for k, stage in enumerate(model.layers[1:-1], start=1)
+    ]
     per_stage.append(dense_dots(model.layers[-1], outputs[-2]))
     return np.concatenate(per_stage, axis=1)
 
@@ -188,8 +208,12 @@ def test_main_reads_pgm_and_refuses_other_files_in_one_line(exported, digits, py
     predicted, logits = run_logits(program, pgm)
     assert predicted.tolist() == [python_logits[0].argmax()]
     assert_logits_close(logits, python_logits[:1])
-    for name, content in [("short.raw", bytes(100)), ("wide.pgm", b"P5 29 28 255\n" + bytes(29 * 28)),
-                          ("empty.raw", b""), ("long.raw", bytes(784 * 3 + 1))]:
+    for name, content in [
+        ("short.raw", bytes(100)),
+        ("wide.pgm", b"P5 29 28 255\n" + bytes(29 * 28)),
+        ("empty.raw", b""),
+        ("long.raw", bytes(784 * 3 + 1)),
+    ]:
         bad = tmp_path / name
         bad.write_bytes(content)
         result = subprocess.run([str(program), str(bad)], capture_output=True, text=True, timeout=60)
@@ -202,13 +226,24 @@ def variant(rng: np.random.Generator, dense_bits: int = 1) -> Sequential:
     """A binary net unlike the LeNet: 3x3 kernels, stride and ±1 padding, 70 filters (two words per pixel),
     two binary convolutions, relu before the classifier."""
     model = Sequential(
-        Convolution((3, 3), 8, pad=1, rng=rng), Activation("tanh"), Pooling("max", kernel=(2, 2), stride=(2, 2)),
-        BatchNorm(), QActivation(1), QConvolution((3, 3), 70, pad=1, pad_value=-1.0, rng=rng), BatchNorm(),
+        Convolution((3, 3), 8, pad=1, rng=rng),
+        Activation("tanh"),
+        Pooling("max", kernel=(2, 2), stride=(2, 2)),
+        BatchNorm(),
+        QActivation(1),
+        QConvolution((3, 3), 70, pad=1, pad_value=-1.0, rng=rng),
+        BatchNorm(),
         Pooling("max", kernel=(3, 3), stride=(2, 2)),
-        QActivation(1), QConvolution((2, 2), 24, stride=(1, 1), rng=rng), BatchNorm(),
-        Flatten(), QActivation(dense_bits), QFullyConnected(40, act_bit=dense_bits, weight_bit=dense_bits, rng=rng),
-        BatchNorm(), Activation("relu"),
-        FullyConnected(7, rng=rng))
+        QActivation(1),
+        QConvolution((2, 2), 24, stride=(1, 1), rng=rng),
+        BatchNorm(),
+        Flatten(),
+        QActivation(dense_bits),
+        QFullyConnected(40, act_bit=dense_bits, weight_bit=dense_bits, rng=rng),
+        BatchNorm(),
+        Activation("relu"),
+        FullyConnected(7, rng=rng),
+    )
     model.build((1, 20, 18))
     for _, layer in model.named_modules():
         if isinstance(layer, BatchNorm):
@@ -229,8 +264,12 @@ def test_a_different_binary_network_exports_and_computes_the_same(tmp_path):
     images.tofile(raw)
     predicted, logits = run_logits(program, raw, extra=("--trace", str(tmp_path / "dots.i32")))
     fused = Sequential(*list(convert_model(model).layers)).eval()
-    assert [type(m).__name__ for m in fused.layers] == ["ConvolutionToBits", "BitConvolution", "BitConvolution",
-                                                        "BitDense"]
+    assert [type(m).__name__ for m in fused.layers] == [
+        "ConvolutionToBits",
+        "BitConvolution",
+        "BitConvolution",
+        "BitDense",
+    ]
     x = to_float_nchw(images)
     expected = fused(Tensor(x)).data
     assert np.array_equal(predicted, expected.argmax(axis=1))
@@ -257,8 +296,7 @@ def test_a_float_model_is_refused(tmp_path):
 def test_the_sizes_of_the_lenet():
     plan = fused_stages(load_model(SHIPPED), SHIPPED)
     # float conv 64 x 25 + bias + threshold, int8 flips; 64 x 25 words; 1000 x 16 words; 10 x 1000 + 10 floats
-    assert weight_bytes(plan) == 4 * (1600 + 128) + 64 + 8 * 1600 + 2 * 64 + 4 * 64 + 8 * 16000 + 4 * 2000 \
-        + 4 * 10010
+    assert weight_bytes(plan) == 4 * (1600 + 128) + 64 + 8 * 1600 + 2 * 64 + 4 * 64 + 8 * 16000 + 4 * 2000 + 4 * 10010
     assert static_ram(plan) == 8 * 12 * 12 + 8 * 16
 
 
@@ -271,8 +309,9 @@ def test_stack_usage_files_are_read():
 
 # --- the command line -------------------------------------------------------------------------------------
 def tinybnn(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tinybnn.cli", *args], capture_output=True, text=True,
-                          timeout=300, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "tinybnn.cli", *args], capture_output=True, text=True, timeout=300, cwd=cwd
+    )
 
 
 def test_the_command_writes_the_files_and_never_overwrites_a_stranger(tmp_path):
@@ -286,8 +325,14 @@ def test_the_command_writes_the_files_and_never_overwrites_a_stranger(tmp_path):
     assert forced.returncode == 0, forced.stderr
     assert "196,200 bytes" in forced.stdout
     names = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
-    assert names == ["main.c", "mps2-an386/board_main.c", "mps2-an386/link.ld", "mps2-an386/startup.c",
-                     "tinybnn_model.c", "tinybnn_model.h"]
+    assert names == [
+        "main.c",
+        "mps2-an386/board_main.c",
+        "mps2-an386/link.ld",
+        "mps2-an386/startup.c",
+        "tinybnn_model.c",
+        "tinybnn_model.h",
+    ]
     assert "stack of tinybnn_predict:" in (out / "tinybnn_model.h").read_text()
     export_c(SHIPPED, out, measure=False)  # its own files: written over without --force
 

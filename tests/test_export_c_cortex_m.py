@@ -12,6 +12,7 @@ compiler's ``-fstack-usage``) plus the input image at most 8 KiB. A missing
 toolchain or QEMU fails under ``TINYBNN_REQUIRE_DATA=1`` (CI, where ``.ci/run``
 installs them) and skips otherwise.
 """
+
 from __future__ import annotations
 
 import os
@@ -62,19 +63,58 @@ def board(tmp_path_factory, data_root):
     digits = load_folder("mnist", data_root / "mnist-5k").test_images[:DIGITS]
     digits.tofile(here / "digits.raw")
     model_obj = here / "tinybnn_model.o"
-    compiled = subprocess.run([gcc, *FLAGS, "-fstack-usage", "-c", "../tinybnn_model.c", "-o", str(model_obj)],
-                              cwd=here, capture_output=True, text=True, timeout=300)
+    compiled = subprocess.run(
+        [gcc, *FLAGS, "-fstack-usage", "-c", "../tinybnn_model.c", "-o", str(model_obj)],
+        cwd=here,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert compiled.returncode == 0, compiled.stderr
-    linked = subprocess.run([gcc, *FLAGS, "--specs=rdimon.specs", "-nostartfiles", "-T", "link.ld", "startup.c",
-                             "board_main.c", str(model_obj), "-lm", "-o", "board.elf"],
-                            cwd=here, capture_output=True, text=True, timeout=300)
+    linked = subprocess.run(
+        [
+            gcc,
+            *FLAGS,
+            "--specs=rdimon.specs",
+            "-nostartfiles",
+            "-T",
+            "link.ld",
+            "startup.c",
+            "board_main.c",
+            str(model_obj),
+            "-lm",
+            "-o",
+            "board.elf",
+        ],
+        cwd=here,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert linked.returncode == 0, linked.stderr
-    run = subprocess.run([qemu, "-machine", "mps2-an386", "-nographic", "-semihosting-config",
-                          "enable=on,target=native", "-kernel", "board.elf"],
-                         cwd=here, capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [
+            qemu,
+            "-machine",
+            "mps2-an386",
+            "-nographic",
+            "-semihosting-config",
+            "enable=on,target=native",
+            "-kernel",
+            "board.elf",
+        ],
+        cwd=here,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr
-    return {"digits": digits, "stdout": run.stdout, "size": object_size(size, model_obj),
-            "frames": parse_stack_usage((here / "tinybnn_model.su").read_text())}
+    return {
+        "digits": digits,
+        "stdout": run.stdout,
+        "size": object_size(size, model_obj),
+        "frames": parse_stack_usage((here / "tinybnn_model.su").read_text()),
+    }
 
 
 def test_the_emulated_cortex_m4_classifies_as_python_does(board):

@@ -1,12 +1,17 @@
 """The fused conv + bias + tanh + 2x2 max pooling: Numba kernels against the NumPy twin, gradients,
 and LeNet trained fused against unfused."""
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinybnn.autograd import Tensor, gradcheck, softmax_cross_entropy
-from tinybnn.autograd.fast_conv import (MAX_DIRECT_K, conv_tanh_max_pool, conv_tanh_pool_backward_reference,
-                                        conv_tanh_pool_reference)
+from tinybnn.autograd.fast_conv import (
+    MAX_DIRECT_K,
+    conv_tanh_max_pool,
+    conv_tanh_pool_backward_reference,
+    conv_tanh_pool_reference,
+)
 from tinybnn.layers import Activation, BatchNorm, Convolution, Flatten, FullyConnected, Pooling, Sequential
 from tinybnn.layers.fusion import fusable_block, unfused
 from tinybnn.models import build_model
@@ -30,8 +35,11 @@ def geometries(draw):
 def operands(geometry, seed, dtype):
     x_shape, w_shape, stride, pad = geometry
     rng = np.random.default_rng(seed)
-    return (rng.standard_normal(x_shape).astype(dtype), (rng.standard_normal(w_shape) * 0.5).astype(dtype),
-            rng.standard_normal(w_shape[0]).astype(dtype))
+    return (
+        rng.standard_normal(x_shape).astype(dtype),
+        (rng.standard_normal(w_shape) * 0.5).astype(dtype),
+        rng.standard_normal(w_shape[0]).astype(dtype),
+    )
 
 
 @settings(deadline=None, max_examples=60)
@@ -61,8 +69,7 @@ def test_the_fused_output_is_the_composition_of_the_layers():
     composed[0].weight.data[...], composed[0].bias.data[...] = w, b
     with unfused():
         expected = composed(Tensor(x)).data
-    np.testing.assert_allclose(conv_tanh_max_pool(Tensor(x), Tensor(w), Tensor(b)).data, expected, rtol=1e-6,
-                               atol=1e-6)
+    np.testing.assert_allclose(conv_tanh_max_pool(Tensor(x), Tensor(w), Tensor(b)).data, expected, rtol=1e-6, atol=1e-6)
 
 
 @settings(deadline=None, max_examples=15)
@@ -75,8 +82,10 @@ def test_fused_gradient(geometry, seed):
 
 def test_only_a_small_biased_tanh_max_pool_block_is_fused():
     x = Tensor(np.zeros((1, 1, 12, 12), np.float32))
+
     def block(conv=None, act="tanh", pool=None):
         return [conv or Convolution((5, 5), 2), Activation(act), pool or Pooling("max", (2, 2), (2, 2))]
+
     assert fusable_block(block(), 0, x)
     assert not fusable_block(block(act="relu"), 0, x)
     assert not fusable_block(block(pool=Pooling("avg", (2, 2), (2, 2))), 0, x)
@@ -92,6 +101,7 @@ def test_only_a_small_biased_tanh_max_pool_block_is_fused():
 def test_lenet_trains_the_same_fused_and_unfused():
     """Two Adam steps of LeNet on each path, same start: the losses agree to float32 rounding."""
     from tinybnn.optim import Adam
+
     rng = np.random.default_rng(3)
     x, y = rng.random((4, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 4)
     losses = []

@@ -1,6 +1,7 @@
 """Each layer's declared footprint (output shape and state bytes from its config alone)
 agrees with the network actually built, for random architectures and input shapes;
 where building fails on the shapes, the footprint refuses them too."""
+
 import numpy as np
 import pytest
 from hypothesis import event, given, settings
@@ -10,8 +11,21 @@ from tinybnn.autograd import Tensor
 from tinybnn.architecture import LAYER_TYPES, footprint
 from tinybnn.convert import convert_model
 from tinybnn.errors import ModelFileError, TinyBNNError
-from tinybnn.layers import (Activation, BatchNorm, Convolution, Dropout, Flatten, FullyConnected, Pooling,
-                            QActivation, QConvolution, QFullyConnected, Residual, Sequential, describe)
+from tinybnn.layers import (
+    Activation,
+    BatchNorm,
+    Convolution,
+    Dropout,
+    Flatten,
+    FullyConnected,
+    Pooling,
+    QActivation,
+    QConvolution,
+    QFullyConnected,
+    Residual,
+    Sequential,
+    describe,
+)
 from tinybnn.layers.module import Module
 from tinybnn.models import build_model
 
@@ -25,8 +39,16 @@ def conv_layers(draw, rng):
     kernel, stride, pad = draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.integers(0, 2))
     filters = draw(st.integers(1, 70))
     if draw(st.booleans()):
-        return QConvolution(kernel, filters, stride=stride, pad=pad, scaling_factor=draw(st.booleans()),
-                            no_bias=draw(st.booleans()), act_bit=draw(st.sampled_from([1, 1, 2])), rng=rng)
+        return QConvolution(
+            kernel,
+            filters,
+            stride=stride,
+            pad=pad,
+            scaling_factor=draw(st.booleans()),
+            no_bias=draw(st.booleans()),
+            act_bit=draw(st.sampled_from([1, 1, 2])),
+            rng=rng,
+        )
     return Convolution(kernel, filters, stride=stride, pad=pad, no_bias=draw(st.booleans()), rng=rng)
 
 
@@ -37,8 +59,12 @@ def image_layers(draw, rng):
     if choice == "conv":
         return draw(conv_layers(rng))
     if choice == "pool":
-        return Pooling(draw(st.sampled_from(["max", "avg"])), kernel=draw(st.integers(1, 3)),
-                       stride=draw(st.one_of(st.none(), st.integers(1, 3))), global_pool=draw(st.booleans()))
+        return Pooling(
+            draw(st.sampled_from(["max", "avg"])),
+            kernel=draw(st.integers(1, 3)),
+            stride=draw(st.one_of(st.none(), st.integers(1, 3))),
+            global_pool=draw(st.booleans()),
+        )
     if choice == "bn":
         return BatchNorm(fix_gamma=draw(st.booleans()))
     if choice == "act":
@@ -49,8 +75,11 @@ def image_layers(draw, rng):
         return Dropout(0.3, rng=rng)
     filters = draw(st.integers(1, 8))
     shortcut = Sequential(Convolution(1, filters, rng=rng)) if draw(st.booleans()) else None
-    return Residual(Sequential(Convolution(3, filters, pad=1, rng=rng), BatchNorm()), shortcut,
-                    draw(st.sampled_from([None, "relu"])))
+    return Residual(
+        Sequential(Convolution(3, filters, pad=1, rng=rng), BatchNorm()),
+        shortcut,
+        draw(st.sampled_from([None, "relu"])),
+    )
 
 
 @st.composite
@@ -58,8 +87,10 @@ def networks(draw):
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     layers = draw(st.lists(image_layers(rng), min_size=0, max_size=4))
     if draw(st.booleans()):
-        layers += [Flatten(), (QFullyConnected if draw(st.booleans()) else FullyConnected)(draw(st.integers(1, 20)),
-                                                                                          rng=rng)]
+        layers += [
+            Flatten(),
+            (QFullyConnected if draw(st.booleans()) else FullyConnected)(draw(st.integers(1, 20)), rng=rng),
+        ]
     shape = (draw(st.integers(1, 70)), draw(st.integers(1, 12)), draw(st.integers(1, 12)))
     return Sequential(*layers), shape
 
@@ -85,8 +116,7 @@ def test_footprint_agrees_with_the_built_network(case):
         converted = convert_model(model, fuse=fuse)
         packed = footprint(describe(converted), shape)
         assert packed.output_shape == converted(Tensor(np.zeros((1, *shape), np.float32))).shape[1:]
-        fixed = sum(m.beta.size * 4 for _, m in converted.named_modules()
-                    if isinstance(m, BatchNorm) and m.fix_gamma)
+        fixed = sum(m.beta.size * 4 for _, m in converted.named_modules() if isinstance(m, BatchNorm) and m.fix_gamma)
         assert packed.state == state_bytes(converted) + fixed
 
 

@@ -1,5 +1,6 @@
 """Fused inference stages against their unfused twins: thresholds exact for every dot product,
 bits and integer dot products equal, the float first stage's decision equal to the float path's."""
+
 import threading
 
 import numpy as np
@@ -16,9 +17,16 @@ from tinybnn.layers import Activation, BatchNorm, Convolution, Flatten, Pooling,
 from tinybnn.layers import fused
 from tinybnn.layers.fused import BitConvolution, BitDense, ConvolutionToBits
 from tinybnn.layers.packed import PackedConvolution, PackedFullyConnected
-from tinybnn.layers.thresholds import (apply_float_thresholds, apply_integer_thresholds, float32_from_keys,
-                                       float32_keys, float_thresholds, integer_thresholds,
-                                       integer_thresholds_exhaustive, verified_integer_thresholds)
+from tinybnn.layers.thresholds import (
+    apply_float_thresholds,
+    apply_integer_thresholds,
+    float32_from_keys,
+    float32_keys,
+    float_thresholds,
+    integer_thresholds,
+    integer_thresholds_exhaustive,
+    verified_integer_thresholds,
+)
 from tinybnn.models import lenet, resnet18
 
 from .strategies import float_arrays, reduction_lengths
@@ -31,18 +39,22 @@ any_float = st.one_of(special_floats, st.floats(-1e6, 1e6, width=32), st.floats(
 def affine_decision(scale, shift, post_scale=None, post_shift=None):
     """The unfused layers' decision on a dot: float32(dot scale + shift) in float64, then optionally a
     float32 multiply-add (a BatchNorm), then sign."""
+
     def decide(dots):
-        value = (dots.astype(np.float64) * scale[:, None].astype(np.float64)
-                 + shift[:, None].astype(np.float64)).astype(np.float32)
+        value = (
+            dots.astype(np.float64) * scale[:, None].astype(np.float64) + shift[:, None].astype(np.float64)
+        ).astype(np.float32)
         if post_scale is not None:
             value = value * post_scale[:, None] + post_shift[:, None]
         return value >= 0
+
     return decide
 
 
 @settings(max_examples=200)
-@given(reduction_lengths(700), st.lists(st.tuples(any_float, any_float), min_size=1, max_size=6), st.booleans(),
-       st.data())
+@given(
+    reduction_lengths(700), st.lists(st.tuples(any_float, any_float), min_size=1, max_size=6), st.booleans(), st.data()
+)
 def test_integer_thresholds_give_the_float_decision_for_every_dot(k, pairs, with_post, data):
     scale = np.array([p[0] for p in pairs], np.float32)
     shift = np.array([p[1] for p in pairs], np.float32)
@@ -53,8 +65,10 @@ def test_integer_thresholds_give_the_float_decision_for_every_dot(k, pairs, with
         shift = np.where(moved, -offset * scale.astype(np.float64) + shift * 1e-3, shift).astype(np.float32)
     post = (None, None)
     if with_post:
-        post = (np.array(data.draw(st.lists(any_float, min_size=len(pairs), max_size=len(pairs))), np.float32),
-                np.array(data.draw(st.lists(any_float, min_size=len(pairs), max_size=len(pairs))), np.float32))
+        post = (
+            np.array(data.draw(st.lists(any_float, min_size=len(pairs), max_size=len(pairs))), np.float32),
+            np.array(data.draw(st.lists(any_float, min_size=len(pairs), max_size=len(pairs))), np.float32),
+        )
     decide = affine_decision(scale, shift, *post)
     with np.errstate(over="ignore", invalid="ignore"):
         flip, threshold = integer_thresholds(decide, k, len(pairs))
@@ -85,8 +99,10 @@ def test_float32_keys_follow_the_order_of_the_numbers():
 
 
 @settings(max_examples=60)
-@given(st.lists(st.tuples(any_float, any_float, st.floats(0.015625, 10, width=32), any_float), min_size=1, max_size=5),
-       st.data())
+@given(
+    st.lists(st.tuples(any_float, any_float, st.floats(0.015625, 10, width=32), any_float), min_size=1, max_size=5),
+    st.data(),
+)
 def test_float_thresholds_give_the_float_decision(rows, data):
     """sign(BatchNorm(tanh(z))) against z >= threshold (or <=) on random z and on the float32
     neighbours of each threshold."""
@@ -102,9 +118,16 @@ def test_float_thresholds_give_the_float_decision(rows, data):
         z = data.draw(float_arrays((len(rows), 50), np.float32, layout="C")) * np.float32(3)
         finite = np.where(np.isfinite(threshold), threshold, 0)[:, None]
         big = np.finfo(np.float32).max
-        near = np.concatenate([np.nextafter(finite, np.float32(-np.inf)), finite,
-                               np.nextafter(finite, np.float32(np.inf)), np.full_like(finite, big),
-                               np.full_like(finite, -big)], axis=1)
+        near = np.concatenate(
+            [
+                np.nextafter(finite, np.float32(-np.inf)),
+                finite,
+                np.nextafter(finite, np.float32(np.inf)),
+                np.full_like(finite, big),
+                np.full_like(finite, -big),
+            ],
+            axis=1,
+        )
         z = np.concatenate([z, near], axis=1).astype(np.float32)
         assert np.array_equal(apply_float_thresholds(z.T, flip, threshold).T, decide(z))
 
@@ -122,9 +145,16 @@ def conv_chain(draw):
     pad = draw(st.integers(0, 1))
     size = draw(st.integers(k + 3, 8))
     pool = draw(st.sampled_from([None, (2, 2), (2, 1)]))
-    producer = PackedConvolution(k, f, c, stride=draw(st.integers(1, 2)), pad=pad,
-                                 pad_value=draw(st.sampled_from([1.0, -1.0])), input_norm=draw(st.booleans()),
-                                 pool_kernel=pool)
+    producer = PackedConvolution(
+        k,
+        f,
+        c,
+        stride=draw(st.integers(1, 2)),
+        pad=pad,
+        pad_value=draw(st.sampled_from([1.0, -1.0])),
+        input_norm=draw(st.booleans()),
+        pool_kernel=pool,
+    )
     producer.weight_bits[...] = pack_filters(rng.standard_normal((f, c, k, k)), pad_words_to=1)
     bits = producer.bits
     producer.scale[...] = rng.choice([-1.0, 0.0, 1.0, 1e-3, 7.0], f) * rng.uniform(0.5, 2, f)
@@ -138,12 +168,14 @@ def conv_chain(draw):
     if kind == "dense":
         features = out[0].size
         consumer = PackedFullyConnected(draw(st.integers(1, 9)), features)
-        consumer.weight_bits[...] = pack_filters(rng.standard_normal((consumer.num_hidden, features, 1, 1)),
-                                                 pad_words_to=1)
+        consumer.weight_bits[...] = pack_filters(
+            rng.standard_normal((consumer.num_hidden, features, 1, 1)), pad_words_to=1
+        )
         layers = [producer, Flatten(), consumer]
     else:
-        consumer = PackedConvolution(1, 3, f, pad=1, pad_value=draw(st.sampled_from([1.0, -1.0])),
-                                     input_norm=kind == "normalized conv")
+        consumer = PackedConvolution(
+            1, 3, f, pad=1, pad_value=draw(st.sampled_from([1.0, -1.0])), input_norm=kind == "normalized conv"
+        )
         consumer.weight_bits[...] = pack_filters(rng.standard_normal((3, f, 1, 1)), pad_words_to=1)
         if consumer.input_norm:
             consumer.input_mean[...] = rng.normal(0, 1, f) * np.abs(producer.scale)
@@ -167,8 +199,9 @@ def test_fused_convolution_writes_the_bits_the_next_layer_would_take(chain):
     expected = consumer_signs(consumer, values.transpose(1, 0, 2, 3).reshape(f, -1))  # (F, N H W)
     bits = fused_layers[0](Tensor(x)).data
     assert bits.shape == (n, h, w, -(-f // 64))
-    assert np.array_equal(bits, pack_channels(np.where(expected, 1.0, -1.0).reshape(f, n, h, w)
-                                              .transpose(1, 0, 2, 3).astype(np.float32)))
+    assert np.array_equal(
+        bits, pack_channels(np.where(expected, 1.0, -1.0).reshape(f, n, h, w).transpose(1, 0, 2, 3).astype(np.float32))
+    )
     # the next layer on those bits gives the unfused twin's numbers exactly
     assert np.array_equal(fused_layers[1](Tensor(bits)).data, Sequential(*layers)(Tensor(x)).data)
 
@@ -223,8 +256,9 @@ def test_the_first_stage_decides_as_the_float_path_does_on_the_same_z():
         z = model[0](x).data  # the float path's own convolution (GEMM order)
         signs = QActivation()(model[3](model[2](model[1](Tensor(z))))).data > 0
     pooled = Pooling("max", (2, 2), (2, 2))(Tensor(z)).data
-    assert np.array_equal(apply_float_thresholds(pooled.transpose(0, 2, 3, 1), stage.flip, stage.threshold),
-                          signs.transpose(0, 2, 3, 1))
+    assert np.array_equal(
+        apply_float_thresholds(pooled.transpose(0, 2, 3, 1), stage.flip, stage.threshold), signs.transpose(0, 2, 3, 1)
+    )
     assert (stage.flip < 0).any()  # some BatchNorm scales are negative: those channels fall
 
 
@@ -237,9 +271,12 @@ def test_the_first_stage_bits_equal_the_float_paths_but_within_rounding_of_the_t
         signs = QActivation()(model[3](model[2](model[1](Tensor(z))))).data
     expected = pack_channels(signs)
     bits = stage(x).data
-    flipped = np.asarray(pooled_margin(z, stage))[np.unpackbits(
-        (bits ^ expected).view(np.uint8), bitorder="little").reshape(*bits.shape[:3], -1)[..., :64]
-        .transpose(0, 3, 1, 2).astype(bool)]
+    flipped = np.asarray(pooled_margin(z, stage))[
+        np.unpackbits((bits ^ expected).view(np.uint8), bitorder="little")
+        .reshape(*bits.shape[:3], -1)[..., :64]
+        .transpose(0, 3, 1, 2)
+        .astype(bool)
+    ]
     assert np.all(flipped < 1e-5), flipped  # a bit may differ only where z is that close to its threshold
 
 
@@ -267,11 +304,19 @@ def test_fused_lenet_matches_the_unfused_packed_lenet(batch):
 def packed_convolution_signs(stage, packed, input_bits):
     """The unfused PackedConvolution (without its input BatchNorm: the bits already took it) on the same
     input signs, then the dense layer's sign."""
-    twin = PackedConvolution(packed.kernel, packed.num_filter, packed.channels, packed.stride, packed.pad,
-                             packed.pad_value, pool_kernel=packed.pool_kernel, pool_stride=packed.pool_stride)
+    twin = PackedConvolution(
+        packed.kernel,
+        packed.num_filter,
+        packed.channels,
+        packed.stride,
+        packed.pad,
+        packed.pad_value,
+        pool_kernel=packed.pool_kernel,
+        pool_stride=packed.pool_stride,
+    )
     twin.weight_bits[...], twin.scale[...], twin.shift[...] = packed.weight_bits, packed.scale, packed.shift
     signs = np.unpackbits(input_bits.view(np.uint8), bitorder="little").reshape(*input_bits.shape[:3], -1)
-    x = np.where(signs[..., :packed.channels].transpose(0, 3, 1, 2) > 0, 1.0, -1.0).astype(np.float32)
+    x = np.where(signs[..., : packed.channels].transpose(0, 3, 1, 2) > 0, 1.0, -1.0).astype(np.float32)
     values = twin(Tensor(x)).data
     return np.where(values >= 0, 1.0, -1.0).astype(np.float32)
 
@@ -334,16 +379,21 @@ def test_fused_layers_refuse_the_wrong_input():
 
 def test_a_float_block_before_a_packed_convolution_becomes_one_stage():
     rng = np.random.default_rng(7)
-    model = Sequential(Convolution(3, 70, pad=1, rng=rng), Activation("relu"), Pooling("max", (2, 2), (2, 2)),
-                       BatchNorm(), QActivation(), QConvolution(3, 5, rng=rng)).build((2, 8, 8))
+    model = Sequential(
+        Convolution(3, 70, pad=1, rng=rng),
+        Activation("relu"),
+        Pooling("max", (2, 2), (2, 2)),
+        BatchNorm(),
+        QActivation(),
+        QConvolution(3, 5, rng=rng),
+    ).build((2, 8, 8))
     randomize_batchnorms(model, rng)
     model.eval()
     fused_model = convert_model(model)
     assert [type(m) for m in fused_model] == [ConvolutionToBits, BitConvolution]
     x = Tensor(rng.standard_normal((3, 2, 8, 8)).astype(np.float32))
     with no_grad():
-        np.testing.assert_allclose(fused_model(x).data, convert_model(model, fuse=False)(x).data, rtol=1e-5,
-                                   atol=1e-4)
+        np.testing.assert_allclose(fused_model(x).data, convert_model(model, fuse=False)(x).data, rtol=1e-5, atol=1e-4)
 
 
 def test_a_decision_that_is_not_monotone_stays_unfused():

@@ -3,6 +3,7 @@
 Nothing here times anything: the benchmark itself runs only from
 ``tinybnn bench gemm`` / ``scripts/bench_gemm.py``.
 """
+
 import pytest
 from PIL import Image
 
@@ -48,8 +49,18 @@ def fake_results():
         times["pack B"] = base / 100
         times["numpy[env]"] = base
         times["numpy[SkylakeX]"] = base / 2.5
-        rows.append({"label": shape.label, "group": shape.group, "m": shape.m, "k": shape.k,
-                     "n": shape.n, "x": shape.x, "ops": shape.ops, "times": times})
+        rows.append(
+            {
+                "label": shape.label,
+                "group": shape.group,
+                "m": shape.m,
+                "k": shape.k,
+                "n": shape.n,
+                "x": shape.x,
+                "ops": shape.ops,
+                "times": times,
+            }
+        )
     return {"shapes": rows, "baselines": {}, "rounds": 5, "budget": 1.0}
 
 

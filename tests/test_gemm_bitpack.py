@@ -1,4 +1,5 @@
 """Bit packing: the fast Numba packer against the obvious NumPy one, round trips, conventions, errors."""
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -60,7 +61,7 @@ def test_layout_moves_packed_axis_last_with_zero_tail(x_axis, pad, packer):
     full, rem = divmod(k, WORD_BITS)
     if rem:
         assert not np.any(packed[..., full] >> np.uint64(rem))
-    assert not np.any(packed[..., full + (rem > 0):])
+    assert not np.any(packed[..., full + (rem > 0) :])
 
 
 @given(st.data())

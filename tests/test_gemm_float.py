@@ -7,6 +7,7 @@ most about ``K * eps * (|A| @ |B|)``. The test allows
 ``RELATIVE_SLACK * K * eps(dtype) * (|A| @ |B|) + tiny``; ``RELATIVE_SLACK``
 below covers the ``1 / (1 - K * eps)`` factor of the exact bound.
 """
+
 import numpy as np
 import pytest
 from hypothesis import given

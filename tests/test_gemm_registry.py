@@ -1,4 +1,5 @@
 """The registry: one place listing every GEMM implementation, with its kind."""
+
 import dataclasses
 
 import numpy as np

@@ -1,4 +1,5 @@
 """XNOR GEMMs: every registered kernel equals the integer sign(A) @ sign(B).T exactly."""
+
 import numpy as np
 import pytest
 from hypothesis import given

@@ -1,5 +1,6 @@
 """The picture of an autograd graph (tinybnn.graph_picture, ``tinybnn show graph``): every node drawn,
 arrows in the direction of the forward pass, gradients of every node, the same bytes every time."""
+
 import io
 import subprocess
 import sys
@@ -10,8 +11,17 @@ from PIL import Image
 
 from tinybnn.autograd import Tensor
 from tinybnn.errors import ArgumentError
-from tinybnn.graph_picture import (CONSTANT_FILL, FUNCTION_FILL, OUTLINE, VALUE_FILL, evaluate_expression,
-                                   graph_image, graph_layout, node_gradients, parse_values)
+from tinybnn.graph_picture import (
+    CONSTANT_FILL,
+    FUNCTION_FILL,
+    OUTLINE,
+    VALUE_FILL,
+    evaluate_expression,
+    graph_image,
+    graph_layout,
+    node_gradients,
+    parse_values,
+)
 
 EXPRESSIONS = ["(x * y + x) * y", "sign(w) * x + b", "tanh(x * 2 + y) - x ** 2", "x * x"]
 
@@ -34,14 +44,15 @@ def test_every_tensor_and_function_is_a_box_of_its_own(text):
     assert image.size == layout.size
     functions = [n for n in layout.nodes if n.kind == "function"]
     assert len(layout.nodes) - len(functions) == len(functions) + len(leaves) + sum(
-        n.kind == "constant" for n in layout.nodes)  # a tensor per call, plus the leaves and the constants
+        n.kind == "constant" for n in layout.nodes
+    )  # a tensor per call, plus the leaves and the constants
     boxes = [n.box for n in layout.nodes]
     for i, (x0, y0, x1, y1) in enumerate(boxes):
         assert 0 <= x0 < x1 <= image.width and 0 <= y0 < y1 <= image.height
         assert image.getpixel((x0, (y0 + y1) // 2)) == OUTLINE  # its frame is drawn
         fill = {"value": VALUE_FILL, "constant": CONSTANT_FILL, "function": FUNCTION_FILL}[layout.nodes[i].kind]
         assert image.getpixel((x0 + 4, (y0 + y1) // 2)) == fill  # and filled (the text keeps off the edges)
-        for a0, b0, a1, b1 in boxes[i + 1:]:
+        for a0, b0, a1, b1 in boxes[i + 1 :]:
             assert x1 <= a0 or a1 <= x0 or y1 <= b0 or b1 <= y0, "two boxes overlap"
 
 
@@ -96,9 +107,15 @@ def test_the_same_graph_gives_the_same_bytes():
 
 
 def test_expressions_are_arithmetic_only():
-    for text, message in (("__import__('os')", "only numbers"), ("x.data", "only numbers"), ("x +", "cannot read"),
-                          ("2 * 3", "uses no name"), ("x ** y", "only numbers"), ("1 / 0 + x", "cannot compute"),
-                          ("x" * 201, "at most 200")):
+    for text, message in (
+        ("__import__('os')", "only numbers"),
+        ("x.data", "only numbers"),
+        ("x +", "cannot read"),
+        ("2 * 3", "uses no name"),
+        ("x ** y", "only numbers"),
+        ("1 / 0 + x", "cannot compute"),
+        ("x" * 201, "at most 200"),
+    ):
         with pytest.raises(ArgumentError, match=message):
             evaluate_expression(text, {})
     with pytest.raises(ArgumentError, match="does not use"):
@@ -110,8 +127,9 @@ def test_expressions_are_arithmetic_only():
 
 
 def run(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "tinybnn.cli", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "tinybnn.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
 
 
 def test_show_graph_writes_the_picture_and_says_what_it_drew(tmp_path):

@@ -1,6 +1,7 @@
 """Model files and checkpoints with forged or damaged header fields are refused on load by
 the written schema (tinybnn/headers.py), with a ModelFileError naming the file and the field;
 nothing else escapes, and what loads can be used (generator states restore)."""
+
 import io
 import json
 import math
@@ -26,8 +27,9 @@ from tinybnn.training import EpochResult, TrainState
 
 def small_model():
     rng = np.random.default_rng(0)
-    return Sequential(QFullyConnected(6, rng=rng), BatchNorm(), Dropout(0.2, rng=np.random.default_rng(1)),
-                      FullyConnected(3, rng=rng)).build((10,))
+    return Sequential(
+        QFullyConnected(6, rng=rng), BatchNorm(), Dropout(0.2, rng=np.random.default_rng(1)), FullyConnected(3, rng=rng)
+    ).build((10,))
 
 
 @pytest.fixture(scope="module")
@@ -71,45 +73,80 @@ CASES = [
     (lambda h: checkpoint(h).update(epoch=True), "metadata.checkpoint.epoch", "got True"),
     (lambda h: checkpoint(h).update(epoch=1.0), "metadata.checkpoint.epoch", "got 1.0"),
     (lambda h: checkpoint(h).update(history="all of it"), "metadata.checkpoint.history", "a list"),
-    (lambda h: checkpoint(h)["history"][0].update(loss=float("nan")), "metadata.checkpoint.history[0].loss",
-     "a finite number"),
-    (lambda h: checkpoint(h)["history"][0].update(test_accuracy=2), "metadata.checkpoint.history[0].test_accuracy",
-     "<= 1.0"),
-    (lambda h: checkpoint(h).update(rng_state={"garbage": 1}), "metadata.checkpoint.rng_state.bit_generator",
-     "missing"),
-    (lambda h: checkpoint(h)["rng_state"].update(bit_generator="MT19937"),
-     "metadata.checkpoint.rng_state.bit_generator",
-     "'PCG64'"),
-    (lambda h: checkpoint(h)["rng_state"]["state"].update(inc=4), "metadata.checkpoint.rng_state.state.inc",
-     "an odd integer"),
-    (lambda h: checkpoint(h)["rng_state"]["state"].update(state=1 << 128),
-     "metadata.checkpoint.rng_state.state.state", "an integer in"),
+    (
+        lambda h: checkpoint(h)["history"][0].update(loss=float("nan")),
+        "metadata.checkpoint.history[0].loss",
+        "a finite number",
+    ),
+    (
+        lambda h: checkpoint(h)["history"][0].update(test_accuracy=2),
+        "metadata.checkpoint.history[0].test_accuracy",
+        "<= 1.0",
+    ),
+    (
+        lambda h: checkpoint(h).update(rng_state={"garbage": 1}),
+        "metadata.checkpoint.rng_state.bit_generator",
+        "missing",
+    ),
+    (
+        lambda h: checkpoint(h)["rng_state"].update(bit_generator="MT19937"),
+        "metadata.checkpoint.rng_state.bit_generator",
+        "'PCG64'",
+    ),
+    (
+        lambda h: checkpoint(h)["rng_state"]["state"].update(inc=4),
+        "metadata.checkpoint.rng_state.state.inc",
+        "an odd integer",
+    ),
+    (
+        lambda h: checkpoint(h)["rng_state"]["state"].update(state=1 << 128),
+        "metadata.checkpoint.rng_state.state.state",
+        "an integer in",
+    ),
     (lambda h: checkpoint(h)["rng_state"].update(has_uint32=2), "metadata.checkpoint.rng_state.has_uint32", "got 2"),
     (lambda h: checkpoint(h)["generators"].update({"2": [1, 2]}), "metadata.checkpoint.generators.2", "an object"),
     (lambda h: checkpoint(h)["optimizer"].update(lr="0.1"), "metadata.checkpoint.optimizer.lr", "a finite number"),
     (lambda h: checkpoint(h)["optimizer"].update(step_count=-1), "metadata.checkpoint.optimizer.step_count", "-1"),
-    (lambda h: checkpoint(h)["optimizer"].update(momentum=float("inf")), "metadata.checkpoint.optimizer.momentum",
-     "a finite number"),
+    (
+        lambda h: checkpoint(h)["optimizer"].update(momentum=float("inf")),
+        "metadata.checkpoint.optimizer.momentum",
+        "a finite number",
+    ),
     (lambda h: checkpoint(h)["run"].update(batch_size="100"), "metadata.checkpoint.run.batch_size", "'100'"),
     (lambda h: checkpoint(h)["run"].update(seed=-1), "metadata.checkpoint.run.seed", "got -1"),
     (lambda h: checkpoint(h)["run"].update(train_limit=False), "metadata.checkpoint.run.train_limit", "got False"),
     (lambda h: checkpoint(h).update(run=[1]), "metadata.checkpoint.run", "an object"),
     (lambda h: h["metadata"].update(training={"dataset": 5}), "metadata.training.dataset", "a string"),
-    (lambda h: h["metadata"].update(note=[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]),
-     "metadata.note", "levels"),
+    (
+        lambda h: h["metadata"].update(note=[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]),
+        "metadata.note",
+        "levels",
+    ),
     (lambda h: h.update(metadata=[]), "metadata", "an object"),
     (lambda h: h.update(kind="quantum"), "kind", "'float', 'binarized'"),
     (lambda h: h.update(version=0), "version", "got 0"),
     (lambda h: h.update(input_shape=[0]), "input_shape[0]", "got 0"),
     (lambda h: h.update(input_shape="10"), "input_shape", "a list"),
-    (lambda h: h["architecture"]["config"]["layers"][0]["config"].update(num_hidden="6"),
-     "architecture.config.layers[0].config.num_hidden", "got '6'"),
-    (lambda h: h["architecture"]["config"]["layers"][1]["config"].update(eps=float("nan")),
-     "architecture.config.layers[1].config.eps", "a finite number"),
-    (lambda h: h["architecture"]["config"]["layers"][0]["config"].update(act_bit=True),
-     "architecture.config.layers[0].config.act_bit", "got True"),
-    (lambda h: h["architecture"]["config"]["layers"][0]["config"].update(color="red"),
-     "architecture.config.layers[0].config.color", "no field of this name"),
+    (
+        lambda h: h["architecture"]["config"]["layers"][0]["config"].update(num_hidden="6"),
+        "architecture.config.layers[0].config.num_hidden",
+        "got '6'",
+    ),
+    (
+        lambda h: h["architecture"]["config"]["layers"][1]["config"].update(eps=float("nan")),
+        "architecture.config.layers[1].config.eps",
+        "a finite number",
+    ),
+    (
+        lambda h: h["architecture"]["config"]["layers"][0]["config"].update(act_bit=True),
+        "architecture.config.layers[0].config.act_bit",
+        "got True",
+    ),
+    (
+        lambda h: h["architecture"]["config"]["layers"][0]["config"].update(color="red"),
+        "architecture.config.layers[0].config.color",
+        "no field of this name",
+    ),
     (lambda h: h["arrays"][0].__setitem__(2, [-1]), "arrays[0][2][0]", "got -1"),
     (lambda h: h["arrays"].append(["state/x", "object", [1]]), "arrays[", "'float32'"),
 ]
@@ -140,11 +177,16 @@ def test_resume_from_a_forged_checkpoint_is_one_line(tmp_path, checkpoint_bytes)
     checkpoint(header).update(epoch=-5)
     path = tmp_path / "run.ckpt.npz"
     path.write_bytes(with_header(checkpoint_bytes, header))
-    done = subprocess.run([sys.executable, "-m", "tinybnn.cli", "train", "--resume", str(path)],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "tinybnn.cli", "train", "--resume", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 2 and "epoch" not in done.stdout
     assert done.stderr.strip().splitlines() == [
-        f"tinybnn: error: {path}: field metadata.checkpoint.epoch: expected an integer in [0, 1000000], got -5"]
+        f"tinybnn: error: {path}: field metadata.checkpoint.epoch: expected an integer in [0, 1000000], got -5"
+    ]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -167,17 +209,21 @@ def test_random_field_deletions_and_type_swaps_give_only_model_file_errors(tmp_p
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(member=st.sampled_from(["float32.npy", "header.npy"]), cut=st.integers(0, 2000),
-       extra=st.binary(min_size=1, max_size=64), deflate=st.booleans(), truncate=st.booleans())
-def test_truncated_and_inflated_members_are_refused(tmp_path, checkpoint_bytes, member, cut, extra, deflate,
-                                                    truncate):
+@given(
+    member=st.sampled_from(["float32.npy", "header.npy"]),
+    cut=st.integers(0, 2000),
+    extra=st.binary(min_size=1, max_size=64),
+    deflate=st.booleans(),
+    truncate=st.booleans(),
+)
+def test_truncated_and_inflated_members_are_refused(tmp_path, checkpoint_bytes, member, cut, extra, deflate, truncate):
     """A member cut short or followed by bytes its npy header does not state (stored or deflated)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(checkpoint_bytes)) as source, zipfile.ZipFile(buffer, "w") as target:
         for info in source.infolist():
             data = source.read(info.filename)
             if info.filename == member:
-                data = data[:min(cut, len(data) - 1)] if truncate else data + extra
+                data = data[: min(cut, len(data) - 1)] if truncate else data + extra
             target.writestr(info.filename, data, zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED)
     path = tmp_path / "run.ckpt.npz"
     path.write_bytes(buffer.getvalue())
@@ -188,6 +234,7 @@ def test_truncated_and_inflated_members_are_refused(tmp_path, checkpoint_bytes, 
 
 def test_a_model_file_without_checkpoint_still_names_fields(tmp_path):
     from tinybnn.serialization import save_model
+
     path = save_model(tmp_path / "m.npz", small_model(), (10,), metadata={"training": {"dataset": "mnist"}})
     header = header_of(path.read_bytes())
     header["metadata"]["history"] = {"epoch": 1}
@@ -201,6 +248,7 @@ def test_the_written_schema_covers_every_field_tinybnn_writes():
 
     from tinybnn.headers import EPOCH, RUN
     from tinybnn.optim import Adam
+
     assert set(EPOCH.required) == {f.name for f in fields(EpochResult)}
     assert set(RUN.optional) == {f.name for f in fields(RunSettings)}
     for optimizer in (SGD(small_model().parameters()), Adam(small_model().parameters())):

@@ -4,6 +4,7 @@ Training first finishes its batch, then says what was saved and the exact
 command that resumes; the checkpoint it names loads, and that command
 continues the run. A second Ctrl-C ends at once, still with one line.
 """
+
 import os
 import re
 import shlex
@@ -18,14 +19,31 @@ import pytest
 from tinybnn.predict import SHIPPED_MODEL
 from tinybnn.serialization import load_model
 
-TRAIN = ["train", "--model", "binary-lenet", "--epochs", "40", "--train-limit", "300", "--test-limit", "200",
-         "--out", "run.npz"]
+TRAIN = [
+    "train",
+    "--model",
+    "binary-lenet",
+    "--epochs",
+    "40",
+    "--train-limit",
+    "300",
+    "--test-limit",
+    "200",
+    "--out",
+    "run.npz",
+]
 
 
 def start(args, cwd):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, "-m", "tinybnn.cli", *map(str, args)], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tinybnn.cli", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for_line(process, prefix):
@@ -92,8 +110,13 @@ def test_the_printed_command_resumes_the_run(mnist_dir, tmp_path):
     command = check_what_it_says_was_saved(err, tmp_path)
     assert command[:4] == ["tinybnn", "train", "--resume", "run.ckpt.npz"] and "--data" in command
     done = int(re.search(r"holds epoch (\d+)", err)[1])
-    resumed = subprocess.run([sys.executable, "-m", "tinybnn.cli", *command[1:], "--epochs", str(done + 1)],
-                             cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "tinybnn.cli", *command[1:], "--epochs", str(done + 1)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming run.ckpt.npz after epoch {done}" in resumed.stdout
     assert load_model(tmp_path / "run.ckpt.npz").metadata["checkpoint"]["epoch"] == done + 1
@@ -115,13 +138,21 @@ def a_digit(folder: Path) -> Path:
 @pytest.mark.parametrize("command", ["predict", "summary", "convert"])
 def test_ctrl_c_in_other_commands_prints_one_line(tmp_path, command):
     digit = a_digit(tmp_path)
-    args = {"predict": [SHIPPED_MODEL, *[digit] * 3000], "summary": [SHIPPED_MODEL],
-            "convert": [SHIPPED_MODEL, "--out", tmp_path / "never.npz"]}[command]
+    args = {
+        "predict": [SHIPPED_MODEL, *[digit] * 3000],
+        "summary": [SHIPPED_MODEL],
+        "convert": [SHIPPED_MODEL, "--out", tmp_path / "never.npz"],
+    }[command]
     statuses = []
     for delay in (0.2, 0.6):  # after Python has started and loaded tinybnn.cli
         process = subprocess.Popen(
-            [sys.executable, "-c", READY, command, *map(str, args)], cwd=tmp_path, text=True,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            [sys.executable, "-c", READY, command, *map(str, args)],
+            cwd=tmp_path,
+            text=True,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         assert process.stdout.readline() == "ready\n"
         time.sleep(delay)
         status, err = interrupt(process)

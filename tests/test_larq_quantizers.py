@@ -2,14 +2,22 @@
 its hand-written formula, zeros always in the data; SignSwish's gradient against central
 differences of SignSwish itself in float64; the Q-layers take every quantizer by name, and the
 converter packs their models exactly."""
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinybnn.autograd import Tensor, conv2d
-from tinybnn.autograd.larq_quantizers import (ACTIVATION_QUANTIZERS, SIGN_FORWARD, WEIGHT_QUANTIZERS,
-                                              magnitude_aware_sign, ste_heaviside, ste_tern, swish_sign)
+from tinybnn.autograd.larq_quantizers import (
+    ACTIVATION_QUANTIZERS,
+    SIGN_FORWARD,
+    WEIGHT_QUANTIZERS,
+    magnitude_aware_sign,
+    ste_heaviside,
+    ste_tern,
+    swish_sign,
+)
 from tinybnn.architecture import construct
 from tinybnn.convert import PACKABLE_WEIGHTS, convert_model
 from tinybnn.errors import ArgumentError
@@ -135,8 +143,15 @@ def test_converted_models_compute_what_the_model_computes_for_every_quantizer(me
     """A sign-forward quantizer is absorbed by the packed layer; any other stays in front of it,
     and the packed layer signs its output as the QConvolution did."""
     rng = np.random.default_rng(seed)
-    model = Sequential(QActivation(1, method=method), QConvolution(3, 4, pad=1, rng=rng), BatchNorm(),
-                       Flatten(), QActivation(1, method=method), QFullyConnected(5, rng=rng), BatchNorm())
+    model = Sequential(
+        QActivation(1, method=method),
+        QConvolution(3, 4, pad=1, rng=rng),
+        BatchNorm(),
+        Flatten(),
+        QActivation(1, method=method),
+        QFullyConnected(5, rng=rng),
+        BatchNorm(),
+    )
     model.build((3, 6, 6))
     for layer in model:
         if isinstance(layer, BatchNorm):
@@ -161,13 +176,17 @@ def test_the_docs_picture_is_drawn_from_the_quantizers_themselves(tmp_path):
 
     root = Path(__file__).resolve().parents[1]
     out = tmp_path / "quantizers.png"
-    done = subprocess.run([sys.executable, str(root / "scripts" / "draw_quantizers.py"), "--out", str(out)],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(root / "scripts" / "draw_quantizers.py"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     image = np.asarray(Image.open(out).convert("RGB"))
     width = image.shape[1] // 4
     for column in range(4):  # every panel of the first row holds both curves
-        panel = image[40:340, column * width:(column + 1) * width].reshape(-1, 3)
+        panel = image[40:340, column * width : (column + 1) * width].reshape(-1, 3)
         for colour in (FORWARD_COLOUR, BACKWARD_COLOUR):
             assert np.any(np.all(panel == colour, axis=1)), (column, colour)
 
@@ -179,8 +198,10 @@ def test_q_layers_take_every_weight_quantizer_by_name(method):
     layer = QConvolution(3, 4, pad=1, weight_method=method, rng=rng)
     x = Tensor(rng.standard_normal((2, 3, 5, 5)))
     layer(x)
-    layer.weight = Tensor(np.where(rng.random(layer.weight.shape) < 0.2, 0.0,
-                                   rng.uniform(-1.5, 1.5, layer.weight.shape)), requires_grad=True)
+    layer.weight = Tensor(
+        np.where(rng.random(layer.weight.shape) < 0.2, 0.0, rng.uniform(-1.5, 1.5, layer.weight.shape)),
+        requires_grad=True,
+    )
     y = layer(x)
     wq = Tensor(WEIGHT_QUANTIZERS[method](Tensor(layer.weight.data), 1.0).data, requires_grad=True)
     expected = conv2d(Tensor(np.where(x.data >= 0, 1.0, -1.0)), wq, pad=1, pad_value=1.0)
@@ -190,9 +211,11 @@ def test_q_layers_take_every_weight_quantizer_by_name(method):
     expected.backward(g)
     w = layer.weight.data
     window = (np.abs(w) <= 1).astype(float)
-    slope = {"approx_sign": np.maximum(2 - 2 * np.abs(w), 0),
-             "swish_sign": 5 * (2 - 5 * w * np.tanh(5 * w / 2)) / (1 + np.cosh(5 * w)),
-             "magnitude_aware_sign": np.abs(w).mean(axis=(1, 2, 3), keepdims=True) * window}.get(method, window)
+    slope = {
+        "approx_sign": np.maximum(2 - 2 * np.abs(w), 0),
+        "swish_sign": 5 * (2 - 5 * w * np.tanh(5 * w / 2)) / (1 + np.cosh(5 * w)),
+        "magnitude_aware_sign": np.abs(w).mean(axis=(1, 2, 3), keepdims=True) * window,
+    }.get(method, window)
     np.testing.assert_allclose(layer.weight.grad, wq.grad * slope, rtol=1e-9, atol=1e-12)
     assert construct(describe(layer)).weight_method == method
 
@@ -207,8 +230,13 @@ def test_q_layers_refuse_an_unknown_weight_quantizer():
 def test_converted_models_compute_the_same_for_every_weight_quantizer(method, scaling, seed):
     """sign and alpha sign weights are packed (alpha folds into the scale); ternary and 0/1 weights stay."""
     rng = np.random.default_rng(seed)
-    model = Sequential(QConvolution(3, 4, pad=1, weight_method=method, scaling_factor=scaling, rng=rng),
-                       BatchNorm(), Flatten(), QFullyConnected(5, weight_method=method, rng=rng), BatchNorm())
+    model = Sequential(
+        QConvolution(3, 4, pad=1, weight_method=method, scaling_factor=scaling, rng=rng),
+        BatchNorm(),
+        Flatten(),
+        QFullyConnected(5, weight_method=method, rng=rng),
+        BatchNorm(),
+    )
     model.build((3, 6, 6))
     model.eval()
     x = Tensor(np.where(rng.random((4, 3, 6, 6)) < 0.2, 0.0, rng.standard_normal((4, 3, 6, 6))).astype(np.float32))
@@ -226,6 +254,9 @@ def test_converting_a_model_with_only_ternary_weights_is_refused_saying_why(tmp_
 
     model = Sequential(Flatten(), QFullyConnected(3, weight_method="ste_tern", rng=np.random.default_rng(0)))
     path = save_model(tmp_path / "tern.npz", model.build((4,)), (4,))
-    with pytest.raises(ModelFileError, match=r"tern.npz: has no binary layer .*weight_method one of det_sign, "
-                                             r"approx_sign, swish_sign, magnitude_aware_sign"):
+    with pytest.raises(
+        ModelFileError,
+        match=r"tern.npz: has no binary layer .*weight_method one of det_sign, "
+        r"approx_sign, swish_sign, magnitude_aware_sign",
+    ):
         convert_file(path)

@@ -1,4 +1,5 @@
 """Module bookkeeping and the float layers."""
+
 import json
 
 import numpy as np
@@ -7,15 +8,30 @@ import pytest
 from tinybnn.architecture import construct, describe
 from tinybnn.autograd import Tensor, conv2d, gradcheck
 from tinybnn.errors import ArgumentError, ModelFileError, ShapeError
-from tinybnn.layers import (Activation, BatchNorm, Convolution, Dropout, Flatten, FullyConnected, Parameter,
-                            Pooling, Sequential)
+from tinybnn.layers import (
+    Activation,
+    BatchNorm,
+    Convolution,
+    Dropout,
+    Flatten,
+    FullyConnected,
+    Parameter,
+    Pooling,
+    Sequential,
+)
 from tinybnn.models import lenet
 
 
 def small_net(seed=0):
     rng = np.random.default_rng(seed)
-    return Sequential(Convolution(3, 4, pad=1, rng=rng), BatchNorm(), Activation("relu"),
-                      Pooling("max", 2), Flatten(), FullyConnected(5, rng=rng))
+    return Sequential(
+        Convolution(3, 4, pad=1, rng=rng),
+        BatchNorm(),
+        Activation("relu"),
+        Pooling("max", 2),
+        Flatten(),
+        FullyConnected(5, rng=rng),
+    )
 
 
 def test_parameters_are_created_at_the_first_call_from_the_input_size():
@@ -23,8 +39,14 @@ def test_parameters_are_created_at_the_first_call_from_the_input_size():
     assert net.parameters() == []
     net(Tensor(np.zeros((2, 3, 6, 6), np.float32)))
     shapes = {name: p.shape for name, p in net.named_parameters()}
-    assert shapes == {"0.weight": (4, 3, 3, 3), "0.bias": (4,), "1.gamma": (4,), "1.beta": (4,),
-                      "5.weight": (5, 36), "5.bias": (5,)}
+    assert shapes == {
+        "0.weight": (4, 3, 3, 3),
+        "0.bias": (4,),
+        "1.gamma": (4,),
+        "1.beta": (4,),
+        "5.weight": (5, 36),
+        "5.bias": (5,),
+    }
     assert [name for name, _ in net.named_buffers()] == ["1.running_mean", "1.running_var"]
 
 
@@ -104,8 +126,11 @@ def test_lenet_shapes_match_bmxnet():
 
 def test_errors_name_the_layer_and_both_shapes():
     net = lenet(rng=np.random.default_rng(0)).build((1, 28, 28))
-    with pytest.raises(ShapeError, match=r"layer 0 \(Convolution\): input has 3 channels, weights expect 1 "
-                                         r"\(input \(2, 3, 28, 28\), weights \(64, 1, 5, 5\)\)"):
+    with pytest.raises(
+        ShapeError,
+        match=r"layer 0 \(Convolution\): input has 3 channels, weights expect 1 "
+        r"\(input \(2, 3, 28, 28\), weights \(64, 1, 5, 5\)\)",
+    ):
         net(Tensor(np.zeros((2, 3, 28, 28), np.float32)))
     message = r"layer 0 \(Convolution\): expected input \(N, C, H, W\), got shape \(28, 28\)"
     with pytest.raises(ShapeError, match=message):
@@ -114,19 +139,22 @@ def test_errors_name_the_layer_and_both_shapes():
         net(Tensor(np.zeros((2, 1, 20, 20), np.float32)))
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: Convolution(3, 0), "num_filter must be a positive integer"),
-    (lambda: Convolution(0, 8), "kernel must be positive"),
-    (lambda: Convolution(3, 8, stride=0), "stride must be positive"),
-    (lambda: Convolution(3, 8, pad=-1), "pad must be >= 0"),
-    (lambda: Convolution(3, 8, weight_init="zeros"), "weight_init must be one of"),
-    (lambda: FullyConnected(-3), "num_hidden must be a positive integer"),
-    (lambda: Pooling("median"), "pool_type must be 'max' or 'avg'"),
-    (lambda: Pooling("max", 2, stride=0), "stride must be positive"),
-    (lambda: Activation("swish"), "act_type must be one of"),
-    (lambda: Dropout(1.0), r"p must lie in \[0, 1\)"),
-    (lambda: BatchNorm(momentum=1.0), "momentum must lie in"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: Convolution(3, 0), "num_filter must be a positive integer"),
+        (lambda: Convolution(0, 8), "kernel must be positive"),
+        (lambda: Convolution(3, 8, stride=0), "stride must be positive"),
+        (lambda: Convolution(3, 8, pad=-1), "pad must be >= 0"),
+        (lambda: Convolution(3, 8, weight_init="zeros"), "weight_init must be one of"),
+        (lambda: FullyConnected(-3), "num_hidden must be a positive integer"),
+        (lambda: Pooling("median"), "pool_type must be 'max' or 'avg'"),
+        (lambda: Pooling("max", 2, stride=0), "stride must be positive"),
+        (lambda: Activation("swish"), "act_type must be one of"),
+        (lambda: Dropout(1.0), r"p must lie in \[0, 1\)"),
+        (lambda: BatchNorm(momentum=1.0), "momentum must lie in"),
+    ],
+)
 def test_bad_arguments_are_refused_at_construction(make, message):
     with pytest.raises(ArgumentError, match=message):
         make()

@@ -1,5 +1,6 @@
 """Random and mutated bytes fed to the model loader raise only ModelFileError:
 no other exception, no hang, no allocation beyond what the file holds."""
+
 import io
 import struct
 import tracemalloc
@@ -49,8 +50,11 @@ def test_random_bytes(tmp_path, data):
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.sampled_from(["float", "binarized"]), st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)),
-                                                        min_size=1, max_size=8), st.data())
+@given(
+    st.sampled_from(["float", "binarized"]),
+    st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=8),
+    st.data(),
+)
 def test_mutated_model_files(tmp_path, valid, kind, flips, data):
     original = bytearray(valid[kind])
     for position, value in flips:

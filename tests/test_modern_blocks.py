@@ -2,6 +2,7 @@
 gradients (numerical checks in float64 where the layer is differentiable, the hand-written
 straight-through formula where it is not), their errors, files and conversion, and the
 reactnet-lenet built from them (a forward and backward pass on a few images, no training)."""
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -37,8 +38,7 @@ def state_bytes(model):
 
 
 @settings(deadline=None)
-@given(st.sampled_from([(3, 2, 2, 2), (4, 3), (1, 1, 1, 1)]), st.sampled_from(["det_sign", "approx_sign"]),
-       st.data())
+@given(st.sampled_from([(3, 2, 2, 2), (4, 3), (1, 1, 1, 1)]), st.sampled_from(["det_sign", "approx_sign"]), st.data())
 def test_rsign_is_sign_of_x_minus_alpha_with_the_straight_through_gradient(shape, method, data):
     layer = RSign(method)
     layer(Tensor(np.zeros(shape)))
@@ -142,17 +142,29 @@ def test_bireal_convolution_errors_name_the_problem():
     with pytest.raises(ArgumentError, match="BiRealConvolution: act_bit must be an integer from 1 to 32"):
         BiRealConvolution(3, 8, act_bit=0)
     block = Sequential(BiRealConvolution(3, 8, rng=np.random.default_rng(0)))
-    with pytest.raises(ShapeError, match=r"layer 0 \(BiRealConvolution\): body gives \(1, 8, 5, 5\) but the "
-                                         r"shortcut gives \(1, 3, 5, 5\)"):
+    with pytest.raises(
+        ShapeError,
+        match=r"layer 0 \(BiRealConvolution\): body gives \(1, 8, 5, 5\) but the "
+        r"shortcut gives \(1, 3, 5, 5\)",
+    ):
         block(Tensor(np.zeros((1, 3, 5, 5), np.float32)))
     with pytest.raises(ModelFileError, match="BiRealConvolution.* body gives"):
         footprint(describe(Sequential(BiRealConvolution(3, 8))), (3, 5, 5))
 
 
 def blocks_net(rng):
-    return Sequential(BatchNorm(), BiRealConvolution(3, 4, rng=rng), RPReLU(),
-                      BiRealConvolution(5, 4, learn_threshold=False, method="approx_sign", rng=rng), RPReLU(),
-                      Flatten(), RSign(), QFullyConnected(6, rng=rng), BatchNorm(), RPReLU())
+    return Sequential(
+        BatchNorm(),
+        BiRealConvolution(3, 4, rng=rng),
+        RPReLU(),
+        BiRealConvolution(5, 4, learn_threshold=False, method="approx_sign", rng=rng),
+        RPReLU(),
+        Flatten(),
+        RSign(),
+        QFullyConnected(6, rng=rng),
+        BatchNorm(),
+        RPReLU(),
+    )
 
 
 def trained_looking(model, rng):
@@ -195,6 +207,7 @@ def test_conversion_packs_the_binary_layers_and_computes_the_same(seed):
 def test_reactnet_lenet_trains_a_step_on_a_few_images():
     model, shape = build_model("reactnet-lenet", rng=np.random.default_rng(0))
     from tinybnn.autograd import softmax_cross_entropy
+
     x = Tensor(np.random.default_rng(1).random((4, *shape), dtype=np.float32))
     logits = model(x)
     assert logits.shape == (4, 10)

@@ -1,5 +1,6 @@
 """A layer defined in this file alone (no edit to the package) works everywhere a layer is used:
 model files (describe, construct, footprint), the summary, the converter and the filter picture."""
+
 from __future__ import annotations
 
 import math
@@ -66,8 +67,13 @@ def test_it_registers_itself_and_round_trips_through_a_model_file(tmp_path):
 def test_the_summary_prints_what_it_declares():
     rows, predicted = summarize(network().build((1, 8, 8)), (1, 8, 8))
     gain = next(r for r in rows if r.name == "1 ChannelGain")
-    assert (gain.output_shape, gain.params, gain.bits, gain.stored_bytes, gain.float_macs) == ((3, 6, 6), 3, 32, 12,
-                                                                                              108)
+    assert (gain.output_shape, gain.params, gain.bits, gain.stored_bytes, gain.float_macs) == (
+        (3, 6, 6),
+        3,
+        32,
+        12,
+        108,
+    )
     assert predicted is None  # no binary layer: nothing to convert
 
 
@@ -86,7 +92,10 @@ def test_the_converter_keeps_it_as_it_is_between_packed_layers():
 def test_the_filter_picture_draws_its_declared_filters():
     panels = filter_panels(network().build((1, 8, 8)))
     assert [(p.name, p.layer_type, p.values.shape) for p in panels] == [
-        ("0", "Convolution", (3, 1, 3, 3)), ("1", "ChannelGain", (3, 1, 1, 1)), ("2", "Convolution", (4, 3, 3, 3))]
+        ("0", "Convolution", (3, 1, 3, 3)),
+        ("1", "ChannelGain", (3, 1, 1, 1)),
+        ("2", "Convolution", (4, 3, 3, 3)),
+    ]
 
 
 def test_its_gradient_matches_central_differences():

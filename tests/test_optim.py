@@ -1,4 +1,5 @@
 """Optimizers: steps against the written formulas; schedules; constraints."""
+
 import math
 
 import numpy as np
@@ -99,12 +100,15 @@ def test_state_arrays_round_trip():
         fresh.load_state_arrays({"m.0": saved["m.0"]})
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: SGD([], lr=0.1), "no parameters"),
-    (lambda: SGD([param([1.0], [1.0])], lr=0), "learning rate must be positive"),
-    (lambda: SGD([param([1.0], [1.0])], lr=0.1, nesterov=True), "nesterov needs a momentum"),
-    (lambda: Adam([param([1.0], [1.0])], betas=(1.0, 0.9)), "betas must lie"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: SGD([], lr=0.1), "no parameters"),
+        (lambda: SGD([param([1.0], [1.0])], lr=0), "learning rate must be positive"),
+        (lambda: SGD([param([1.0], [1.0])], lr=0.1, nesterov=True), "nesterov needs a momentum"),
+        (lambda: Adam([param([1.0], [1.0])], betas=(1.0, 0.9)), "betas must lie"),
+    ],
+)
 def test_bad_optimizer_arguments(make, message):
     with pytest.raises(ArgumentError, match=message):
         make()

@@ -1,4 +1,5 @@
 """Bop: the flip rule by hand, parameter groups, exact resume, bad settings."""
+
 import math
 
 import numpy as np
@@ -48,8 +49,12 @@ def test_a_product_equal_to_tau_does_not_flip():
 
 
 @settings(deadline=None, max_examples=50)
-@given(st.lists(st.floats(-2, 2, width=32), min_size=1, max_size=30), st.floats(1e-4, 1.0), st.floats(0, 1e-2),
-       st.integers(0, 2**32 - 1))
+@given(
+    st.lists(st.floats(-2, 2, width=32), min_size=1, max_size=30),
+    st.floats(1e-4, 1.0),
+    st.floats(0, 1e-2),
+    st.integers(0, 2**32 - 1),
+)
 def test_weights_stay_plus_minus_one_and_flips_count_sign_changes(values, gamma, tau, seed):
     w = Parameter(np.array(values, dtype=np.float32))
     bop = Bop([w], gamma=gamma, tau=tau)
@@ -63,8 +68,12 @@ def test_weights_stay_plus_minus_one_and_flips_count_sign_changes(values, gamma,
 
 
 def small_binary_net():
-    net = Sequential(QActivation(), QFullyConnected(4, rng=np.random.default_rng(0)), BatchNorm(),
-                     FullyConnected(3, rng=np.random.default_rng(1)))
+    net = Sequential(
+        QActivation(),
+        QFullyConnected(4, rng=np.random.default_rng(0)),
+        BatchNorm(),
+        FullyConnected(3, rng=np.random.default_rng(1)),
+    )
     return net.build((6,))
 
 
@@ -101,8 +110,10 @@ def test_a_parameter_in_two_groups_is_refused():
         ParameterGroups(Bop(binary_weights(net)), Adam(net.parameters()))
 
 
-@pytest.mark.parametrize("gamma, tau", [(0.0, 1e-8), (-1e-4, 1e-8), (1.5, 1e-8), (math.nan, 1e-8),
-                                        (1e-4, -1.0), (1e-4, math.inf), (1e-4, math.nan)])
+@pytest.mark.parametrize(
+    "gamma, tau",
+    [(0.0, 1e-8), (-1e-4, 1e-8), (1.5, 1e-8), (math.nan, 1e-8), (1e-4, -1.0), (1e-4, math.inf), (1e-4, math.nan)],
+)
 def test_bad_hyperparameters_are_refused(gamma, tau):
     with pytest.raises(ArgumentError, match="gamma|tau"):
         Bop([Parameter(np.ones(3))], gamma=gamma, tau=tau)
@@ -156,8 +167,14 @@ def test_resume_with_bop_is_exact(tmp_path):
 def test_a_bop_checkpoint_does_not_load_into_another_optimizer(tmp_path):
     model = small_binary_net()
     groups = bop_with(model, Adam)
-    path = save_checkpoint(tmp_path / "c.ckpt.npz", model, (6,), groups,
-                           TrainState(rng_state=np.random.default_rng(0).bit_generator.state), run={})
+    path = save_checkpoint(
+        tmp_path / "c.ckpt.npz",
+        model,
+        (6,),
+        groups,
+        TrainState(rng_state=np.random.default_rng(0).bit_generator.state),
+        run={},
+    )
     with pytest.raises(ModelFileError, match="c.ckpt.npz: optimizer state has arrays"):
         load_checkpoint(path).restore_optimizer(SGD(model.parameters(), momentum=0.9), path)
 
@@ -184,8 +201,18 @@ def test_train_resume_with_bop_on_the_command_line_is_exact(mnist_dir, tmp_path,
     from tinybnn.cli import main
     from tinybnn.serialization import load_model
 
-    common = ["--optimizer", "bop", "--bop-gamma", "1e-3", "--data", str(mnist_dir), "--train-limit", "200",
-              "--test-limit", "50"]
+    common = [
+        "--optimizer",
+        "bop",
+        "--bop-gamma",
+        "1e-3",
+        "--data",
+        str(mnist_dir),
+        "--train-limit",
+        "200",
+        "--test-limit",
+        "50",
+    ]
     assert main(["train", *common, "--epochs", "2", "--out", str(tmp_path / "straight.npz")]) == 0
     assert main(["train", *common, "--epochs", "1", "--out", str(tmp_path / "part.npz")]) == 0
     assert main(["train", "--resume", str(tmp_path / "part.ckpt.npz"), "--epochs", "2", "--data", str(mnist_dir)]) == 0

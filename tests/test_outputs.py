@@ -6,6 +6,7 @@ that is not a tinybnn file of the kind they write (unless --force), and a
 folder that does not exist or cannot be written; resuming continues the run
 it resumes; killed writes' temporary files go on the next write.
 """
+
 import contextlib
 import io
 import os
@@ -63,8 +64,14 @@ def assert_one_line_error(capsys, *fragments):
 @pytest.mark.parametrize("force", [False, True])
 def test_convert_never_writes_over_its_input(trained, spelling, force, monkeypatch, capsys):
     monkeypatch.chdir(trained.parent)
-    out = {"same": "m.npz", "dot": "./m.npz", "absolute": str(trained),
-           "up-and-back": f"../{trained.parent.name}/m.npz", "symlink": "link.npz", "hardlink": "hard.npz"}[spelling]
+    out = {
+        "same": "m.npz",
+        "dot": "./m.npz",
+        "absolute": str(trained),
+        "up-and-back": f"../{trained.parent.name}/m.npz",
+        "symlink": "link.npz",
+        "hardlink": "hard.npz",
+    }[spelling]
     if spelling == "symlink":
         os.symlink("m.npz", "link.npz")
     if spelling == "hardlink":
@@ -113,34 +120,54 @@ def test_convert_default_target_obeys_the_same_rule(trained, capsys):
 def test_convert_refuses_outs_that_are_not_files_it_can_write(trained, where, capsys):
     if where == "unwritable-folder" and not sys.platform.startswith("linux"):
         pytest.skip("/proc is Linux's")  # /proc refuses new files even to root, unlike chmod
-    out = {"folder": trained.parent, "missing-folder": trained.parent / "no" / "x.npz",
-           "unwritable-folder": Path("/proc/x.npz"), "dangling-link": trained.parent / "dangling.npz",
-           "device": Path(os.devnull)}[where]
+    out = {
+        "folder": trained.parent,
+        "missing-folder": trained.parent / "no" / "x.npz",
+        "unwritable-folder": Path("/proc/x.npz"),
+        "dangling-link": trained.parent / "dangling.npz",
+        "device": Path(os.devnull),
+    }[where]
     if where == "dangling-link":
         os.symlink("nowhere.npz", out)
     for force in ([], ["--force"]):
         assert main(["convert", str(trained), "--out", str(out), *force]) == 2
         assert_one_line_error(capsys, f"--out {out}:")
     assert sorted(p.name for p in trained.parent.iterdir()) == sorted(
-        ["m.npz"] + (["dangling.npz"] if where == "dangling-link" else []))
+        ["m.npz"] + (["dangling.npz"] if where == "dangling-link" else [])
+    )
 
 
 # --- train: checked before the data is loaded ----------------------------------------
-@pytest.mark.parametrize("out, existing, message", [
-    ("notes.txt", b"my notes", "--out notes.txt: exists and is not a tinybnn trained model file"),
-    ("m.npz", b"PK\x05\x06" + bytes(18), "--out m.npz: exists and is not a tinybnn trained model file"),
-    ("m.ckpt.npz", None, "--out m.ckpt.npz: exists and is not a tinybnn trained model file (it is a tinybnn "
-                         "checkpoint)"),
-    ("b.npz", None, "--out b.npz: exists and is not a tinybnn trained model file (it is a tinybnn converted "
-                    "model)"),
-    ("gone/m.npz", None, "the folder"),
-    (".", None, "is a folder"),
-])
+@pytest.mark.parametrize(
+    "out, existing, message",
+    [
+        ("notes.txt", b"my notes", "--out notes.txt: exists and is not a tinybnn trained model file"),
+        ("m.npz", b"PK\x05\x06" + bytes(18), "--out m.npz: exists and is not a tinybnn trained model file"),
+        (
+            "m.ckpt.npz",
+            None,
+            "--out m.ckpt.npz: exists and is not a tinybnn trained model file (it is a tinybnn checkpoint)",
+        ),
+        (
+            "b.npz",
+            None,
+            "--out b.npz: exists and is not a tinybnn trained model file (it is a tinybnn converted model)",
+        ),
+        ("gone/m.npz", None, "the folder"),
+        (".", None, "is a folder"),
+    ],
+)
 def test_train_refuses_its_out_before_loading_data(tmp_path, out, existing, message):
     save_model(tmp_path / "b.npz", binary_model(), (70,), kind="binarized")
     model = binary_model()
-    save_checkpoint(tmp_path / "m.ckpt.npz", model, (70,), Adam(model.parameters()),
-                    TrainState(epoch=1, rng_state=np.random.default_rng(0).bit_generator.state), {})
+    save_checkpoint(
+        tmp_path / "m.ckpt.npz",
+        model,
+        (70,),
+        Adam(model.parameters()),
+        TrainState(epoch=1, rng_state=np.random.default_rng(0).bit_generator.state),
+        {},
+    )
     if existing is not None:
         (tmp_path / out).write_bytes(existing)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
@@ -166,8 +193,25 @@ def test_resume_continues_the_run_it_resumes(mnist_dir, tmp_path, monkeypatch, c
     common = ["--data", str(mnist_dir.resolve())]
     monkeypatch.chdir(tmp_path)
     Path("model.npz").write_text("an unrelated file")
-    assert main(["train", "--model", "lenet", *common, "--epochs", "1", "--train-limit", "200",
-                 "--test-limit", "100", "--out", "run.npz"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "lenet",
+                *common,
+                "--epochs",
+                "1",
+                "--train-limit",
+                "200",
+                "--test-limit",
+                "100",
+                "--out",
+                "run.npz",
+            ]
+        )
+        == 0
+    )
     assert main(["train", "--resume", "run.ckpt.npz", "--epochs", "2", *common]) == 0
     assert "saved run.npz" in capsys.readouterr().out
     assert Path("model.npz").read_text() == "an unrelated file"
@@ -212,11 +256,25 @@ def test_check_output_passes_a_file_of_the_same_kind(trained):
 
 # --- killed writes' leftovers ----------------------------------------------------------
 @settings(max_examples=40)
-@given(names=st.lists(st.one_of(
-    st.builds(lambda h: f".m.npz.{h}.tmp", st.text("0123456789abcdefABCDEFg", min_size=10, max_size=14)),
-    st.sampled_from([".m.npz.tmp", "m.npz.0123456789ab.tmp", ".m.npz.0123456789ab.tmp.keep",
-                     ".other.npz.0123456789ab.tmp", ".m.npz.0123456789ab.tmpx", ".mXnpz.0123456789ab.tmp"])),
-    max_size=6, unique=True))
+@given(
+    names=st.lists(
+        st.one_of(
+            st.builds(lambda h: f".m.npz.{h}.tmp", st.text("0123456789abcdefABCDEFg", min_size=10, max_size=14)),
+            st.sampled_from(
+                [
+                    ".m.npz.tmp",
+                    "m.npz.0123456789ab.tmp",
+                    ".m.npz.0123456789ab.tmp.keep",
+                    ".other.npz.0123456789ab.tmp",
+                    ".m.npz.0123456789ab.tmpx",
+                    ".mXnpz.0123456789ab.tmp",
+                ]
+            ),
+        ),
+        max_size=6,
+        unique=True,
+    )
+)
 def test_a_successful_write_removes_exactly_its_own_stale_temporaries(tmp_path_factory, names):
     folder = tmp_path_factory.mktemp("stale")
     for name in names:

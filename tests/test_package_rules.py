@@ -1,4 +1,5 @@
 """Rules about the package's source as a whole, read from the files themselves."""
+
 import ast
 import re
 from pathlib import Path
@@ -32,8 +33,12 @@ def imported_modules(path: Path, modules: set[str]) -> set[str]:
     name = module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     tree = ast.parse(path.read_text(), str(path))
-    type_checking = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If)
-                     and "TYPE_CHECKING" in ast.unparse(block.test) for node in ast.walk(block)}
+    type_checking = {
+        id(node)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
+        for node in ast.walk(block)
+    }
     found = set()
     for node in ast.walk(tree):
         if id(node) in type_checking:
@@ -43,7 +48,7 @@ def imported_modules(path: Path, modules: set[str]) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(anchor + ([node.module] if node.module else []))
             for alias in node.names:
                 found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base)
@@ -66,7 +71,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for target in sorted(graph[node]):
             if state.get(target) == 1:
-                return path[path.index(target):] + [target]
+                return path[path.index(target) :] + [target]
             if target not in state and (cycle := visit(target)):
                 return cycle
         path.pop()
@@ -103,8 +108,9 @@ def test_imports_come_before_the_code():
     """No import at the bottom of a file, the way a cycle used to be held together."""
     for path in package_files():
         body = ast.parse(path.read_text(), str(path)).body
-        first_code = next((i for i, node in enumerate(body) if isinstance(node, (ast.FunctionDef, ast.ClassDef))),
-                          len(body))
+        first_code = next(
+            (i for i, node in enumerate(body) if isinstance(node, (ast.FunctionDef, ast.ClassDef))), len(body)
+        )
         late = [node.lineno for node in body[first_code:] if isinstance(node, (ast.Import, ast.ImportFrom))]
         assert not late, f"{path.relative_to(ROOT)}: imports after the first definition, line(s) {late}"
 
@@ -139,9 +145,11 @@ def test_importing_the_library_loads_no_tool():
     import subprocess
     import sys
 
-    code = ("import sys\n"
-            f"for name in {LIBRARY!r}: __import__(name)\n"
-            f"print(sorted(m for m in sys.modules if m.startswith({TOOLS!r})))\n")
+    code = (
+        "import sys\n"
+        f"for name in {LIBRARY!r}: __import__(name)\n"
+        f"print(sorted(m for m in sys.modules if m.startswith({TOOLS!r})))\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert done.stdout.strip() == "[]", done.stdout
 
@@ -157,8 +165,14 @@ def test_nothing_points_to_files_outside_the_repository():
 def test_every_file_a_docstring_names_is_in_the_repository():
     """A path like docs/x.md or tinybnn/y.py in the package's source names a file of this repository."""
     named = re.compile(r"\b((?:docs|tinybnn|tests|scripts|exercises)/[\w./-]*\w\.(?:md|py|npz|json|txt))\b")
-    missing = sorted({f"{path.relative_to(ROOT)}: {name}" for path in package_files()
-                      for name in named.findall(path.read_text()) if not (ROOT / name).exists()})
+    missing = sorted(
+        {
+            f"{path.relative_to(ROOT)}: {name}"
+            for path in package_files()
+            for name in named.findall(path.read_text())
+            if not (ROOT / name).exists()
+        }
+    )
     assert not missing, f"name files that are not in the repository: {missing}"
 
 
@@ -166,7 +180,8 @@ PAPER = re.compile(r"\((?:[A-Za-z.\s]+\s)?(?:19|20)\d\d[,;)]")  # "(ECCV 2016, .
 
 
 def test_quantizers_and_layers_cite_their_papers():
-    modules = [PACKAGE / "autograd" / "quantize.py"] + [path for path in sorted((PACKAGE / "layers").glob("*.py"))
-                                                         if path.name not in ("__init__.py", "module.py")]
+    modules = [PACKAGE / "autograd" / "quantize.py"] + [
+        path for path in sorted((PACKAGE / "layers").glob("*.py")) if path.name not in ("__init__.py", "module.py")
+    ]
     uncited = [path.name for path in modules if not PAPER.search(ast.get_docstring(ast.parse(path.read_text())) or "")]
     assert not uncited, f"module docstrings without a paper reference: {uncited}"

@@ -1,5 +1,6 @@
 """Packed inference: bit-level convolution pieces, packed layers against the
 float path on ±1 values (exactly: these are integers), and the converter."""
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -37,9 +38,17 @@ def binary_conv_case(draw):
     ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
     h = draw(st.integers(max(1, kh - 2 * ph), 6))
     w = draw(st.integers(max(1, kw - 2 * pw), 6))
-    return dict(n=draw(st.integers(1, 2)), c=c, f=draw(st.integers(1, 5)), kernel=(kh, kw),
-                stride=(draw(st.integers(1, 2)), draw(st.integers(1, 2))), pad=(ph, pw), h=h, w=w,
-                pad_value=draw(st.sampled_from([1.0, -1.0])))
+    return dict(
+        n=draw(st.integers(1, 2)),
+        c=c,
+        f=draw(st.integers(1, 5)),
+        kernel=(kh, kw),
+        stride=(draw(st.integers(1, 2)), draw(st.integers(1, 2))),
+        pad=(ph, pw),
+        h=h,
+        w=w,
+        pad_value=draw(st.sampled_from([1.0, -1.0])),
+    )
 
 
 @settings(max_examples=40)
@@ -47,8 +56,9 @@ def binary_conv_case(draw):
 def test_packed_convolution_equals_float_convolution_on_signs(case, data):
     x = data.draw(float_arrays((case["n"], case["c"], case["h"], case["w"]), np.float32, layout="C"))
     weight = data.draw(float_arrays((case["f"], case["c"], *case["kernel"]), np.float32, layout="C"))
-    layer = PackedConvolution(case["kernel"], case["f"], case["c"], stride=case["stride"], pad=case["pad"],
-                              pad_value=case["pad_value"])
+    layer = PackedConvolution(
+        case["kernel"], case["f"], case["c"], stride=case["stride"], pad=case["pad"], pad_value=case["pad_value"]
+    )
     layer.weight_bits[...] = pack_filters(weight, pad_words_to=1)
     ph, pw = case["pad"]
     padded = np.pad(sign(x), ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=case["pad_value"])
@@ -104,10 +114,14 @@ def random_statistics(model, rng):
 @pytest.mark.parametrize("scaling, bias", [(False, False), (True, False), (False, True), (True, True)])
 def test_conversion_folds_scaling_bias_and_batchnorm(scaling, bias):
     rng = np.random.default_rng(0)
-    model = Sequential(QActivation(), QConvolution(3, 8, pad=1, scaling_factor=scaling, no_bias=not bias, rng=rng),
-                       BatchNorm(), QActivation(),
-                       QFullyConnected(5, scaling_factor=scaling, no_bias=not bias, rng=rng),
-                       BatchNorm()).build((4, 6, 6))
+    model = Sequential(
+        QActivation(),
+        QConvolution(3, 8, pad=1, scaling_factor=scaling, no_bias=not bias, rng=rng),
+        BatchNorm(),
+        QActivation(),
+        QFullyConnected(5, scaling_factor=scaling, no_bias=not bias, rng=rng),
+        BatchNorm(),
+    ).build((4, 6, 6))
     random_statistics(model, rng)
     if bias:
         model[1].bias.data[...] = rng.normal(0, 2, 8)
@@ -134,8 +148,15 @@ def test_converted_lenet_matches_the_float_path():
     fused = convert_model(model)
     use_float_path(model)
     assert [type(m).__name__ for m in converted] == [
-        "Convolution", "Activation", "Pooling", "PackedConvolution", "Flatten", "PackedFullyConnected",
-        "Activation", "FullyConnected"]
+        "Convolution",
+        "Activation",
+        "Pooling",
+        "PackedConvolution",
+        "Flatten",
+        "PackedFullyConnected",
+        "Activation",
+        "FullyConnected",
+    ]
     assert converted[3].input_norm and converted[3].pool_kernel == (2, 2)
     assert [type(m).__name__ for m in fused] == ["ConvolutionToBits", "BitConvolution", "BitDense"]
     x = Tensor(rng.random((20, 1, 28, 28), dtype=np.float32))
@@ -191,8 +212,9 @@ def test_pooling_in_the_epilogue_equals_pooling_after(case, pool, data):
     x = data.draw(float_arrays((case["n"], case["c"], case["h"] + 2, case["w"] + 2), np.float32, layout="C"))
     weight = data.draw(float_arrays((case["f"], case["c"], *case["kernel"]), np.float32, layout="C"))
     plain = PackedConvolution(case["kernel"], case["f"], case["c"], stride=case["stride"], pad=case["pad"])
-    pooled = PackedConvolution(case["kernel"], case["f"], case["c"], stride=case["stride"], pad=case["pad"],
-                               pool_kernel=pool)
+    pooled = PackedConvolution(
+        case["kernel"], case["f"], case["c"], stride=case["stride"], pad=case["pad"], pool_kernel=pool
+    )
     for layer in (plain, pooled):
         layer.weight_bits[...] = pack_filters(weight, pad_words_to=1)
         layer.scale[...] = np.linspace(-1, 2, case["f"])

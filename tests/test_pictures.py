@@ -1,5 +1,6 @@
 """Pictures: filters (binary tiles in two colours, float tiles in greys, packed filters
 unpacked exactly), training curves, and ``tinybnn show`` (atomic writes, one-line errors)."""
+
 import json
 import subprocess
 import sys
@@ -19,9 +20,22 @@ from tinybnn.layers import BatchNorm, Convolution, Pooling, QActivation, QConvol
 from tinybnn.layers.packed import PackedConvolution
 from tinybnn.models import lenet
 from tinybnn.optim import Adam
-from tinybnn.pictures import (BACKGROUND, BLACK, MAX_TILES, TEST_COLOUR, TRAIN_COLOUR, WHITE, curves_image,
-                              filter_panel, filter_panels, filters_image, format_tick, kernel_grid, nice_ticks,
-                              panel_caption)
+from tinybnn.pictures import (
+    BACKGROUND,
+    BLACK,
+    MAX_TILES,
+    TEST_COLOUR,
+    TRAIN_COLOUR,
+    WHITE,
+    curves_image,
+    filter_panel,
+    filter_panels,
+    filters_image,
+    format_tick,
+    kernel_grid,
+    nice_ticks,
+    panel_caption,
+)
 from tinybnn.predict import SHIPPED_MODEL
 from tinybnn.serialization import load_model, save_model
 from tinybnn.training import EpochResult, TrainState
@@ -42,14 +56,16 @@ def contains(image: Image.Image, grid: np.ndarray) -> bool:
     h, w = grid.shape[:2]
     for y in range(big.shape[0] - h + 1):
         for x in range(big.shape[1] - w + 1):
-            if np.array_equal(big[y, x:x + 8], grid[0, :8]) and np.array_equal(big[y:y + h, x:x + w], grid):
+            if np.array_equal(big[y, x : x + 8], grid[0, :8]) and np.array_equal(big[y : y + h, x : x + w], grid):
                 return True
     return False
 
 
 def history(epochs: int) -> list[dict]:
-    return [asdict(EpochResult(e, 1.0 / e, 0.8 + 0.01 * e, 1.2 / e, 0.75 + 0.01 * e, 2.0, 500.0, 1e-3))
-            for e in range(1, epochs + 1)]
+    return [
+        asdict(EpochResult(e, 1.0 / e, 0.8 + 0.01 * e, 1.2 / e, 0.75 + 0.01 * e, 2.0, 500.0, 1e-3))
+        for e in range(1, epochs + 1)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +101,9 @@ def test_binary_tiles_show_the_signs_of_the_latent_weights_with_sign0_plus_one()
 def test_the_shipped_model_draws_a_two_coloured_packed_layer(shipped):
     panels = filter_panels(shipped.model)
     assert [(p.name, p.layer_type, p.kind) for p in panels] == [
-        ("0", "Convolution", "float"), ("3", "PackedConvolution", "binary")]
+        ("0", "Convolution", "float"),
+        ("3", "PackedConvolution", "binary"),
+    ]
     assert panels[1].values.shape == (64, 64, 5, 5)
     image = filters_image(shipped.model, title="shipped")
     assert image.mode == "RGB"
@@ -104,8 +122,8 @@ def test_a_converted_layer_draws_the_same_signs_as_the_trained_one(case):
     model[1].weight.data[...] = weight
     converted = convert_model(model)
     assert isinstance(converted[0], PackedConvolution)
-    trained_panel, = filter_panels(model)
-    packed_panel, = filter_panels(converted)
+    (trained_panel,) = filter_panels(model)
+    (packed_panel,) = filter_panels(converted)
     expected = np.where(weight >= 0, 1.0, -1.0)
     assert np.array_equal(trained_panel.values, expected)
     assert np.array_equal(packed_panel.values, expected)
@@ -124,10 +142,13 @@ def test_k_bit_weights_are_drawn_in_their_grey_levels():
 
 
 def test_choosing_a_layer_and_refusing_what_is_not_a_convolution(binary_lenet):
-    only, = filter_panels(binary_lenet, layer="5")
+    (only,) = filter_panels(binary_lenet, layer="5")
     assert only.layer_type == "QConvolution"
-    with pytest.raises(ArgumentError, match=r"--layer 3: layer 3 is a BatchNorm, not a convolution "
-                                            r"\(convolutions: 0, 5\)"):
+    with pytest.raises(
+        ArgumentError,
+        match=r"--layer 3: layer 3 is a BatchNorm, not a convolution "
+        r"\(convolutions: 0, 5\)",
+    ):
         filter_panels(binary_lenet, layer="3")
     with pytest.raises(ArgumentError, match=r"--layer 99: no such layer \(convolutions: 0, 5\)"):
         filter_panels(binary_lenet, layer="99")
@@ -161,13 +182,16 @@ def test_the_shipped_models_history_draws(shipped):
     assert image.size == (1200, 480)
 
 
-@pytest.mark.parametrize("bad, message", [
-    ([], "empty"),
-    ("loss", "empty"),
-    ([{"epoch": 1, "loss": 0.5, "train_accuracy": 0.9, "test_loss": 0.4}], "no number 'test_accuracy'"),
-    ([{"epoch": 1, "loss": "x", "train_accuracy": 0.9, "test_loss": 0.4, "test_accuracy": 0.9}], "'loss'"),
-    ([7], "entry 0 is a int"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ([], "empty"),
+        ("loss", "empty"),
+        ([{"epoch": 1, "loss": 0.5, "train_accuracy": 0.9, "test_loss": 0.4}], "no number 'test_accuracy'"),
+        ([{"epoch": 1, "loss": "x", "train_accuracy": 0.9, "test_loss": 0.4, "test_accuracy": 0.9}], "'loss'"),
+        ([7], "entry 0 is a int"),
+    ],
+)
 def test_a_malformed_history_is_refused_by_name(bad, message):
     with pytest.raises(ArgumentError, match=message):
         curves_image(bad)
@@ -191,8 +215,9 @@ def run_show(argv: list[str]) -> int:
 
 
 def tinybnn(*args, cwd=None):
-    done = subprocess.run([sys.executable, "-m", "tinybnn.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "tinybnn.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
     return done.returncode, done.stdout, done.stderr
 
 
@@ -207,8 +232,9 @@ def test_show_filters_writes_a_png_and_says_what_it_drew(trained_file, tmp_path,
     out = tmp_path / "filters.png"
     assert run_show(["filters", str(trained_file), str(out)]) == 0
     printed = capsys.readouterr().out
-    assert printed.startswith(f"wrote {out}: layer 0 Convolution float 64x1 5x5, layer 5 QConvolution binary "
-                              "64x64 5x5 (")
+    assert printed.startswith(
+        f"wrote {out}: layer 0 Convolution float 64x1 5x5, layer 5 QConvolution binary 64x64 5x5 ("
+    )
     with Image.open(out) as image:
         assert image.format == "PNG" and f"({image.width}x{image.height} pixels)" in printed
     assert sorted(p.name for p in tmp_path.iterdir()) == ["filters.png"]  # no temporary file left
@@ -217,9 +243,14 @@ def test_show_filters_writes_a_png_and_says_what_it_drew(trained_file, tmp_path,
 def test_show_curves_reads_model_files_checkpoints_and_converted_files(trained_file, tmp_path, capsys):
     model = lenet(binary=True, rng=np.random.default_rng(0)).build((1, 28, 28))
     checkpoint = tmp_path / "run.ckpt.npz"
-    save_checkpoint(checkpoint, model, (1, 28, 28), Adam(model.parameters()),
-                    TrainState(2, np.random.default_rng(0).bit_generator.state, history(2)),
-                    {"model": "binary-lenet"})
+    save_checkpoint(
+        checkpoint,
+        model,
+        (1, 28, 28),
+        Adam(model.parameters()),
+        TrainState(2, np.random.default_rng(0).bit_generator.state, history(2)),
+        {"model": "binary-lenet"},
+    )
     for source, epochs in [(trained_file, 3), (checkpoint, 2), (SHIPPED_MODEL, 15)]:
         out = tmp_path / f"curves-{epochs}.png"
         assert run_show(["curves", str(source), str(out)]) == 0
@@ -251,19 +282,25 @@ def test_show_replaces_an_existing_picture(trained_file, tmp_path):
         assert image.format == "PNG"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["filters", "missing.npz", "out.png"], "missing.npz: no such model file"),
-    (["filters", "junk.npz", "out.png"], "junk.npz: not a tinybnn model file"),
-    (["filters", "model.npz", "out.png", "--layer", "3"], "model.npz: --layer 3: layer 3 is a BatchNorm"),
-    (["filters", "model.npz", "out.jpg"], "out.jpg: pictures are written as PNG"),
-    (["filters", "model.npz", "no/such/folder/out.png"], "does not exist"),
-    (["curves", "bare.npz", "out.png"], "bare.npz: holds no training history"),
-    (["curves", "badhistory.npz", "out.png"], "badhistory.npz: field metadata.history[0].test_accuracy: expected "
-                                              "a finite number >= 0.0 <= 1.0, got nothing (the field is missing)"),
-    (["filters", "model.npz"], "the following arguments are required: OUT.png"),
-    (["sketch", "model.npz", "out.png"], "invalid choice: 'sketch'"),
-    ([], "the following arguments are required: PICTURE"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["filters", "missing.npz", "out.png"], "missing.npz: no such model file"),
+        (["filters", "junk.npz", "out.png"], "junk.npz: not a tinybnn model file"),
+        (["filters", "model.npz", "out.png", "--layer", "3"], "model.npz: --layer 3: layer 3 is a BatchNorm"),
+        (["filters", "model.npz", "out.jpg"], "out.jpg: pictures are written as PNG"),
+        (["filters", "model.npz", "no/such/folder/out.png"], "does not exist"),
+        (["curves", "bare.npz", "out.png"], "bare.npz: holds no training history"),
+        (
+            ["curves", "badhistory.npz", "out.png"],
+            "badhistory.npz: field metadata.history[0].test_accuracy: expected "
+            "a finite number >= 0.0 <= 1.0, got nothing (the field is missing)",
+        ),
+        (["filters", "model.npz"], "the following arguments are required: OUT.png"),
+        (["sketch", "model.npz", "out.png"], "invalid choice: 'sketch'"),
+        ([], "the following arguments are required: PICTURE"),
+    ],
+)
 def test_bad_input_gets_one_line_and_status_2(args, message, tmp_path, binary_lenet):
     save_model(tmp_path / "model.npz", binary_lenet, (1, 28, 28))
     (tmp_path / "junk.npz").write_bytes(b"not a zip file at all")

@@ -1,4 +1,5 @@
 """The progress line of ``tinybnn train``: on a terminal only, rate-limited, cleared before the epoch line."""
+
 import io
 
 import numpy as np
@@ -28,7 +29,8 @@ class Clock:
 
 def test_the_line_says_images_done_rate_and_time_left():
     assert progress_text("epoch 3/10", 24_600, 60_000, 4.8) == (
-        "epoch 3/10  24,600/60,000 images  5,125 images/s  7 s left")
+        "epoch 3/10  24,600/60,000 images  5,125 images/s  7 s left"
+    )
     assert progress_text("epoch 1/1", 0, 60_000, 0.0) == "epoch 1/1  0/60,000 images"
     assert [duration(s) for s in (0.4, 59.4, 125, 3725)] == ["0 s", "59 s", "2:05", "1:02:05"]
 
@@ -84,8 +86,18 @@ def test_fit_shows_each_epoch_and_clears_the_line_before_the_epoch_line():
         events.append(("log", stream.getvalue()))
         stream.write(line + "\n")
 
-    fit(model, Adam(model.parameters()), ConstantLR(1e-2), (x, y), (x, y), 2, 10, rng, log=log,
-        progress=Progress(stream, clock=clock))
+    fit(
+        model,
+        Adam(model.parameters()),
+        ConstantLR(1e-2),
+        (x, y),
+        (x, y),
+        2,
+        10,
+        rng,
+        log=log,
+        progress=Progress(stream, clock=clock),
+    )
     assert len(events) == 2
     for epoch, (_, before) in enumerate(events, 1):
         assert f"epoch {epoch}/2  0/40 images" in before

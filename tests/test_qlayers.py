@@ -1,5 +1,6 @@
 """Q-layers: equal to the float layers run on quantized values, ±1 padding,
 XNOR-Net scaling, latent-weight clipping, and the binary LeNet."""
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -19,8 +20,15 @@ def sign(a):
     return np.where(a >= 0, 1.0, -1.0)
 
 
-@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 4), st.integers(0, 2), st.integers(1, 2),
-       st.sampled_from([1.0, -1.0]), st.data())
+@given(
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.integers(1, 4),
+    st.integers(0, 2),
+    st.integers(1, 2),
+    st.sampled_from([1.0, -1.0]),
+    st.data(),
+)
 def test_binary_convolution_equals_float_convolution_on_signs(n, c, f, pad, stride, pad_value, data):
     x_values = with_zeros(data.draw(arrays_f64((n, c, 6, 5))), data)
     layer = QConvolution(3, f, stride=stride, pad=pad, pad_value=pad_value, rng=np.random.default_rng(0))
@@ -106,8 +114,11 @@ def test_batch_norm_after_a_binary_layer_is_gradchecked():
     beta = Tensor(rng.standard_normal(2), requires_grad=True)
     bn.gamma, bn.beta = gamma, beta
     h = q(x).data  # binary output: a constant for BatchNorm's check
-    gradcheck(lambda h_, g_, b_: bn(h_), [Tensor(h + rng.uniform(0, 0.1, h.shape), requires_grad=True), gamma, beta],
-              atol=1e-5)
+    gradcheck(
+        lambda h_, g_, b_: bn(h_),
+        [Tensor(h + rng.uniform(0, 0.1, h.shape), requires_grad=True), gamma, beta],
+        atol=1e-5,
+    )
 
 
 def test_straight_through_gradient_reaches_input_and_latent_weights():
@@ -156,9 +167,22 @@ def test_q_activation_methods_and_errors():
 def test_binary_lenet_is_bmxnets():
     net = lenet(binary=True, rng=np.random.default_rng(0)).build((1, 28, 28))
     kinds = [type(m).__name__ for m in net]
-    assert kinds == ["Convolution", "Activation", "Pooling", "BatchNorm", "QActivation", "QConvolution",
-                     "BatchNorm", "Pooling", "Flatten", "QActivation", "QFullyConnected", "BatchNorm",
-                     "Activation", "FullyConnected"]
+    assert kinds == [
+        "Convolution",
+        "Activation",
+        "Pooling",
+        "BatchNorm",
+        "QActivation",
+        "QConvolution",
+        "BatchNorm",
+        "Pooling",
+        "Flatten",
+        "QActivation",
+        "QFullyConnected",
+        "BatchNorm",
+        "Activation",
+        "FullyConnected",
+    ]
     assert net[5].weight.shape == (64, 64, 5, 5) and net[10].weight.shape == (1000, 1024)
     assert net[5].act_bit == net[5].weight_bit == 1 and net[5].bias is None
     rebuilt = construct(describe(net))
@@ -173,6 +197,7 @@ def test_binary_lenet_learns_a_tiny_problem():
     x = rng.random((20, 1, 28, 28), dtype=np.float32)
     y = np.arange(20) % 10
     from tinybnn.autograd import softmax_cross_entropy
+
     opt = Adam(net.parameters(), lr=1e-2)
     losses = []
     for _ in range(15):

@@ -1,13 +1,14 @@
 """Quantizers: values against the written formulas (zeros always present, so
 sign(0) = +1 is exercised) and straight-through gradients against their
 formulas, not finite differences (sign has no useful derivative)."""
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tinybnn.autograd import Tensor, gradcheck
-from tinybnn.autograd.quantize import (approx_sign, det_sign, quantize_activation, quantize_weight, sign)
+from tinybnn.autograd.quantize import approx_sign, det_sign, quantize_activation, quantize_weight, sign
 from tinybnn.errors import ArgumentError
 
 from .strategies import arrays_f64, shapes, with_zeros

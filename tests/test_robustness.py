@@ -1,4 +1,5 @@
 """A machine's faults and a user's mistakes cost no data: killed writers, NaN losses."""
+
 import signal
 import subprocess
 import sys
@@ -50,14 +51,30 @@ def test_a_nan_loss_exits_2_and_keeps_the_last_checkpoint(mnist_dir, tmp_path, m
     def diverging_epoch(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
-            raise TrainingError("the loss became nan at batch 3: lower the learning rate (--lr); "
-                                "the last checkpoint is kept")
+            raise TrainingError(
+                "the loss became nan at batch 3: lower the learning rate (--lr); the last checkpoint is kept"
+            )
         return real_epoch(*args, **kwargs)
 
     monkeypatch.setattr(training, "train_epoch", diverging_epoch)
     out = tmp_path / "model.npz"
-    status = main(["train", "--model", "lenet", "--data", str(mnist_dir), "--epochs", "3", "--train-limit", "200",
-                   "--test-limit", "100", "--out", str(out)])
+    status = main(
+        [
+            "train",
+            "--model",
+            "lenet",
+            "--data",
+            str(mnist_dir),
+            "--epochs",
+            "3",
+            "--train-limit",
+            "200",
+            "--test-limit",
+            "100",
+            "--out",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1 and "loss became nan" in err
     checkpoint = load_model(tmp_path / "model.ckpt.npz")

@@ -1,4 +1,5 @@
 """The runnable examples and benchmarks still run (smoke tests on tiny inputs; nothing is timed)."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -9,9 +10,21 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_train_mnist_example_runs(data_root, tmp_path):
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_mnist.py"), "--data", str(data_root),
-                           "--epochs", "1", "--out", str(tmp_path / "lenet.npz")],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "train_mnist.py"),
+            "--data",
+            str(data_root),
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path / "lenet.npz"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     assert "epoch 1/1" in done.stdout and "test accuracy" in done.stdout
     accuracy = float(done.stdout.split("test accuracy")[1].split()[0])
@@ -20,18 +33,56 @@ def test_train_mnist_example_runs(data_root, tmp_path):
 
 
 def test_bench_infer_runs_on_a_few_images(data_root):
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_infer.py"), "--data", str(data_root),
-                           "--threads", "1", "--repeats", "1", "--images", "200", "--batch-sizes", "100",
-                           "--no-torch", "--no-skylakex"], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "bench_infer.py"),
+            "--data",
+            str(data_root),
+            "--threads",
+            "1",
+            "--repeats",
+            "1",
+            "--images",
+            "200",
+            "--batch-sizes",
+            "100",
+            "--no-torch",
+            "--no-skylakex",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     assert "packed [OpenBLAS" in done.stdout and "float path" in done.stdout
 
 
 def test_bench_train_runs_on_a_few_images(data_root):
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_train.py"), "--data", str(data_root),
-                           "--dataset", "mnist", "--models", "binary-lenet", "--threads", "1", "--repeats", "1",
-                           "--images", "300", "--no-torch", "--no-skylakex", "--float-path"],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "bench_train.py"),
+            "--data",
+            str(data_root),
+            "--dataset",
+            "mnist",
+            "--models",
+            "binary-lenet",
+            "--threads",
+            "1",
+            "--repeats",
+            "1",
+            "--images",
+            "300",
+            "--no-torch",
+            "--no-skylakex",
+            "--float-path",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     assert "s/epoch" in done.stdout and "x float path's time" in done.stdout
     table_rows = [line for line in done.stdout.splitlines() if "[OpenBLAS" in line]
@@ -71,18 +122,51 @@ def test_format_table_aligns_columns():
 
 
 def test_latent_weights_script_runs_both_optimizers_and_draws(data_root, tmp_path):
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "latent_weights.py"), "--data", str(data_root),
-                           "--epochs", "1", "--train-limit", "100", "--test-limit", "50", "--work",
-                           str(tmp_path / "runs"), "--img", str(tmp_path / "img")],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "latent_weights.py"),
+            "--data",
+            str(data_root),
+            "--epochs",
+            "1",
+            "--train-limit",
+            "100",
+            "--test-limit",
+            "50",
+            "--work",
+            str(tmp_path / "runs"),
+            "--img",
+            str(tmp_path / "img"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     assert "adam conv flips" in done.stdout and "bop conv flips" in done.stdout
     assert sorted(p.name for p in (tmp_path / "img").iterdir()) == [
-        "diagnostics_adam.png", "diagnostics_bop.png", "latent_weights.png"]
+        "diagnostics_adam.png",
+        "diagnostics_bop.png",
+        "latent_weights.png",
+    ]
 
 
 def test_bench_diagnostics_runs_a_round(data_root):
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_diagnostics.py"), "--data", str(data_root),
-                           "--rounds", "1", "--images", "100"], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "bench_diagnostics.py"),
+            "--data",
+            str(data_root),
+            "--rounds",
+            "1",
+            "--images",
+            "100",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     assert "median paired ratio with/without" in done.stdout and "inside the diagnostics" in done.stdout

@@ -1,4 +1,5 @@
 """Model files: round trip, atomic writes, and refusal of anything else."""
+
 import json
 import zipfile
 
@@ -97,6 +98,7 @@ def test_a_newer_format_version_is_refused(saved):
 def test_an_unknown_layer_is_refused(saved):
     def change(header, arrays):
         header["architecture"]["config"]["layers"][1] = {"type": "Telepathy", "config": {}}
+
     rewrite(saved, change)
     with pytest.raises(ModelFileError, match="unknown layer type 'Telepathy'"):
         load_model(saved)
@@ -146,8 +148,11 @@ def test_a_listing_longer_than_the_blob_is_refused(tmp_path, model):
     name, dtype, shape = header["arrays"][3]
     header["arrays"][3] = [name, dtype, [shape[0] + 1]]  # one value more than the file holds
     replace_header(path, json.dumps(header).encode())
-    with pytest.raises(ModelFileError, match="member float32.npy claims 4,574,600 bytes, the header's array list "
-                                             "gives it 4,574,604; the file is damaged"):
+    with pytest.raises(
+        ModelFileError,
+        match="member float32.npy claims 4,574,600 bytes, the header's array list "
+        "gives it 4,574,604; the file is damaged",
+    ):
         load_model(path)
 
 
@@ -157,8 +162,9 @@ def test_values_that_belong_to_no_array_are_refused(tmp_path, model):
     name, dtype, shape = header["arrays"][3]
     header["arrays"][3] = [name, dtype, [shape[0] - 1]]
     replace_header(path, json.dumps(header).encode())
-    with pytest.raises(ModelFileError, match="member float32.npy claims 4,574,600 bytes, the header's array list "
-                                             "gives it 4,574,596"):
+    with pytest.raises(
+        ModelFileError, match="member float32.npy claims 4,574,600 bytes, the header's array list gives it 4,574,596"
+    ):
         load_model(path)
 
 

@@ -4,6 +4,7 @@ The server runs on an ephemeral port in a thread of the test process. The
 browser test needs Chromium (Debian package ``chromium``); without it the
 test fails, saying how to install it: it is never skipped.
 """
+
 from __future__ import annotations
 
 import base64
@@ -35,8 +36,16 @@ from tinybnn.layers.packed import PackedConvolution
 from tinybnn.predict import SHIPPED_MODEL, probabilities
 from tinybnn.serialization import load_model
 
-CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--virtual-time-budget=5000"]
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--virtual-time-budget=5000",
+]
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +115,9 @@ def test_trace_gives_every_layer_output_exactly(server, model):
             own = run_layer(layer, x)
             np.testing.assert_array_equal(layer_trace.stages[-1].values.reshape(own.shape), own)
             if isinstance(layer, PackedConvolution):
-                words = pack_normalized_channels(x[None], layer.input_mean, layer.input_inv_std, layer.input_gamma,
-                                                 layer.input_beta)[0]  # (H, W, 1): 64 channels in one word
+                words = pack_normalized_channels(
+                    x[None], layer.input_mean, layer.input_inv_std, layer.input_gamma, layer.input_beta
+                )[0]  # (H, W, 1): 64 channels in one word
                 bits = (words[..., 0, None] >> np.arange(64, dtype=np.uint64)) & np.uint64(1)
                 np.testing.assert_array_equal(layer_trace.stages[0].values, bits.transpose(2, 0, 1).astype(bool))
             x = own
@@ -120,8 +130,11 @@ def test_explain_spells_out_the_layer_output(server, model):
     for position in ((0, 0, 0), (8, 0, 3), (63, 3, 3), (17, 2, 1)):
         answer = explain(model, x, 3, list(position))
         assert answer["result"] == conv_out[position]
-        assert answer["dot"] == answer["K"] - 2 * int(np.count_nonzero(answer["xor_bits"])) == 1600 - 2 * answer[
-            "popcount"]
+        assert (
+            answer["dot"]
+            == answer["K"] - 2 * int(np.count_nonzero(answer["xor_bits"]))
+            == 1600 - 2 * answer["popcount"]
+        )
         np.testing.assert_array_equal(answer["xor_bits"], answer["patch_bits"] ^ answer["filter_bits"])
         assert answer["result"] == max(max(row) for row in answer["pool"]["values"])
     for unit in (0, 999):
@@ -149,8 +162,15 @@ def test_model_lists_layers_and_sizes(server):
     status, answer = call(server, "GET", "/api/model")
     assert status == 200
     assert [layer["type"] for layer in answer["layers"]] == [
-        "Convolution", "Activation", "Pooling", "PackedConvolution", "Flatten", "PackedFullyConnected",
-        "Activation", "FullyConnected"]
+        "Convolution",
+        "Activation",
+        "Pooling",
+        "PackedConvolution",
+        "Flatten",
+        "PackedFullyConnected",
+        "Activation",
+        "FullyConnected",
+    ]
     assert [layer["output_shape"] for layer in answer["layers"]][2:6] == [[64, 12, 12], [64, 4, 4], [1024], [1000]]
     assert answer["layers"][5]["arrays"]["weight_bits"] == [1000, 16]
     assert answer["layers"][5]["bytes"] == 1000 * 16 * 8 + 2 * 1000 * 4
@@ -172,8 +192,9 @@ def test_digit_and_predict_answer_the_models_prediction(server, model):
     bits = stages[(3, traces[3].stages[0].title)]
     np.testing.assert_array_equal(decode_bits(bits), traces[3].stages[0].values)
     floats = stages[(0, "output")]
-    np.testing.assert_allclose(np.array(floats["values"]).reshape(floats["shape"]), traces[0].stages[0].values,
-                               atol=5e-4)
+    np.testing.assert_allclose(
+        np.array(floats["values"]).reshape(floats["shape"]), traces[0].stages[0].values, atol=5e-4
+    )
 
 
 def test_explain_endpoint(server, model):
@@ -182,8 +203,11 @@ def test_explain_endpoint(server, model):
     status, answer = call(server, "POST", "/api/explain", body, "application/json")
     assert status == 200
     direct = explain(model, image[None], 3, [8, 0, 3])
-    assert (answer["popcount"], answer["dot"], answer["result"]) == (direct["popcount"], direct["dot"],
-                                                                    direct["result"])
+    assert (answer["popcount"], answer["dot"], answer["result"]) == (
+        direct["popcount"],
+        direct["dot"],
+        direct["result"],
+    )
     np.testing.assert_array_equal(decode_bits(answer["xor_bits"]), direct["xor_bits"])
 
 
@@ -192,8 +216,12 @@ def test_png_upload_equals_tinybnn_predict(server, tmp_path):
     for index in (0, 4, 8):
         path = tmp_path / f"digit{index}.png"
         Image.fromarray(server.explorer.digits.images[index]).save(path)
-        cli = subprocess.run([sys.executable, "-m", "tinybnn.cli", "predict", "--json", str(path)],
-                             capture_output=True, text=True, timeout=120)
+        cli = subprocess.run(
+            [sys.executable, "-m", "tinybnn.cli", "predict", "--json", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert cli.returncode == 0, cli.stderr
         expected = [(t["class"], t["probability"]) for t in json.loads(cli.stdout)["top"]]
         status, answer = call(server, "POST", "/api/predict", path.read_bytes(), "image/png")
@@ -205,8 +233,11 @@ def test_fifty_concurrent_predictions(server, model):
     images = [digit(server, k) for k in range(10)]
     expected = [direct_top(model, image) for image in images]
     with ThreadPoolExecutor(max_workers=16) as pool:
-        answers = list(without_hanging(lambda: list(pool.map(lambda k: (k, predict_json(server, images[k % 10])),
-                                                             range(50))), seconds=300))
+        answers = list(
+            without_hanging(
+                lambda: list(pool.map(lambda k: (k, predict_json(server, images[k % 10])), range(50))), seconds=300
+            )
+        )
     assert len(answers) == 50
     for k, (status, answer) in answers:
         assert status == 200
@@ -245,25 +276,73 @@ BAD = [
     ("JSON not an object", "POST", "/api/predict", b"[1, 2]", "application/json", 400),
     ("no image", "POST", "/api/predict", b"{}", "application/json", 400),
     ("wrong shape", "POST", "/api/predict", json.dumps({"image": ZEROS[:27]}).encode(), "application/json", 400),
-    ("ragged", "POST", "/api/predict", json.dumps({"image": ZEROS[:27] + [[0.0] * 27]}).encode(),
-     "application/json", 400),
+    (
+        "ragged",
+        "POST",
+        "/api/predict",
+        json.dumps({"image": ZEROS[:27] + [[0.0] * 27]}).encode(),
+        "application/json",
+        400,
+    ),
     ("strings", "POST", "/api/predict", json.dumps({"image": [["0"] * 28] * 28}).encode(), "application/json", 400),
-    ("NaN", "POST", "/api/predict", json.dumps({"image": [[float("nan")] * 28] * 28}).encode(),
-     "application/json", 400),
-    ("out of range", "POST", "/api/predict", json.dumps({"image": [[255.0] * 28] * 28}).encode(),
-     "application/json", 400),
-    ("explain a float layer", "POST", "/api/explain", json.dumps({"image": ZEROS, "layer": 0, "position": [0, 0, 0]}
-                                                                 ).encode(), "application/json", 400),
-    ("explain outside the output", "POST", "/api/explain",
-     json.dumps({"image": ZEROS, "layer": 3, "position": [64, 0, 0]}).encode(), "application/json", 400),
-    ("explain a bad layer", "POST", "/api/explain", json.dumps({"image": ZEROS, "layer": "3", "position": [0]}
-                                                               ).encode(), "application/json", 400),
+    (
+        "NaN",
+        "POST",
+        "/api/predict",
+        json.dumps({"image": [[float("nan")] * 28] * 28}).encode(),
+        "application/json",
+        400,
+    ),
+    (
+        "out of range",
+        "POST",
+        "/api/predict",
+        json.dumps({"image": [[255.0] * 28] * 28}).encode(),
+        "application/json",
+        400,
+    ),
+    (
+        "explain a float layer",
+        "POST",
+        "/api/explain",
+        json.dumps({"image": ZEROS, "layer": 0, "position": [0, 0, 0]}).encode(),
+        "application/json",
+        400,
+    ),
+    (
+        "explain outside the output",
+        "POST",
+        "/api/explain",
+        json.dumps({"image": ZEROS, "layer": 3, "position": [64, 0, 0]}).encode(),
+        "application/json",
+        400,
+    ),
+    (
+        "explain a bad layer",
+        "POST",
+        "/api/explain",
+        json.dumps({"image": ZEROS, "layer": "3", "position": [0]}).encode(),
+        "application/json",
+        400,
+    ),
     ("explain a PNG", "POST", "/api/explain", png_bytes(28, 28), "image/png", 415),
-    ("a number too large", "POST", "/api/predict", ('{"image": [[1' + "0" * 400 + "]]}").encode(),
-     "application/json", 400),
+    (
+        "a number too large",
+        "POST",
+        "/api/predict",
+        ('{"image": [[1' + "0" * 400 + "]]}").encode(),
+        "application/json",
+        400,
+    ),
     ("JSON nested too deep", "POST", "/api/predict", b"[" * 100_000 + b"]" * 100_000, "application/json", 400),
-    ("explain layer true", "POST", "/api/explain", json.dumps({"image": ZEROS, "layer": True, "position": [0]}
-                                                              ).encode(), "application/json", 400),
+    (
+        "explain layer true",
+        "POST",
+        "/api/explain",
+        json.dumps({"image": ZEROS, "layer": True, "position": [0]}).encode(),
+        "application/json",
+        400,
+    ),
     ("a decompression bomb", "POST", "/api/predict", BOMB, "image/png", 413),
     ("unknown path", "GET", "/etc/passwd", None, None, 404),
     ("path traversal", "GET", "/../tinybnn/explorer/server.py", None, None, 404),
@@ -282,23 +361,27 @@ BAD = [
 
 
 @pytest.mark.parametrize("what, method, path, body, content_type, status", BAD, ids=[b[0] for b in BAD])
-def test_bad_request_gets_a_json_4xx_and_the_server_keeps_serving(server, what, method, path, body, content_type,
-                                                                   status):
+def test_bad_request_gets_a_json_4xx_and_the_server_keeps_serving(
+    server, what, method, path, body, content_type, status
+):
     got, answer = call(server, method, path, body, content_type)
     assert got == status and isinstance(answer["error"], str) and answer["error"]
     assert predict_json(server, digit(server, 0))[0] == 200
 
 
-@pytest.mark.parametrize("data, status", [
-    (b"POST /api/predict HTTP/1.0\r\nContent-Type: image/png\r\n\r\n", 411),
-    (b"POST /api/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 411),
-    (f"POST /api/predict HTTP/1.0\r\nContent-Length: {MAX_BODY + 1}\r\n\r\n".encode(), 413),
-    (b"POST /api/predict HTTP/1.0\r\nContent-Length: lots\r\n\r\n", 400),
-    ("POST /api/predict HTTP/1.0\r\nContent-Length: \u00b2\r\n\r\n".encode(), 400),
-    (b"POST /api/predict HTTP/1.0\r\nContent-Length: 100\r\n\r\nshort", 400),
-    (b"NONSENSE\r\n\r\n", 400),
-], ids=["no length", "chunked", "too large", "bad length", "superscript length", "short body",
-        "bad request line"])
+@pytest.mark.parametrize(
+    "data, status",
+    [
+        (b"POST /api/predict HTTP/1.0\r\nContent-Type: image/png\r\n\r\n", 411),
+        (b"POST /api/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 411),
+        (f"POST /api/predict HTTP/1.0\r\nContent-Length: {MAX_BODY + 1}\r\n\r\n".encode(), 413),
+        (b"POST /api/predict HTTP/1.0\r\nContent-Length: lots\r\n\r\n", 400),
+        ("POST /api/predict HTTP/1.0\r\nContent-Length: \u00b2\r\n\r\n".encode(), 400),
+        (b"POST /api/predict HTTP/1.0\r\nContent-Length: 100\r\n\r\nshort", 400),
+        (b"NONSENSE\r\n\r\n", 400),
+    ],
+    ids=["no length", "chunked", "too large", "bad length", "superscript length", "short body", "bad request line"],
+)
 def test_bad_raw_request_gets_a_json_4xx(server, data, status):
     got, answer = raw(server, data)
     assert got == status and answer["error"]
@@ -307,8 +390,13 @@ def test_bad_raw_request_gets_a_json_4xx(server, data, status):
 
 # --- the command ----------------------------------------------------------------------------------
 def test_serve_command_prints_its_url_and_stops_on_ctrl_c(tmp_path):
-    process = subprocess.Popen([sys.executable, "-m", "tinybnn.cli", "serve", "--port", "0"], cwd=tmp_path,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tinybnn.cli", "serve", "--port", "0"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = without_hanging(process.stdout.readline, seconds=120)
         url = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
@@ -325,22 +413,31 @@ def test_serve_command_prints_its_url_and_stops_on_ctrl_c(tmp_path):
     assert err.strip().splitlines() == ["tinybnn serve: stopped"] and out == ""
 
 
-@pytest.mark.parametrize("arguments, message", [
-    (["serve", "missing.npz"], "missing.npz: no such model file"),
-    (["serve", "--port", "70000"], "--port must lie in 0..65535"),
-    (["serve", "--data", "no-such-folder"], "no such folder"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["serve", "missing.npz"], "missing.npz: no such model file"),
+        (["serve", "--port", "70000"], "--port must lie in 0..65535"),
+        (["serve", "--data", "no-such-folder"], "no such folder"),
+    ],
+)
 def test_serve_command_refuses_bad_arguments_in_one_line(tmp_path, arguments, message):
-    result = subprocess.run([sys.executable, "-m", "tinybnn.cli", *arguments], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "tinybnn.cli", *arguments], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
 
 
 def test_serve_command_refuses_a_port_in_use(server, tmp_path):
     port = str(server.server_address[1])
-    result = subprocess.run([sys.executable, "-m", "tinybnn.cli", "serve", "--port", port], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "tinybnn.cli", "serve", "--port", port],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and f"cannot listen on 127.0.0.1 port {port}" in result.stderr
 
 
@@ -348,8 +445,10 @@ def test_serve_command_refuses_a_port_in_use(server, tmp_path):
 def chromium() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found is None:
-        pytest.fail("the browser test needs Chromium: install it with "
-                    "`apt-get update && apt-get install -y chromium` (as root), then rerun")
+        pytest.fail(
+            "the browser test needs Chromium: install it with "
+            "`apt-get update && apt-get install -y chromium` (as root), then rerun"
+        )
     return found
 
 
@@ -358,8 +457,12 @@ def test_browser_shows_the_models_prediction(server, model, index):
     """Headless Chromium runs the page's scripts on /?digit=N; the DOM shows the model's class."""
     url = f"http://127.0.0.1:{server.server_address[1]}/?digit={index}"
     with tempfile.TemporaryDirectory() as profile:
-        result = subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
-                                capture_output=True, text=True, timeout=180)
+        result = subprocess.run(
+            [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
     assert result.returncode == 0, result.stderr[-2000:]
     shown = re.search(r'<span id="predicted-class">([^<]*)</span>', result.stdout)
     assert shown, result.stdout[:2000]

@@ -1,12 +1,19 @@
 """tinybnn.testing on Python kernels: tinybnn's own pass, classic mistakes fail with a small case."""
+
 import numpy as np
 import pytest
 from hypothesis import given
 
 from tinybnn.gemm import pack_bits, pack_bits_numpy, xnor_blocked, xnor_naive, xnor_parallel
 from tinybnn.gemm.xnor import popcount_words
-from tinybnn.testing import (CheckReport, check_binary_conv2d, check_binary_dense, check_pack_bits,
-                             check_xnor_gemm, run_check)
+from tinybnn.testing import (
+    CheckReport,
+    check_binary_conv2d,
+    check_binary_dense,
+    check_pack_bits,
+    check_xnor_gemm,
+    run_check,
+)
 from tinybnn.testing import cases, strategies
 from tinybnn.testing.builtin import packed_conv2d, packed_dense
 
@@ -76,9 +83,15 @@ def test_correct_xnor_gemms_pass(kernel):
     assert "\n" not in report
 
 
-@pytest.mark.parametrize("check, kernel", [(check_pack_bits, pack_bits), (check_pack_bits, pack_bits_numpy),
-                                           (check_binary_conv2d, packed_conv2d),
-                                           (check_binary_dense, packed_dense)])
+@pytest.mark.parametrize(
+    "check, kernel",
+    [
+        (check_pack_bits, pack_bits),
+        (check_pack_bits, pack_bits_numpy),
+        (check_binary_conv2d, packed_conv2d),
+        (check_binary_dense, packed_dense),
+    ],
+)
 def test_tinybnn_kernels_pass(check, kernel):
     report = check(kernel, examples=EXAMPLES)
     assert report.ok, report
@@ -139,9 +152,16 @@ def test_report_shows_case_inputs_expected_obtained_and_the_differing_entries():
     report = check_xnor_gemm(xnor_tail_counted, examples=EXAMPLES)
     text = str(report)
     assert isinstance(report, CheckReport) and repr(report) == text
-    for part in ("FAILED", "smallest failing case", "case: m=1 n=1 k=1", "a = [[0x0000000000000001]]",
-                 "expected (tinybnn.gemm.xnor_naive)", "obtained:", "1 of 1 entries differ",
-                 "out[0, 0]: expected 1, obtained 127, float reference 1"):
+    for part in (
+        "FAILED",
+        "smallest failing case",
+        "case: m=1 n=1 k=1",
+        "a = [[0x0000000000000001]]",
+        "expected (tinybnn.gemm.xnor_naive)",
+        "obtained:",
+        "1 of 1 entries differ",
+        "out[0, 0]: expected 1, obtained 127, float reference 1",
+    ):
         assert part in text, text
 
 
@@ -152,8 +172,9 @@ def test_report_names_the_differing_bits_of_a_packed_word():
 
 
 def test_unwritten_entries_are_named():
-    report = run_check("xnor-gemm", lambda a, b, k: np.full((a.shape[0], b.shape[0]), -2**31, np.int32),
-                       examples=0, name="unwritten")
+    report = run_check(
+        "xnor-gemm", lambda a, b, k: np.full((a.shape[0], b.shape[0]), -(2**31), np.int32), examples=0, name="unwritten"
+    )
     assert "never written" in str(report)
 
 
@@ -171,8 +192,10 @@ def test_conv_strategy_draws_valid_cases_whose_references_agree(case):
     floats = kind.operands(case)
     args = kind.args(case, floats)
     assert args["x"].shape == (case.n, case.h, case.wd, -(-case.c // 64))
-    assert np.array_equal(packed_conv2d(args["x"], args["w"], case.c, case.stride, case.pad, case.pad_value),
-                          kind.expected(case, floats, args))
+    assert np.array_equal(
+        packed_conv2d(args["x"], args["w"], case.c, case.stride, case.pad, case.pad_value),
+        kind.expected(case, floats, args),
+    )
 
 
 @given(strategies.gemm_cases())

@@ -1,4 +1,5 @@
 """The training loop: determinism, exact resume, NaN detection, and real MNIST."""
+
 import numpy as np
 import pytest
 
@@ -16,7 +17,7 @@ def toy_data(seed=0, n=60):
     y = rng.integers(0, 10, n)
     x = rng.random((n, 1, 28, 28), dtype=np.float32) * 0.3
     for i, label in enumerate(y):
-        x[i, 0, 2 * label:2 * label + 3, :] += 0.7
+        x[i, 0, 2 * label : 2 * label + 3, :] += 0.7
     return x, y
 
 
@@ -34,8 +35,19 @@ def run(epochs, seed=0, state=None, model=None, optimizer=None, rng=None, stop_a
             raise KeyboardInterrupt
 
     try:
-        state = fit(model, optimizer, CosineLR(1e-3, epochs), (x, y), (x[:20], y[:20]), epochs, 20, rng,
-                    state=state, log=lambda line: None, on_epoch_end=on_epoch_end)
+        state = fit(
+            model,
+            optimizer,
+            CosineLR(1e-3, epochs),
+            (x, y),
+            (x[:20], y[:20]),
+            epochs,
+            20,
+            rng,
+            state=state,
+            log=lambda line: None,
+            on_epoch_end=on_epoch_end,
+        )
     except KeyboardInterrupt:
         pass
     return model, optimizer, rng, state, saved
@@ -76,8 +88,17 @@ def test_a_nan_loss_stops_training_with_a_clear_message():
     x[5] = np.nan
     model = lenet(rng=np.random.default_rng(0)).build((1, 28, 28))
     with pytest.raises(TrainingError, match="the loss became nan at batch 1"):
-        fit(model, Adam(model.parameters()), ConstantLR(1e-3), (x, y), (x, y), 1, 60,
-            np.random.default_rng(0), log=lambda line: None)
+        fit(
+            model,
+            Adam(model.parameters()),
+            ConstantLR(1e-3),
+            (x, y),
+            (x, y),
+            1,
+            60,
+            np.random.default_rng(0),
+            log=lambda line: None,
+        )
 
 
 def test_evaluate_restores_the_mode():
@@ -92,8 +113,17 @@ def test_epoch_lines_have_the_promised_fields():
     lines = []
     x, y = toy_data()
     model = lenet(rng=np.random.default_rng(0)).build((1, 28, 28))
-    fit(model, Adam(model.parameters()), ConstantLR(1e-3), (x, y), (x, y), 1, 30,
-        np.random.default_rng(0), log=lines.append)
+    fit(
+        model,
+        Adam(model.parameters()),
+        ConstantLR(1e-3),
+        (x, y),
+        (x, y),
+        1,
+        30,
+        np.random.default_rng(0),
+        log=lines.append,
+    )
     assert len(lines) == 1
     for field in ("epoch   1/1", "loss", "train accuracy", "test accuracy", " s ", "images/s"):
         assert field in lines[0]
@@ -108,8 +138,7 @@ def test_one_epoch_on_real_mnist_5k(mnist_dir):
     test = to_float_nchw(data.test_images[:2000]), data.test_labels[:2000]
     rng = np.random.default_rng(0)
     model = lenet(rng=rng).build((1, 28, 28))
-    state = fit(model, Adam(model.parameters()), ConstantLR(1e-3), train, test, 1, 100, rng,
-                log=lambda line: None)
+    state = fit(model, Adam(model.parameters()), ConstantLR(1e-3), train, test, 1, 100, rng, log=lambda line: None)
     assert state.history[0]["test_accuracy"] > 0.9
     assert isinstance(model(Tensor(test[0][:1])).data, np.ndarray)
 
@@ -119,8 +148,11 @@ def test_resume_restores_dropout_masks(tmp_path):
     from tinybnn.layers import Dropout, FullyConnected, Sequential
 
     def network():
-        return Sequential(FullyConnected(16, rng=np.random.default_rng(1)), Dropout(0.5, rng=np.random.default_rng(2)),
-                          FullyConnected(10, rng=np.random.default_rng(3))).build((4, 7, 7))
+        return Sequential(
+            FullyConnected(16, rng=np.random.default_rng(1)),
+            Dropout(0.5, rng=np.random.default_rng(2)),
+            FullyConnected(10, rng=np.random.default_rng(3)),
+        ).build((4, 7, 7))
 
     x, y = toy_data(n=40)
     x = x[:, :, :7, :7].repeat(4, axis=1)
@@ -131,8 +163,19 @@ def test_resume_restores_dropout_masks(tmp_path):
                 raise KeyboardInterrupt
 
         try:
-            return fit(model, optimizer, ConstantLR(1e-2), (x, y), (x, y), epochs, 10, rng, state=state,
-                       log=lambda line: None, on_epoch_end=stop)
+            return fit(
+                model,
+                optimizer,
+                ConstantLR(1e-2),
+                (x, y),
+                (x, y),
+                epochs,
+                10,
+                rng,
+                state=state,
+                log=lambda line: None,
+                on_epoch_end=stop,
+            )
         except KeyboardInterrupt:
             return None
 
@@ -142,8 +185,9 @@ def test_resume_restores_dropout_masks(tmp_path):
     first = network()
     first_opt, first_rng = Adam(first.parameters(), lr=1e-2), np.random.default_rng(0)
     train(first, first_opt, first_rng, 4, stop_after=2)
-    path = save_checkpoint(tmp_path / "c.npz", first, (4, 7, 7), first_opt,
-                           TrainState(2, first_rng.bit_generator.state, []), run={})
+    path = save_checkpoint(
+        tmp_path / "c.npz", first, (4, 7, 7), first_opt, TrainState(2, first_rng.bit_generator.state, []), run={}
+    )
     ckpt = load_checkpoint(path)
     second = network()
     second.load_state_dict(ckpt.model_file.model.state_dict())

@@ -10,6 +10,7 @@ and when a step's arrays are released it overwrites every one of them with
 0xFF bytes (NaN for floats), so anything that escaped turns the training
 into NaNs or into other bits than a run without a workspace.
 """
+
 import contextlib
 
 import numpy as np
@@ -112,10 +113,12 @@ def test_two_graphs_built_outside_a_step_keep_their_own_saved_arrays():
     alone = {}
     for part in (0, 1):
         model.zero_grad()
-        softmax_cross_entropy(model(Tensor(x[20 * part:20 * part + 20])), y[20 * part:20 * part + 20]).backward()
+        softmax_cross_entropy(model(Tensor(x[20 * part : 20 * part + 20])), y[20 * part : 20 * part + 20]).backward()
         alone[part] = {name: p.grad.copy() for name, p in model.named_parameters()}
-    losses = [softmax_cross_entropy(model(Tensor(x[20 * part:20 * part + 20])), y[20 * part:20 * part + 20])
-              for part in (0, 1)]
+    losses = [
+        softmax_cross_entropy(model(Tensor(x[20 * part : 20 * part + 20])), y[20 * part : 20 * part + 20])
+        for part in (0, 1)
+    ]
     for part in (0, 1):
         model.zero_grad()
         losses[part].backward()

@@ -21,6 +21,7 @@ mentions it needs the real data: the test asks for the ``data_root`` fixture
 (``$TINYBNN_DATA``), puts that folder in place of ``../shared/datasets`` in
 the code, and back in the output, so paths read the same on every machine.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -68,7 +69,7 @@ def fenced_blocks(markdown: str) -> list[Block]:
             i += 1
         if i == len(lines):
             raise AssertionError(f"line {start + 1}: the fence ``` is never closed")
-        blocks.append(Block(match.group(1), start + 1, i + 1, "\n".join(lines[start + 1:i]) + "\n"))
+        blocks.append(Block(match.group(1), start + 1, i + 1, "\n".join(lines[start + 1 : i]) + "\n"))
         i += 1
     return blocks
 
@@ -81,10 +82,12 @@ def steps(markdown: str) -> list[tuple[Block, Block | None]]:
     previous: Block | None = None
     for block in blocks:
         if block.language == "text":
-            between = lines[previous.end:block.line - 1] if previous is not None else ["(start)"]
+            between = lines[previous.end : block.line - 1] if previous is not None else ["(start)"]
             if previous is None or previous.language not in ("python", "bash") or any(s.strip() for s in between):
-                raise AssertionError(f"line {block.line}: a ```text block must directly follow the python or "
-                                     "bash block whose output it is (use a plain ``` fence for anything else)")
+                raise AssertionError(
+                    f"line {block.line}: a ```text block must directly follow the python or "
+                    "bash block whose output it is (use a plain ``` fence for anything else)"
+                )
             pairs[-1] = (pairs[-1][0], block)
         elif block.language in ("python", "bash"):
             pairs.append((block, None))
@@ -114,8 +117,9 @@ def mismatch(expected: str, actual: str) -> str | None:
         if not line_matches(a, b):
             return f"output line {number} differs:\n  expected: {a!r}\n  actual:   {b!r}\n\nactual output:\n{actual}"
     if len(want) != len(got):
-        return (f"expected {len(want)} lines of output, got {len(got)}\n\nexpected:\n{expected}\n"
-                f"actual output:\n{actual}")
+        return (
+            f"expected {len(want)} lines of output, got {len(got)}\n\nexpected:\n{expected}\nactual output:\n{actual}"
+        )
     return None
 
 
@@ -134,8 +138,9 @@ class Chapter:
     def substitute_output(self, text: str) -> str:
         if self.data is None:
             return text
-        for spelling in sorted({str(self.data.resolve()), str(self.data), str(self.data.absolute())}, key=len,
-                               reverse=True):
+        for spelling in sorted(
+            {str(self.data.resolve()), str(self.data), str(self.data.absolute())}, key=len, reverse=True
+        ):
             text = text.replace(spelling, DATA_PLACEHOLDER)
         return text
 
@@ -153,12 +158,23 @@ class Chapter:
             if words[0] != "tinybnn":
                 continue  # pip install, cd, ...: the reader's business
             args = [str(self.data) if self.data is not None and w == DATA_PLACEHOLDER else w for w in words[1:]]
-            env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-                filter(None, [str(Path(tinybnn.__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")])))
-            done = subprocess.run([sys.executable, "-m", "tinybnn.cli", *args], cwd=self.workdir, env=env,
-                                  capture_output=True, text=True, timeout=600)
-            assert done.returncode == 0, (f"{self.path.name}, line {block.line}: `{command}` exited with "
-                                          f"{done.returncode}:\n{done.stderr}")
+            env = dict(
+                os.environ,
+                PYTHONPATH=os.pathsep.join(
+                    filter(None, [str(Path(tinybnn.__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")])
+                ),
+            )
+            done = subprocess.run(
+                [sys.executable, "-m", "tinybnn.cli", *args],
+                cwd=self.workdir,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            assert done.returncode == 0, (
+                f"{self.path.name}, line {block.line}: `{command}` exited with {done.returncode}:\n{done.stderr}"
+            )
             printed.append(done.stdout)
         return self.substitute_output("".join(printed))
 
@@ -235,7 +251,7 @@ def test_wildcards_match_runs_of_characters_within_a_line():
 
 def test_text_blocks_must_follow_the_code_they_belong_to():
     good = "```python\nprint(1)\n```\n\n```text\n1\n```\n"
-    (code, output), = steps(good)
+    ((code, output),) = steps(good)
     assert code.language == "python" and output.text == "1\n"
     with pytest.raises(AssertionError, match="must directly follow"):
         steps("```python\nprint(1)\n```\nsome prose\n```text\n1\n```\n")

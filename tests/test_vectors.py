@@ -1,5 +1,6 @@
 """Golden vectors: every layer of the shipped model on real test images; a C program recomputes a binary
 layer from them exactly; a perturbed dump is caught at the right layer."""
+
 import json
 import shutil
 import subprocess
@@ -22,8 +23,10 @@ IMAGES = 5
 @pytest.fixture(scope="module")
 def golden(mnist_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("vectors") / "golden"
-    assert main(["vectors", str(SHIPPED_MODEL), "--images", str(IMAGES), "--out", str(folder),
-                 "--data", str(mnist_dir)]) == 0
+    assert (
+        main(["vectors", str(SHIPPED_MODEL), "--images", str(IMAGES), "--out", str(folder), "--data", str(mnist_dir)])
+        == 0
+    )
     return folder
 
 
@@ -34,8 +37,9 @@ def test_every_layer_is_recorded_and_they_chain(golden):
     assert [layer["type"] for layer in manifest["layers"]] == [type(layer).__name__ for layer in model]
     layers = manifest["layers"]
     for layer, following in zip(layers, layers[1:]):
-        assert np.array_equal(read_array(golden, layer["files"]["output"]),
-                              read_array(golden, following["files"]["input"]))
+        assert np.array_equal(
+            read_array(golden, layer["files"]["output"]), read_array(golden, following["files"]["input"])
+        )
     x = read_array(golden, layers[0]["files"]["input"])
     assert x.shape == (IMAGES, 1, 28, 28) and x.dtype == np.float32
     model.eval()
@@ -63,8 +67,9 @@ def test_a_c_program_recomputes_a_binary_dense_layer_exactly(golden, tmp_path):
     if compiler is None:
         pytest.fail("no C compiler: this test builds tests/kernels/dense_layer.c with cc; put cc on PATH")
     program = tmp_path / "dense_layer"
-    subprocess.run([compiler, "-O2", "-ffp-contract=off", str(DENSE_LAYER_C), "-o", str(program)], check=True,
-                   timeout=120)
+    subprocess.run(
+        [compiler, "-O2", "-ffp-contract=off", str(DENSE_LAYER_C), "-o", str(program)], check=True, timeout=120
+    )
     manifest = read_manifest(golden)
     dense = [layer for layer in manifest["layers"] if layer["binary"] and len(layer["files"]["input"]["shape"]) == 2]
     assert dense, "the shipped model has a binary dense layer"
@@ -72,8 +77,9 @@ def test_a_c_program_recomputes_a_binary_dense_layer_exactly(golden, tmp_path):
     n, d = layer["files"]["input"]["shape"]
     h = layer["files"]["output"]["shape"][1]
     out = tmp_path / "y.f32"
-    files = [golden / layer["files"]["input"]["file"]] + [golden / layer["arrays"][name]["file"]
-                                                          for name in ("weight_bits", "scale", "shift")]
+    files = [golden / layer["files"]["input"]["file"]] + [
+        golden / layer["arrays"][name]["file"] for name in ("weight_bits", "scale", "shift")
+    ]
     subprocess.run([str(program), *map(str, files), str(out), str(n), str(d), str(h)], check=True, timeout=120)
     recomputed = np.fromfile(out, dtype="<f4").reshape(n, h)
     assert np.array_equal(recomputed, read_array(golden, layer["files"]["output"]))

@@ -3,6 +3,7 @@
 These tests need ``cc`` on PATH (CI has it): without it they fail, saying so,
 rather than skip.
 """
+
 import shutil
 import subprocess
 import sys
@@ -33,8 +34,10 @@ def compile_library(source: Path, directory: Path) -> Path:
 @pytest.fixture(scope="module")
 def libraries(tmp_path_factory):
     directory = tmp_path_factory.mktemp("kernels")
-    return {source.stem: compile_library(source, directory)
-            for source in (EXAMPLES / "xnor_gemm.c", EXAMPLES / "xnor_gemm_tail_bug.c", WRONG)}
+    return {
+        source.stem: compile_library(source, directory)
+        for source in (EXAMPLES / "xnor_gemm.c", EXAMPLES / "xnor_gemm_tail_bug.c", WRONG)
+    }
 
 
 def c_kernel(libraries, name, symbol, kind="xnor-gemm", timeout=10.0):
@@ -137,23 +140,28 @@ def test_verify_exit_1_with_the_smallest_case(libraries, capsys):
 def test_verify_python_targets(tmp_path, capsys):
     assert main(["verify", "xnor-gemm", "tinybnn.gemm:xnor_parallel", "--examples", "20"]) == 0
     kernel_file = tmp_path / "my_kernel.py"
-    kernel_file.write_text("import numpy as np\n"
-                           "def pack(x):\n"
-                           "    from tinybnn.gemm import pack_bits_numpy\n"
-                           "    return pack_bits_numpy(np.where(x > 0, 1.0, -1.0))\n")
+    kernel_file.write_text(
+        "import numpy as np\n"
+        "def pack(x):\n"
+        "    from tinybnn.gemm import pack_bits_numpy\n"
+        "    return pack_bits_numpy(np.where(x > 0, 1.0, -1.0))\n"
+    )
     assert main(["verify", "pack-bits", f"{kernel_file}:pack", "--seed", "1"]) == 1
     assert "case: rows=1 k=1 fill_x=zeros" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("arguments, message", [
-    (["xnor-gemm", "--c", "/no/such/lib.so:f"], "no such library file"),
-    (["xnor-gemm", "tinybnn.gemm:no_such_kernel"], "has no attribute 'no_such_kernel'"),
-    (["xnor-gemm", "no_such_module_xyz:f"], "no such module"),
-    (["xnor-gemm", "tinybnn.gemm:WORD_BITS"], "is not callable"),
-    (["xnor-gemm", "missing_file.py:f"], "no such Python file"),
-    (["xnor-gemm"], "needs exactly one kernel"),
-    (["xnor-gemm", "tinybnn.gemm:xnor_naive", "--examples", "-1"], "--examples must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["xnor-gemm", "--c", "/no/such/lib.so:f"], "no such library file"),
+        (["xnor-gemm", "tinybnn.gemm:no_such_kernel"], "has no attribute 'no_such_kernel'"),
+        (["xnor-gemm", "no_such_module_xyz:f"], "no such module"),
+        (["xnor-gemm", "tinybnn.gemm:WORD_BITS"], "is not callable"),
+        (["xnor-gemm", "missing_file.py:f"], "no such Python file"),
+        (["xnor-gemm"], "needs exactly one kernel"),
+        (["xnor-gemm", "tinybnn.gemm:xnor_naive", "--examples", "-1"], "--examples must be >= 0"),
+    ],
+)
 def test_verify_bad_usage_is_one_line_and_status_2(arguments, message, capsys):
     assert main(["verify", *arguments]) == 2
     err = capsys.readouterr().err
@@ -161,8 +169,12 @@ def test_verify_bad_usage_is_one_line_and_status_2(arguments, message, capsys):
 
 
 def test_verify_unknown_kind_is_status_2(libraries):
-    done = subprocess.run([sys.executable, "-m", "tinybnn.cli", "verify", "gemm", "tinybnn.gemm:xnor_naive"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "tinybnn.cli", "verify", "gemm", "tinybnn.gemm:xnor_naive"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert "invalid choice: 'gemm'" in done.stderr and done.stderr.count("\n") == 1
 
@@ -175,21 +187,29 @@ def test_verify_symbol_missing_is_status_2(libraries, capsys):
 def test_a_script_without_a_main_guard_can_check_a_c_kernel(libraries, tmp_path):
     # the child process must not re-run the caller's script (as multiprocessing's spawn would)
     script = tmp_path / "script.py"
-    script.write_text("from tinybnn.testing import check_xnor_gemm, load_target\n"
-                      f"kernel = load_target({str(libraries['xnor_gemm']) + ':xnor_gemm'!r}, 'xnor-gemm', c=True)\n"
-                      "report = check_xnor_gemm(kernel, examples=10)\n"
-                      "kernel.close()\n"
-                      "print('checked', report.ok)\n")
+    script.write_text(
+        "from tinybnn.testing import check_xnor_gemm, load_target\n"
+        f"kernel = load_target({str(libraries['xnor_gemm']) + ':xnor_gemm'!r}, 'xnor-gemm', c=True)\n"
+        "report = check_xnor_gemm(kernel, examples=10)\n"
+        "kernel.close()\n"
+        "print('checked', report.ok)\n"
+    )
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert done.stdout == "checked True\n", done.stderr
 
 
 def test_what_a_c_kernel_prints_does_not_garble_the_pipe(tmp_path):
     source = tmp_path / "noisy.c"
-    source.write_text((EXAMPLES / "xnor_gemm.c").read_text().replace(
-        "#include <stdint.h>", "#include <stdint.h>\n#include <stdio.h>").replace(
-        "    for (int64_t i = 0; i < m; i++) {", "    printf(\"xnor_gemm m=%ld\\n\", (long)m); fflush(stdout);\n"
-        "    for (int64_t i = 0; i < m; i++) {", 1))
+    source.write_text(
+        (EXAMPLES / "xnor_gemm.c")
+        .read_text()
+        .replace("#include <stdint.h>", "#include <stdint.h>\n#include <stdio.h>")
+        .replace(
+            "    for (int64_t i = 0; i < m; i++) {",
+            '    printf("xnor_gemm m=%ld\\n", (long)m); fflush(stdout);\n    for (int64_t i = 0; i < m; i++) {',
+            1,
+        )
+    )
     library = compile_library(source, tmp_path)
     report = checked(check_xnor_gemm, load_target(f"{library}:xnor_gemm", "xnor-gemm", c=True))
     assert report.ok, report
@@ -208,8 +228,21 @@ def test_the_docs_show_what_the_examples_print(libraries):
 
 
 # --- tinybnn bench gemm --c / --kernel: verified, then timed beside xnor_parallel ---------------
-BENCH = ["bench", "gemm", "--suite", "lenet", "--impls", "xnor_parallel", "--baselines", "env",
-         "--budget", "0.05", "--rounds", "1", "--no-chart"]
+BENCH = [
+    "bench",
+    "gemm",
+    "--suite",
+    "lenet",
+    "--impls",
+    "xnor_parallel",
+    "--baselines",
+    "env",
+    "--budget",
+    "0.05",
+    "--rounds",
+    "1",
+    "--no-chart",
+]
 
 
 def test_bench_gemm_times_a_verified_c_kernel_beside_xnor_parallel(libraries, capsys):

@@ -1,4 +1,5 @@
 """Workspaces never hand out an array that is in use, and reuse arrays once released."""
+
 import threading
 
 import numpy as np
@@ -18,7 +19,7 @@ def test_taken_arrays_never_overlap_until_released(first, second):
     ws = Workspace()
     taken = [ws.take(shape) for shape in first]
     for i, a in enumerate(taken):
-        for b in taken[i + 1:]:
+        for b in taken[i + 1 :]:
             assert not np.shares_memory(a, b)
     assert ws.in_use() == len(first)
     ws.release()

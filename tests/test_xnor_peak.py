@@ -3,6 +3,7 @@
 It needs a C compiler and a CPU with AVX-512 F and VPOPCNTDQ; without the
 flags, the kernel must refuse with a sentence naming them.
 """
+
 import shutil
 
 import pytest

@@ -14,6 +14,7 @@ OpenBLAS reads its variable when NumPy is first imported, so import tinybnn
 before NumPy (the ``tinybnn`` command does), or export it in the shell.
 :data:`THREAD_SETTINGS` lists what was set here.
 """
+
 import os as _os
 
 #: environment variables tinybnn set because the user had not (see the module docstring)

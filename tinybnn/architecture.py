@@ -13,6 +13,7 @@ layer's ``config_schema`` and adds up what the layers declare they need
 (:class:`~tinybnn.layers.module.Footprint`) without building anything, so
 that a model file's claims are bounded before a single parameter exists.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -49,18 +50,20 @@ def construct(description: Any) -> Module:
         raise ModelFileError(f"layer {kind}: invalid config {config!r:.120}: {error}") from None
 
 
-def footprint(description: Any, input_shape: tuple[int, ...], path: str = "architecture",
-              name: str = "", depth: int = 0) -> Footprint:
+def footprint(
+    description: Any, input_shape: tuple[int, ...], path: str = "architecture", name: str = "", depth: int = 0
+) -> Footprint:
     """What the network ``description`` needs at batch 1 on a sample of ``input_shape``, from
     arithmetic alone. A field outside its layer's schema raises SchemaError naming it
     (``architecture.config.layers[3].config.num_filter``); a layer that does not fit its
     input raises ModelFileError naming the layer."""
     if not isinstance(description, dict) or not isinstance(description.get("type"), str):
-        raise SchemaError(path, "a layer description {\"type\": ..., \"config\": {...}}", description)
+        raise SchemaError(path, 'a layer description {"type": ..., "config": {...}}', description)
     kind = description["type"]
     if kind not in LAYER_TYPES:
-        raise ModelFileError(f"field {path}.type: unknown layer type {kind!r:.60} "
-                             f"(known: {', '.join(sorted(LAYER_TYPES))})")
+        raise ModelFileError(
+            f"field {path}.type: unknown layer type {kind!r:.60} (known: {', '.join(sorted(LAYER_TYPES))})"
+        )
     if depth > MAX_DEPTH:
         raise SchemaError(path, f"layers nested at most {MAX_DEPTH} deep", "deeper nesting")
     cls = LAYER_TYPES[kind]

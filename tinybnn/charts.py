@@ -5,6 +5,7 @@ Like BMXNet's Figures 2 and 3: the speedup of each XNOR kernel over
 (right). The y axis is logarithmic, so 0.5x, 1x and 30x all stay readable;
 a dashed line marks 1x (as fast as ``np.dot``).
 """
+
 from __future__ import annotations
 
 import math
@@ -229,8 +230,10 @@ def quantizer_curves_image(panels, columns: int = 3, panel_size=(420, 300), titl
             # a jump of a step function is drawn as a vertical line, the way the curve is read
             draw.line(points, fill=colour, width=thickness)
     x, y = 20, image.height - legend + 8
-    for name, colour, thickness in (("forward y = q(x)", FORWARD_COLOUR, 3),
-                                    ("backward: the dy/dx it passes on (gradient of ones)", BACKWARD_COLOUR, 2)):
+    for name, colour, thickness in (
+        ("forward y = q(x)", FORWARD_COLOUR, 3),
+        ("backward: the dy/dx it passes on (gradient of ones)", BACKWARD_COLOUR, 2),
+    ):
         draw.line([(x, y + 8), (x + 40, y + 8)], fill=colour, width=thickness)
         draw.text((x + 48, y), name, fill="black", font=face)
         x += 48 + pictures.text_size(draw, name, face)[0] + 40

@@ -8,6 +8,7 @@ history so far, the optimizer's scalars and the run's settings — and whose ext
 Resuming from it repeats exactly the computation an uninterrupted run would
 have done, so the weights come out bit for bit the same.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,13 +51,25 @@ class Checkpoint:
         optimizer.step_count = int(self.optimizer.get("step_count", 0))
 
 
-def save_checkpoint(path: str | Path, model: Module, input_shape: tuple[int, ...], optimizer: Optimizer,
-                    state: TrainState, run: dict[str, Any]) -> Path:
+def save_checkpoint(
+    path: str | Path,
+    model: Module,
+    input_shape: tuple[int, ...],
+    optimizer: Optimizer,
+    state: TrainState,
+    run: dict[str, Any],
+) -> Path:
     """Write model, optimizer state and training state to ``path`` atomically."""
-    metadata = {"checkpoint": {
-        "epoch": state.epoch, "rng_state": state.rng_state, "history": state.history,
-        "optimizer": optimizer.hyperparameters(), "run": run,
-        "generators": {path: rng.bit_generator.state for path, rng in model.generators().items()}}}
+    metadata = {
+        "checkpoint": {
+            "epoch": state.epoch,
+            "rng_state": state.rng_state,
+            "history": state.history,
+            "optimizer": optimizer.hyperparameters(),
+            "run": run,
+            "generators": {path: rng.bit_generator.state for path, rng in model.generators().items()},
+        }
+    }
     extra = {f"optimizer/{name}": value for name, value in optimizer.state_arrays().items()}
     return save_model(path, model, input_shape, metadata=metadata, extra=extra)
 
@@ -71,6 +84,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     # every field's type and range was checked on load (tinybnn.headers.CHECKPOINT)
     state = TrainState(epoch=info["epoch"], rng_state=info["rng_state"], history=info["history"])
     run, optimizer = info["run"], info["optimizer"]
-    arrays = {name[len("optimizer/"):]: value for name, value in model_file.extra.items()
-              if name.startswith("optimizer/")}
+    arrays = {
+        name[len("optimizer/") :]: value for name, value in model_file.extra.items() if name.startswith("optimizer/")
+    }
     return Checkpoint(model_file, state, run, optimizer, arrays, path)

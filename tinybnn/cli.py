@@ -9,6 +9,7 @@ to resume); a reader that closes the pipe (``| head -1``) ends the command
 quietly with status 141; names the terminal cannot encode are printed with
 backslash escapes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,41 +34,73 @@ class OneLineParser(argparse.ArgumentParser):
 
 # --- train ---------------------------------------------------------------------
 def add_train_parser(commands) -> None:
-    p = commands.add_parser("train", help="train a LeNet on MNIST or Fashion-MNIST",
-                            description="Train a model, print one line per epoch, save it and a checkpoint.")
-    p.add_argument("--model", default="binary-lenet", choices=["lenet", "binary-lenet", "reactnet-lenet"],
-                   help="network to train (default: binary-lenet)")
+    p = commands.add_parser(
+        "train",
+        help="train a LeNet on MNIST or Fashion-MNIST",
+        description="Train a model, print one line per epoch, save it and a checkpoint.",
+    )
+    p.add_argument(
+        "--model",
+        default="binary-lenet",
+        choices=["lenet", "binary-lenet", "reactnet-lenet"],
+        help="network to train (default: binary-lenet)",
+    )
     p.add_argument("--act-bit", type=int, default=1, help="activation bits of binary-lenet's Q-layers (1..32)")
     p.add_argument("--weight-bit", type=int, default=1, help="weight bits of binary-lenet's Q-layers (1..32)")
     p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
-    p.add_argument("--data", metavar="DIR", help="folder holding the IDX files (or mnist/, mnist-5k/, "
-                   "fashion-mnist/ subfolders); default: $TINYBNN_DATA, then the cache, then download")
+    p.add_argument(
+        "--data",
+        metavar="DIR",
+        help="folder holding the IDX files (or mnist/, mnist-5k/, "
+        "fashion-mnist/ subfolders); default: $TINYBNN_DATA, then the cache, then download",
+    )
     p.add_argument("--epochs", type=int, help="epochs to train (default 10; with --resume: as the checkpoint says)")
     p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--optimizer", default="adam", choices=["adam", "sgd", "bop"],
-                   help="adam (default), sgd, or bop: Bop flips the binary weights, Adam trains the rest")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: 1e-3 adam and bop's Adam, "
-                   "0.1 sgd)")
+    p.add_argument(
+        "--optimizer",
+        default="adam",
+        choices=["adam", "sgd", "bop"],
+        help="adam (default), sgd, or bop: Bop flips the binary weights, Adam trains the rest",
+    )
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: 1e-3 adam and bop's Adam, 0.1 sgd)")
     p.add_argument("--bop-gamma", type=float, default=1e-4, help="Bop's adaptivity rate (default 1e-4)")
     p.add_argument("--bop-tau", type=float, default=1e-8, help="Bop's flip threshold (default 1e-8)")
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
     p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--schedule", default="cosine", choices=["constant", "cosine", "step"],
-                   help="learning-rate schedule over the epochs (default: cosine)")
+    p.add_argument(
+        "--schedule",
+        default="cosine",
+        choices=["constant", "cosine", "step"],
+        help="learning-rate schedule over the epochs (default: cosine)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-limit", type=int, metavar="N", help="train on N images drawn with the seed")
     p.add_argument("--test-limit", type=int, metavar="N", help="evaluate on the first N test images")
-    p.add_argument("--out", type=Path, help="where to save the model (default: model.npz; with --resume: "
-                   "the model of the checkpoint, run.npz for run.ckpt.npz); the checkpoint goes beside it "
-                   "as MODEL.ckpt.npz")
-    p.add_argument("--resume", type=Path, metavar="CHECKPOINT",
-                   help="continue a run from its checkpoint (MODEL.ckpt.npz), which keeps being updated")
-    p.add_argument("--diagnostics", action="store_true",
-                   help="record per binary layer and epoch the weights' flip ratio, the share of latent weights "
-                   "at the clipping bound, of sign inputs outside the straight-through window and of +1 "
-                   "activations, in the training log (tinybnn show diagnostics draws them)")
-    p.add_argument("--force", action="store_true",
-                   help="overwrite --out or its checkpoint even if they are not tinybnn files of that kind")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="where to save the model (default: model.npz; with --resume: "
+        "the model of the checkpoint, run.npz for run.ckpt.npz); the checkpoint goes beside it "
+        "as MODEL.ckpt.npz",
+    )
+    p.add_argument(
+        "--resume",
+        type=Path,
+        metavar="CHECKPOINT",
+        help="continue a run from its checkpoint (MODEL.ckpt.npz), which keeps being updated",
+    )
+    p.add_argument(
+        "--diagnostics",
+        action="store_true",
+        help="record per binary layer and epoch the weights' flip ratio, the share of latent weights "
+        "at the clipping bound, of sign inputs outside the straight-through window and of +1 "
+        "activations, in the training log (tinybnn show diagnostics draws them)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite --out or its checkpoint even if they are not tinybnn files of that kind",
+    )
     p.set_defaults(handler=command_train)
 
 
@@ -81,8 +114,10 @@ def command_train(args: argparse.Namespace) -> int:
     if args.resume is not None:
         out = args.out if args.out is not None else model_path_of(args.resume)
         if out is None:
-            raise ArgumentError(f"--resume {args.resume}: not named MODEL.ckpt.npz, so the model's name is "
-                                "unknown; give --out MODEL.npz (the checkpoint then goes to MODEL.ckpt.npz)")
+            raise ArgumentError(
+                f"--resume {args.resume}: not named MODEL.ckpt.npz, so the model's name is "
+                "unknown; give --out MODEL.npz (the checkpoint then goes to MODEL.ckpt.npz)"
+            )
         checkpoint = load_checkpoint(args.resume)
         settings = RunSettings.from_checkpoint(checkpoint)
         if args.epochs is not None:  # train longer (or shorter) than first planned
@@ -91,25 +126,41 @@ def command_train(args: argparse.Namespace) -> int:
     else:
         lr = args.lr if args.lr is not None else (0.1 if args.optimizer == "sgd" else 1e-3)
         settings = RunSettings(
-            model=args.model, act_bit=args.act_bit, weight_bit=args.weight_bit, dataset=args.dataset,
-            epochs=10 if args.epochs is None else args.epochs, batch_size=args.batch_size,
-            optimizer=args.optimizer, lr=lr, momentum=args.momentum, weight_decay=args.weight_decay,
-            schedule=args.schedule, seed=args.seed, train_limit=args.train_limit, test_limit=args.test_limit,
-            bop_gamma=args.bop_gamma, bop_tau=args.bop_tau, diagnostics=args.diagnostics)
+            model=args.model,
+            act_bit=args.act_bit,
+            weight_bit=args.weight_bit,
+            dataset=args.dataset,
+            epochs=10 if args.epochs is None else args.epochs,
+            batch_size=args.batch_size,
+            optimizer=args.optimizer,
+            lr=lr,
+            momentum=args.momentum,
+            weight_decay=args.weight_decay,
+            schedule=args.schedule,
+            seed=args.seed,
+            train_limit=args.train_limit,
+            test_limit=args.test_limit,
+            bop_gamma=args.bop_gamma,
+            bop_tau=args.bop_tau,
+            diagnostics=args.diagnostics,
+        )
     run(settings, out, data_dir=args.data, resume=checkpoint, force=args.force, progress=Progress(sys.stdout))
     return 0
 
 
 # --- convert, summary ---------------------------------------------------------------
 def add_convert_parser(commands) -> None:
-    p = commands.add_parser("convert", help="pack a trained binary model's weights to 1 bit",
-                            description="Write binarized_MODEL.npz beside MODEL: 1-bit layers packed, "
-                                        "BatchNorm folded, everything else float32.")
+    p = commands.add_parser(
+        "convert",
+        help="pack a trained binary model's weights to 1 bit",
+        description="Write binarized_MODEL.npz beside MODEL: 1-bit layers packed, "
+        "BatchNorm folded, everything else float32.",
+    )
     p.add_argument("model", type=Path, help="a model file written by tinybnn train")
-    p.add_argument("--out", type=Path, help="where to write (default: binarized_<name> beside the model); "
-                   "never the model itself")
-    p.add_argument("--force", action="store_true",
-                   help="overwrite --out even if it is not a converted model file")
+    p.add_argument(
+        "--out", type=Path, help="where to write (default: binarized_<name> beside the model); never the model itself"
+    )
+    p.add_argument("--force", action="store_true", help="overwrite --out even if it is not a converted model file")
     p.set_defaults(handler=command_convert)
 
 
@@ -124,8 +175,11 @@ def command_convert(args: argparse.Namespace) -> int:
 
 
 def add_summary_parser(commands) -> None:
-    p = commands.add_parser("summary", help="per-layer shapes, parameters, memory and MACs of a model",
-                            description="Summarize a model file (trained or converted).")
+    p = commands.add_parser(
+        "summary",
+        help="per-layer shapes, parameters, memory and MACs of a model",
+        description="Summarize a model file (trained or converted).",
+    )
     p.add_argument("model", type=Path)
     p.set_defaults(handler=command_summary)
 
@@ -144,10 +198,13 @@ def command_summary(args: argparse.Namespace) -> int:
 
 # --- predict -------------------------------------------------------------------------
 def add_predict_parser(commands) -> None:
-    p = commands.add_parser("predict", help="classify PNG/JPEG images (top-3 classes)",
-                            description="Classify images with MODEL (trained or converted). If the first "
-                                        "argument is not a .npz file, the binarized LeNet shipped with "
-                                        "tinybnn classifies them as MNIST digits.")
+    p = commands.add_parser(
+        "predict",
+        help="classify PNG/JPEG images (top-3 classes)",
+        description="Classify images with MODEL (trained or converted). If the first "
+        "argument is not a .npz file, the binarized LeNet shipped with "
+        "tinybnn classifies them as MNIST digits.",
+    )
     p.add_argument("files", nargs="+", metavar="[MODEL] IMAGE")
     p.add_argument("--json", action="store_true", help="one JSON object per image, one per line")
     p.add_argument("--top", type=int, default=3, help="how many classes to show (default 3)")
@@ -172,8 +229,15 @@ def command_predict(args: argparse.Namespace) -> int:
     results = predict_files(loaded.model, files, loaded.metadata, args.top)
     for result in results:
         if args.json:
-            print(json.dumps({"file": result.path, "error": result.error,
-                              "top": [{"class": name, "probability": round(p, 6)} for name, p in result.top]}))
+            print(
+                json.dumps(
+                    {
+                        "file": result.path,
+                        "error": result.error,
+                        "top": [{"class": name, "probability": round(p, 6)} for name, p in result.top],
+                    }
+                )
+            )
         elif result.error:
             print(f"{result.path}: error: {result.error}", file=sys.stderr)
         else:
@@ -191,9 +255,12 @@ BENCHMARKS = {
 
 
 def add_bench_parser(commands) -> None:
-    p = commands.add_parser("bench", help="benchmarks: gemm, infer, peers, train", add_help=False,
-                            description="Run a benchmark; options after its name go to it "
-                                        "(tinybnn bench train --help).")
+    p = commands.add_parser(
+        "bench",
+        help="benchmarks: gemm, infer, peers, train",
+        add_help=False,
+        description="Run a benchmark; options after its name go to it (tinybnn bench train --help).",
+    )
     p.add_argument("benchmark", choices=sorted(BENCHMARKS))
     p.add_argument("options", nargs=argparse.REMAINDER)
     p.set_defaults(handler=command_bench)
@@ -207,16 +274,26 @@ def command_bench(args: argparse.Namespace) -> int:
 
 # --- serve -----------------------------------------------------------------------
 def add_serve_parser(commands) -> None:
-    p = commands.add_parser("serve", help="the explorer: draw a digit, see its bits, popcounts and prediction",
-                            description="Serve the explorer page and its JSON API (see docs/explorer.md) "
-                                        "for MODEL, the shipped binarized LeNet by default, until Ctrl-C "
-                                        "(which exits with status 0).")
+    p = commands.add_parser(
+        "serve",
+        help="the explorer: draw a digit, see its bits, popcounts and prediction",
+        description="Serve the explorer page and its JSON API (see docs/explorer.md) "
+        "for MODEL, the shipped binarized LeNet by default, until Ctrl-C "
+        "(which exits with status 0).",
+    )
     p.add_argument("model", nargs="?", type=Path, help="a model file (trained or converted) taking 28x28 images")
     p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0 picks a free one)")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 for every network)")
-    p.add_argument("--data", metavar="DIR", help="folder holding the MNIST test files for 'load a test digit' "
-                   "(default: $TINYBNN_DATA, then the cache, else 20 digits shipped with tinybnn)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 for every network)",
+    )
+    p.add_argument(
+        "--data",
+        metavar="DIR",
+        help="folder holding the MNIST test files for 'load a test digit' "
+        "(default: $TINYBNN_DATA, then the cache, else 20 digits shipped with tinybnn)",
+    )
     p.set_defaults(handler=command_serve)
 
 
@@ -230,26 +307,37 @@ def command_serve(args: argparse.Namespace) -> int:
 def add_verify_parser(commands) -> None:
     from .kernel_abi import KINDS
 
-    p = commands.add_parser("verify", help="check a binary kernel (Python or C) against tinybnn's references",
-                            description="Run KIND's edge cases, then hypothesis cases, on a kernel; print a "
-                                        "one-line summary (exit 0) or the smallest failing case (exit 1). "
-                                        "Calling conventions: docs/verify.md.")
+    p = commands.add_parser(
+        "verify",
+        help="check a binary kernel (Python or C) against tinybnn's references",
+        description="Run KIND's edge cases, then hypothesis cases, on a kernel; print a "
+        "one-line summary (exit 0) or the smallest failing case (exit 1). "
+        "Calling conventions: docs/verify.md.",
+    )
     p.add_argument("kind", choices=KINDS, metavar="KIND", help=", ".join(KINDS))
-    p.add_argument("target", nargs="?", metavar="TARGET",
-                   help="a Python kernel: module:function or path/to/file.py:function")
+    p.add_argument(
+        "target", nargs="?", metavar="TARGET", help="a Python kernel: module:function or path/to/file.py:function"
+    )
     p.add_argument("--c", metavar="LIB:SYMBOL", help="a C kernel: path/to/lib.so:symbol (run in a child process)")
-    p.add_argument("--examples", type=int, default=200, metavar="N",
-                   help="hypothesis cases after the edge cases (default 200)")
+    p.add_argument(
+        "--examples", type=int, default=200, metavar="N", help="hypothesis cases after the edge cases (default 200)"
+    )
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the hypothesis cases (default 0)")
-    p.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
-                   help="a C kernel taking longer on one case counts as hung (default 10)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="a C kernel taking longer on one case counts as hung (default 10)",
+    )
     p.set_defaults(handler=command_verify)
 
 
 def command_verify(args: argparse.Namespace) -> int:
     if (args.target is None) == (args.c is None):
-        raise ArgumentError("verify needs exactly one kernel: TARGET (module:function, file.py:function) "
-                            "or --c lib.so:symbol")
+        raise ArgumentError(
+            "verify needs exactly one kernel: TARGET (module:function, file.py:function) or --c lib.so:symbol"
+        )
     if args.examples < 0:
         raise ArgumentError(f"--examples must be >= 0, got {args.examples}")
     if not args.timeout > 0:
@@ -269,16 +357,22 @@ def command_verify(args: argparse.Namespace) -> int:
 
 
 def add_vectors_parser(commands) -> None:
-    p = commands.add_parser("vectors", help="golden vectors of every layer, to check a device port against",
-                            description="tinybnn vectors MODEL --images N --out DIR: run MODEL on the first N test "
-                                        "images and write every layer's input and output (float32, and packed "
-                                        "bits for binary layers) with a JSON manifest. tinybnn vectors check DIR "
-                                        "OTHER_DIR: name the first layer and element where OTHER_DIR differs.")
+    p = commands.add_parser(
+        "vectors",
+        help="golden vectors of every layer, to check a device port against",
+        description="tinybnn vectors MODEL --images N --out DIR: run MODEL on the first N test "
+        "images and write every layer's input and output (float32, and packed "
+        "bits for binary layers) with a JSON manifest. tinybnn vectors check DIR "
+        "OTHER_DIR: name the first layer and element where OTHER_DIR differs.",
+    )
     p.add_argument("paths", nargs="+", metavar="MODEL | check DIR OTHER_DIR")
     p.add_argument("--images", type=int, default=10, metavar="N", help="test images to run (default 10)")
     p.add_argument("--out", type=Path, metavar="DIR", help="the new folder to write")
-    p.add_argument("--dataset", choices=["mnist", "fashion-mnist"],
-                   help="whose test images (default: the one the model was trained on, else mnist)")
+    p.add_argument(
+        "--dataset",
+        choices=["mnist", "fashion-mnist"],
+        help="whose test images (default: the one the model was trained on, else mnist)",
+    )
     p.add_argument("--data", metavar="DIR", help="folder holding the IDX files (as for tinybnn train)")
     p.set_defaults(handler=command_vectors)
 
@@ -291,8 +385,10 @@ def command_vectors(args: argparse.Namespace) -> int:
             raise ArgumentError("usage: tinybnn vectors check DIR OTHER_DIR")
         difference = vectors.compare_vectors(args.paths[1], args.paths[2])
         if difference is None:
-            print(f"{args.paths[2]}: every file agrees with {args.paths[1]} (floats within rtol "
-                  f"{vectors.FLOAT_RTOL:g}, atol {vectors.FLOAT_ATOL:g}; bits exactly)")
+            print(
+                f"{args.paths[2]}: every file agrees with {args.paths[1]} (floats within rtol "
+                f"{vectors.FLOAT_RTOL:g}, atol {vectors.FLOAT_ATOL:g}; bits exactly)"
+            )
             return 0
         print(f"{args.paths[2]}: {difference}")
         return 1
@@ -309,12 +405,19 @@ def command_vectors(args: argparse.Namespace) -> int:
     data = load_dataset(dataset, data_dir=args.data)
     if not 1 <= args.images <= len(data.test_images):
         raise ArgumentError(f"--images must be from 1 to {len(data.test_images)}, got {args.images}")
-    manifest = vectors.write_vectors(loaded.model, to_float_nchw(data.test_images[:args.images]), args.out,
-                                     labels=data.test_labels[:args.images], model_name=Path(args.paths[0]).name)
+    manifest = vectors.write_vectors(
+        loaded.model,
+        to_float_nchw(data.test_images[: args.images]),
+        args.out,
+        labels=data.test_labels[: args.images],
+        model_name=Path(args.paths[0]).name,
+    )
     layers = manifest["layers"]
     files = sum(len(layer["files"]) + len(layer["arrays"]) for layer in layers)
-    print(f"{args.out}: {args.images} {dataset} test images through {len(layers)} layers "
-          f"({sum(layer['binary'] for layer in layers)} binary): manifest.json and {files} raw files")
+    print(
+        f"{args.out}: {args.images} {dataset} test images through {len(layers)} layers "
+        f"({sum(layer['binary'] for layer in layers)} binary): manifest.json and {files} raw files"
+    )
     return 0
 
 

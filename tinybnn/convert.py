@@ -26,6 +26,7 @@ happens to a layer is declared by the layer (``packable``, ``packed``,
 ``convert_file`` writes the result as ``binarized_<name>.npz`` beside the
 input (BMXNet's naming), a model file of kind ``"binarized"``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,8 +38,17 @@ from .autograd import Tensor
 from .autograd.larq_quantizers import SIGN_FORWARD
 from .gemm import pack_bits, unpack_bits
 from .gemm.bitconv import pack_channels, pack_normalized_channels
-from .layers import (Activation, BatchNorm, Convolution, Flatten, FullyConnected, Module, Pooling, QActivation,
-                     Sequential)
+from .layers import (
+    Activation,
+    BatchNorm,
+    Convolution,
+    Flatten,
+    FullyConnected,
+    Module,
+    Pooling,
+    QActivation,
+    Sequential,
+)
 from .layers.quantized import PACKABLE_WEIGHTS
 from .layers.fused import ACTIVATIONS, BitConvolution, BitDense, ConvolutionToBits
 from .layers.packed import PackedConvolution, PackedFullyConnected, PackedModule, _affine_pool_nchw
@@ -48,8 +58,6 @@ from .outputs import check_output
 from .serialization import load_model, save_model
 
 BINARIZED = "binarized"
-
-
 
 
 def is_binary(layer: Module) -> bool:
@@ -69,6 +77,7 @@ def binary_run(layers: list[Module], i: int) -> tuple[int, Module] | None:
     :attr:`~tinybnn.layers.Module.packs_pool`). The layer builds its own twin
     (:meth:`~tinybnn.layers.Module.packed`).
     """
+
     def at(j: int) -> Module | None:
         return layers[j] if j < len(layers) else None
 
@@ -91,8 +100,9 @@ def binary_run(layers: list[Module], i: int) -> tuple[int, Module] | None:
     return j - i, layer.packed(bn, input_bn, pool)
 
 
-def packed_layer(layer: Module, bn: BatchNorm | None = None, input_bn: BatchNorm | None = None,
-                 pool: Pooling | None = None) -> Module:
+def packed_layer(
+    layer: Module, bn: BatchNorm | None = None, input_bn: BatchNorm | None = None, pool: Pooling | None = None
+) -> Module:
     """The packed twin of a built 1-bit Q-layer, with the layers around it that it absorbs."""
     return layer.packed(bn, input_bn, pool)
 
@@ -185,8 +195,11 @@ def bit_links(layers: list[Module]) -> tuple[dict[int, tuple[int, tuple]], dict[
         end = i - 1 if isinstance(layer, PackedFullyConnected) and i > 0 and isinstance(layers[i - 1], Flatten) else i
         before = layers[end - 1] if end > 0 else None
         start = None if isinstance(before, PackedConvolution) else float_stem_start(layers, end)
-        channels = before.num_filter if isinstance(before, PackedConvolution) else (
-            layers[start].num_filter if start is not None else None)
+        channels = (
+            before.num_filter
+            if isinstance(before, PackedConvolution)
+            else (layers[start].num_filter if start is not None else None)
+        )
         if channels is None or isinstance(layer, PackedFullyConnected) and layer.features % channels:
             continue  # nothing to fuse, or bits that could not be laid out as the dense layer's features
         if start is not None:
@@ -195,7 +208,8 @@ def bit_links(layers: list[Module]) -> tuple[dict[int, tuple[int, tuple]], dict[
         if not (np.isfinite(before.scale).all() and np.isfinite(before.shift).all()):
             continue
         thresholds = verified_integer_thresholds(
-            lambda dots: consumer_signs(layer, affine_values(before, dots)), before.bits, before.num_filter)
+            lambda dots: consumer_signs(layer, affine_values(before, dots)), before.bits, before.num_filter
+        )
         if thresholds is not None:
             producers[end - 1] = (i, thresholds)
     return producers, stems
@@ -206,8 +220,9 @@ def consumer_signs(consumer: PackedModule, values: np.ndarray) -> np.ndarray:
     input BatchNorm, by the very kernel it packs with (bool (F, m), True for +1)."""
     x = np.ascontiguousarray(values[None, :, :, None], dtype=np.float32)  # (1, F, m, 1): m pixels
     if getattr(consumer, "input_norm", False):
-        words = pack_normalized_channels(x, consumer.input_mean, consumer.input_inv_std, consumer.input_gamma,
-                                         consumer.input_beta)
+        words = pack_normalized_channels(
+            x, consumer.input_mean, consumer.input_inv_std, consumer.input_gamma, consumer.input_beta
+        )
     else:
         words = pack_channels(x)
     return unpack_bits(words.reshape(values.shape[1], -1), values.shape[0]).T > 0
@@ -217,17 +232,27 @@ def affine_values(layer: PackedConvolution, dots: np.ndarray) -> np.ndarray:
     """What the unfused layer computes for integer dots (F, m), channel f in row f: its own kernel."""
     channels, m = dots.shape
     out = np.empty((1, channels, m, 1), np.float32)
-    _affine_pool_nchw(np.ascontiguousarray(dots.T, dtype=np.int32), np.int32(0), layer.scale, layer.shift,
-                      1, m, 1, 1, 1, 1, 1, out)
+    _affine_pool_nchw(
+        np.ascontiguousarray(dots.T, dtype=np.int32), np.int32(0), layer.scale, layer.shift, 1, m, 1, 1, 1, 1, 1, out
+    )
     return out[0, :, :, 0]
 
 
 def bit_convolution(layer: PackedConvolution, bits_in: bool, thresholds: tuple | None) -> BitConvolution:
     """``layer`` reading bits (``bits_in``) and/or writing bits by the (flip, threshold) pair given."""
-    fused = BitConvolution(layer.kernel, layer.num_filter, layer.channels, layer.stride, layer.pad, layer.pad_value,
-                           input="bits" if bits_in else "float", output="float" if thresholds is None else "bits",
-                           input_norm=layer.input_norm and not bits_in,
-                           pool_kernel=layer.pool_kernel or (1, 1), pool_stride=layer.pool_stride)
+    fused = BitConvolution(
+        layer.kernel,
+        layer.num_filter,
+        layer.channels,
+        layer.stride,
+        layer.pad,
+        layer.pad_value,
+        input="bits" if bits_in else "float",
+        output="float" if thresholds is None else "bits",
+        input_norm=layer.input_norm and not bits_in,
+        pool_kernel=layer.pool_kernel or (1, 1),
+        pool_stride=layer.pool_stride,
+    )
     fused.weight_bits[...] = layer.weight_bits.T
     if thresholds is None:
         fused.scale[...], fused.shift[...] = layer.scale, layer.shift
@@ -246,10 +271,16 @@ def first_stage(block: list[Module], consumer: PackedModule) -> ConvolutionToBit
     act = next((m for m in block if isinstance(m, Activation)), None)
     pool = next((m for m in block if isinstance(m, Pooling)), None)
     weight = conv.weight.data
-    stage = ConvolutionToBits(conv.kernel, conv.num_filter, weight.shape[1], conv.stride, conv.pad,
-                              activation=act.act_type if act is not None else "identity",
-                              pool_kernel=pool.kernel if pool is not None else (1, 1),
-                              pool_stride=pool.stride if pool is not None else None)
+    stage = ConvolutionToBits(
+        conv.kernel,
+        conv.num_filter,
+        weight.shape[1],
+        conv.stride,
+        conv.pad,
+        activation=act.act_type if act is not None else "identity",
+        pool_kernel=pool.kernel if pool is not None else (1, 1),
+        pool_stride=pool.stride if pool is not None else None,
+    )
     stage.weight[...] = weight.reshape(conv.num_filter, -1).T
     if conv.bias is not None:
         stage.bias[...] = conv.bias.data
@@ -279,8 +310,13 @@ def bit_dense(layer: PackedFullyConnected, channels: int, after: list[Module]) -
         activation, taken = after[0].act_type, 1
     classifier = after[taken] if len(after) > taken and isinstance(after[taken], FullyConnected) else None
     words = permuted_dense_bits(layer, channels)
-    stage = BitDense(layer.num_hidden, layer.features, words.shape[0], activation,
-                     classes=0 if classifier is None else classifier.num_hidden)
+    stage = BitDense(
+        layer.num_hidden,
+        layer.features,
+        words.shape[0],
+        activation,
+        classes=0 if classifier is None else classifier.num_hidden,
+    )
     stage.weight_bits[...] = words
     stage.scale[...], stage.shift[...] = layer.scale, layer.shift
     if classifier is not None:
@@ -316,7 +352,7 @@ def fuse_layers(layers: list[Module]) -> list[Module]:
     while i < len(layers):
         layer = layers[i]
         if i in stems:
-            out.append(first_stage(layers[i:stems[i]], layers[stems[i]]))
+            out.append(first_stage(layers[i : stems[i]], layers[stems[i]]))
             i = stems[i]
             continue
         if isinstance(layer, Flatten) and i + 1 in consumers and i - 1 in producers:
@@ -325,7 +361,7 @@ def fuse_layers(layers: list[Module]) -> list[Module]:
         if isinstance(layer, PackedConvolution) and (i in consumers or i in producers):
             out.append(bit_convolution(layer, i in consumers, producers[i][1] if i in producers else None))
         elif isinstance(layer, PackedFullyConnected) and i in consumers:
-            stage, taken = bit_dense(layer, channels_into[i], layers[i + 1:])
+            stage, taken = bit_dense(layer, channels_into[i], layers[i + 1 :])
             out.append(stage)
             i += taken
         else:
@@ -359,9 +395,11 @@ def convert_file(path: str | Path, out: str | Path | None = None, force: bool = 
     if loaded.kind == BINARIZED:
         raise ModelFileError(f"{path}: already converted (a binarized model file); nothing to do")
     if count_binary_layers(loaded.model) == 0:
-        raise ModelFileError(f"{path}: has no binary layer (QConvolution or QFullyConnected with act_bit=1 "
-                             f"and weight_bit=1, weight_method one of {', '.join(PACKABLE_WEIGHTS)}), so there is "
-                             "nothing to pack")
+        raise ModelFileError(
+            f"{path}: has no binary layer (QConvolution or QFullyConnected with act_bit=1 "
+            f"and weight_bit=1, weight_method one of {', '.join(PACKABLE_WEIGHTS)}), so there is "
+            "nothing to pack"
+        )
     converted = convert_model(loaded.model)
     metadata = dict(loaded.metadata)
     metadata["converted_from"] = path.name

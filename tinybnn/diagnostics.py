@@ -26,6 +26,7 @@ Evaluation passes (``model.eval()``) are not counted; nothing a layer
 computes is changed, so a run with diagnostics gives the same weights as one
 without.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -123,8 +124,13 @@ class BinaryDiagnostics:
             if isinstance(layer, QActivation):
                 counts = LayerCounts(name, "QActivation", weights=False, inputs=True, window=layer.grad_cancel)
             else:
-                counts = LayerCounts(name, type(layer).__name__, weights=layer.weight_bit == 1,
-                                     inputs=layer.act_bit == 1, check_inputs=layer.act_bit == 1)
+                counts = LayerCounts(
+                    name,
+                    type(layer).__name__,
+                    weights=layer.weight_bit == 1,
+                    inputs=layer.act_bit == 1,
+                    check_inputs=layer.act_bit == 1,
+                )
             self.counts[name], self.layers[name] = counts, layer
 
     @staticmethod
@@ -157,8 +163,9 @@ class BinaryDiagnostics:
 
     def end_epoch(self) -> list[dict[str, Any]]:
         """One entry per binary layer for the epoch just trained, and a fresh count for the next."""
-        return [counts.summary(self.weights_of(name) if counts.weights else None)
-                for name, counts in self.counts.items()]
+        return [
+            counts.summary(self.weights_of(name) if counts.weights else None) for name, counts in self.counts.items()
+        ]
 
     def weights_of(self, name: str) -> np.ndarray:
         layer = self.layers[name]

@@ -12,6 +12,7 @@ moment could remove each other's temporary file; the loser then fails with
 an ``OSError`` and the file in place stays whole.) The new file gets the
 usual permissions (0666 minus the umask), as if it had been opened directly.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -22,6 +22,7 @@ visits inputs in argument order, so the same graph always gives the same
 picture, pixel for pixel. :func:`evaluate_expression` builds the graph of a
 small arithmetic expression (``tinybnn show graph``).
 """
+
 from __future__ import annotations
 
 import ast
@@ -99,8 +100,9 @@ def _walk(root: Any, grads: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
             continue
         history = node.history
         input_grads = history.function.backward(history.ctx, grad)
-        for parent, parent_grad in zip(history.inputs, input_grads if isinstance(input_grads, tuple) else
-                                       (input_grads,)):
+        for parent, parent_grad in zip(
+            history.inputs, input_grads if isinstance(input_grads, tuple) else (input_grads,)
+        ):
             if parent_grad is not None and parent.requires_grad:
                 parent_grad = unbroadcast(np.asarray(parent_grad), parent.shape)
                 grads[id(parent)] = grads[id(parent)] + parent_grad if id(parent) in grads else parent_grad
@@ -165,8 +167,13 @@ def graph_layout(root: Any, names: dict[str, Any] | None = None) -> GraphLayout:
     draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     face = font(FONT_SIZE)
     line_height = text_size(draw, "Ag", face)[1] + 4
-    sizes = [(max(text_size(draw, line, face)[0] for line in node.lines) + 2 * PADDING,
-              len(node.lines) * line_height + 2 * PADDING) for node in nodes]
+    sizes = [
+        (
+            max(text_size(draw, line, face)[0] for line in node.lines) + 2 * PADDING,
+            len(node.lines) * line_height + 2 * PADDING,
+        )
+        for node in nodes
+    ]
     columns = 1 + max(node.column for node in nodes)
     # slots: ("node", i) or ("pass", edge, column); what leads into each slot
     slots: list[list[tuple]] = [[] for _ in range(columns)]
@@ -233,8 +240,9 @@ def graph_image(root: Any, names: dict[str, Any] | None = None, layout: GraphLay
         arrow(draw, route)
     fills = {"value": VALUE_FILL, "constant": CONSTANT_FILL, "function": FUNCTION_FILL}
     for node in layout.nodes:
-        draw.rounded_rectangle(node.box, radius=10 if node.kind == "function" else 3, fill=fills[node.kind],
-                               outline=OUTLINE, width=2)
+        draw.rounded_rectangle(
+            node.box, radius=10 if node.kind == "function" else 3, fill=fills[node.kind], outline=OUTLINE, width=2
+        )
         for k, line in enumerate(node.lines):
             width = text_size(draw, line, face)[0]
             left = (node.box[0] + node.box[2] - width) // 2
@@ -244,11 +252,17 @@ def graph_image(root: Any, names: dict[str, Any] | None = None, layout: GraphLay
 
 # --- small expressions (tinybnn show graph) ----------------------------------------
 FUNCTIONS: dict[str, Callable[[Any], Any]] = {
-    "tanh": lambda t: t.tanh(), "exp": lambda t: t.exp(), "log": lambda t: t.log(),
-    "relu": lambda t: t.relu(), "sigmoid": lambda t: t.sigmoid(), "sign": det_sign,
+    "tanh": lambda t: t.tanh(),
+    "exp": lambda t: t.exp(),
+    "log": lambda t: t.log(),
+    "relu": lambda t: t.relu(),
+    "sigmoid": lambda t: t.sigmoid(),
+    "sign": det_sign,
 }
 OPERATORS: dict[type, Callable[[Any, Any], Any]] = {
-    ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
     ast.Div: lambda a, b: a / b,
 }
 
@@ -281,8 +295,7 @@ def evaluate_expression(text: str, values: dict[str, float], strict: bool = True
     leaves: dict[str, Tensor] = {}
 
     def visit(node: ast.AST) -> Any:
-        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value,
-                                                                                                      bool):
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
             return float(node.value)
         if isinstance(node, ast.Name):
             if node.id not in leaves:
@@ -290,16 +303,28 @@ def evaluate_expression(text: str, values: dict[str, float], strict: bool = True
             return leaves[node.id]
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
             return -visit(node.operand)
-        if (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow) and isinstance(node.right, ast.Constant)
-                and isinstance(node.right.value, (int, float)) and not isinstance(node.right.value, bool)):
+        if (
+            isinstance(node, ast.BinOp)
+            and isinstance(node.op, ast.Pow)
+            and isinstance(node.right, ast.Constant)
+            and isinstance(node.right.value, (int, float))
+            and not isinstance(node.right.value, bool)
+        ):
             return visit(node.left) ** float(node.right.value)
         if isinstance(node, ast.BinOp) and type(node.op) in OPERATORS:
             return OPERATORS[type(node.op)](visit(node.left), visit(node.right))
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in FUNCTIONS
-                and len(node.args) == 1 and not node.keywords):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in FUNCTIONS
+            and len(node.args) == 1
+            and not node.keywords
+        ):
             return FUNCTIONS[node.func.id](visit(node.args[0]))
-        raise ArgumentError(f"the expression {text!r} has {ast.unparse(node)!r}: only numbers, names, "
-                            f"+ - * / ** NUMBER and {', '.join(FUNCTIONS)}(...) are allowed")
+        raise ArgumentError(
+            f"the expression {text!r} has {ast.unparse(node)!r}: only numbers, names, "
+            f"+ - * / ** NUMBER and {', '.join(FUNCTIONS)}(...) are allowed"
+        )
 
     unknown = sorted(set(values) - {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)})
     if unknown and strict:

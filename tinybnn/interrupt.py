@@ -21,6 +21,7 @@ when they end, except when they end by
 an interrupt: then further Ctrl-Cs are ignored while the process exits (a
 late one would otherwise raise during the exit).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -48,8 +49,10 @@ def exit_now(message: str) -> None:
 
 @contextlib.contextmanager
 def _handling_sigint(handler: Callable) -> Iterator[None]:
-    if (threading.current_thread() is not threading.main_thread()  # signals reach only the main thread
-            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):  # nohup, a background job: keep ignoring
+    if (
+        threading.current_thread() is not threading.main_thread()  # signals reach only the main thread
+        or signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    ):  # nohup, a background job: keep ignoring
         yield
         return
     previous = signal.signal(signal.SIGINT, handler)

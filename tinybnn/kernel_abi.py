@@ -54,6 +54,7 @@ This module needs only NumPy and ctypes: it is all that the child process
 running a C kernel imports (:mod:`tinybnn.kernel_child`), and the command
 line's parser reads :data:`KINDS` from it without importing hypothesis.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -69,7 +70,7 @@ _I32 = ctypes.c_int32
 
 _POINTER_DTYPES = {_U64P: np.uint64, _I32P: np.int32, _F32P: np.float32}
 
-SENTINEL = {np.dtype(np.int32): np.int32(-2**31), np.dtype(np.uint64): np.uint64(0xA5A5A5A5A5A5A5A5)}
+SENTINEL = {np.dtype(np.int32): np.int32(-(2**31)), np.dtype(np.uint64): np.uint64(0xA5A5A5A5A5A5A5A5)}
 """What ``out`` holds before a C kernel runs, per output dtype."""
 
 
@@ -99,21 +100,44 @@ class Abi:
         return (args["n"], args["f"], oh, ow)
 
 
-ABIS = {abi.kind: abi for abi in (
-    Abi("xnor-gemm",
-        (("a", _U64P), ("b", _U64P), ("out", _I32P), ("m", _I64), ("n", _I64), ("words", _I64), ("k", _I64)),
-        ("a", "b", "k"), np.int32),
-    Abi("pack-bits",
-        (("x", _F32P), ("out", _U64P), ("rows", _I64), ("k", _I64)),
-        ("x",), np.uint64),
-    Abi("binary-conv2d",
-        (("x", _U64P), ("w", _U64P), ("out", _I32P), ("n", _I64), ("c", _I64), ("h", _I64), ("wd", _I64),
-         ("f", _I64), ("kh", _I64), ("kw", _I64), ("stride", _I64), ("pad", _I64), ("pad_value", _I32)),
-        ("x", "w", "c", "stride", "pad", "pad_value"), np.int32),
-    Abi("binary-dense",
-        (("x", _F32P), ("w", _U64P), ("out", _I32P), ("n", _I64), ("d", _I64), ("h", _I64)),
-        ("x", "w"), np.int32),
-)}
+ABIS = {
+    abi.kind: abi
+    for abi in (
+        Abi(
+            "xnor-gemm",
+            (("a", _U64P), ("b", _U64P), ("out", _I32P), ("m", _I64), ("n", _I64), ("words", _I64), ("k", _I64)),
+            ("a", "b", "k"),
+            np.int32,
+        ),
+        Abi("pack-bits", (("x", _F32P), ("out", _U64P), ("rows", _I64), ("k", _I64)), ("x",), np.uint64),
+        Abi(
+            "binary-conv2d",
+            (
+                ("x", _U64P),
+                ("w", _U64P),
+                ("out", _I32P),
+                ("n", _I64),
+                ("c", _I64),
+                ("h", _I64),
+                ("wd", _I64),
+                ("f", _I64),
+                ("kh", _I64),
+                ("kw", _I64),
+                ("stride", _I64),
+                ("pad", _I64),
+                ("pad_value", _I32),
+            ),
+            ("x", "w", "c", "stride", "pad", "pad_value"),
+            np.int32,
+        ),
+        Abi(
+            "binary-dense",
+            (("x", _F32P), ("w", _U64P), ("out", _I32P), ("n", _I64), ("d", _I64), ("h", _I64)),
+            ("x", "w"),
+            np.int32,
+        ),
+    )
+}
 """Kind name -> :class:`Abi`."""
 
 KINDS = tuple(ABIS)

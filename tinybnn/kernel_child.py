@@ -14,6 +14,7 @@ stdin and stdout, so a kernel that prints cannot garble them; its stdout is
 the caller's stderr. A segfault or an abort kills only this process; the
 caller sees the pipe close and reports the signal with the case it sent.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -46,8 +47,7 @@ def serve(receive: Connection, send: Connection, kind: str, library: str, symbol
 
 def main(argv: list[str]) -> int:
     read_fd, write_fd, kind, library, symbol = argv
-    serve(Connection(int(read_fd), writable=False), Connection(int(write_fd), readable=False), kind, library,
-          symbol)
+    serve(Connection(int(read_fd), writable=False), Connection(int(write_fd), readable=False), kind, library, symbol)
     return 0
 
 

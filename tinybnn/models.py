@@ -18,38 +18,67 @@ modern binary blocks in between: Bi-Real Net's real-valued shortcut around
 every binary convolution, ReActNet's RSign before every binary layer and
 RPReLU after it (see :func:`reactnet_lenet`).
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from .errors import ArgumentError
-from .layers import (Activation, BatchNorm, Convolution, Flatten, FullyConnected, Module, Pooling,
-                     QActivation, QConvolution, QFullyConnected, Residual, Sequential)
+from .layers import (
+    Activation,
+    BatchNorm,
+    Convolution,
+    Flatten,
+    FullyConnected,
+    Module,
+    Pooling,
+    QActivation,
+    QConvolution,
+    QFullyConnected,
+    Residual,
+    Sequential,
+)
 from .layers.rprelu import RPReLU
 from .layers.rsign import RSign
 from .layers.shortcut import BiRealConvolution
 
 #: the input shape (C, H, W) each model expects
-INPUT_SHAPES = {"lenet": (1, 28, 28), "binary-lenet": (1, 28, 28), "reactnet-lenet": (1, 28, 28),
-                "resnet18": (3, 32, 32), "binary-resnet18": (3, 32, 32)}
+INPUT_SHAPES = {
+    "lenet": (1, 28, 28),
+    "binary-lenet": (1, 28, 28),
+    "reactnet-lenet": (1, 28, 28),
+    "resnet18": (3, 32, 32),
+    "binary-resnet18": (3, 32, 32),
+}
 
 
-def lenet(binary: bool = False, act_bit: int = 1, weight_bit: int = 1, num_classes: int = 10,
-          rng: np.random.Generator | None = None) -> Sequential:
+def lenet(
+    binary: bool = False,
+    act_bit: int = 1,
+    weight_bit: int = 1,
+    num_classes: int = 10,
+    rng: np.random.Generator | None = None,
+) -> Sequential:
     """BMXNet's LeNet: 64 and 64 5x5 filters, 1000 hidden units; binary middle layers if asked."""
     rng = rng if rng is not None else np.random.default_rng()
     if binary:
-        middle_conv = [QActivation(act_bit),
-                       QConvolution((5, 5), 64, act_bit=act_bit, weight_bit=weight_bit, rng=rng)]
+        middle_conv = [QActivation(act_bit), QConvolution((5, 5), 64, act_bit=act_bit, weight_bit=weight_bit, rng=rng)]
         middle_dense = [QActivation(act_bit), QFullyConnected(1000, act_bit=act_bit, weight_bit=weight_bit, rng=rng)]
     else:
         middle_conv = [Convolution((5, 5), 64, rng=rng)]
         middle_dense = [FullyConnected(1000, rng=rng)]
     return Sequential(
-        Convolution(kernel=(5, 5), num_filter=64, rng=rng), Activation("tanh"),
-        Pooling("max", kernel=(2, 2), stride=(2, 2)), BatchNorm(),
-        *middle_conv, BatchNorm(), Pooling("max", kernel=(2, 2), stride=(2, 2)),
-        Flatten(), *middle_dense, BatchNorm(), Activation("tanh"),
+        Convolution(kernel=(5, 5), num_filter=64, rng=rng),
+        Activation("tanh"),
+        Pooling("max", kernel=(2, 2), stride=(2, 2)),
+        BatchNorm(),
+        *middle_conv,
+        BatchNorm(),
+        Pooling("max", kernel=(2, 2), stride=(2, 2)),
+        Flatten(),
+        *middle_dense,
+        BatchNorm(),
+        Activation("tanh"),
         FullyConnected(num_hidden=num_classes, rng=rng),
     )
 
@@ -73,16 +102,22 @@ def reactnet_lenet(num_classes: int = 10, blocks: int = 1, rng: np.random.Genera
     for _ in range(blocks):
         body += [BiRealConvolution(3, 64, rng=rng), RPReLU()]
     return Sequential(
-        Convolution(kernel=(5, 5), num_filter=64, rng=rng), Activation("tanh"),
-        Pooling("max", kernel=(2, 2), stride=(2, 2)), BatchNorm(),
-        *body, Pooling("max", kernel=(2, 2), stride=(2, 2)),
-        Flatten(), RSign(), QFullyConnected(1000, rng=rng), BatchNorm(), RPReLU(),
+        Convolution(kernel=(5, 5), num_filter=64, rng=rng),
+        Activation("tanh"),
+        Pooling("max", kernel=(2, 2), stride=(2, 2)),
+        BatchNorm(),
+        *body,
+        Pooling("max", kernel=(2, 2), stride=(2, 2)),
+        Flatten(),
+        RSign(),
+        QFullyConnected(1000, rng=rng),
+        BatchNorm(),
+        RPReLU(),
         FullyConnected(num_hidden=num_classes, rng=rng),
     )
 
 
-def basic_block(num_filter: int, stride: int, downsample: bool, binary: bool,
-                rng: np.random.Generator) -> Residual:
+def basic_block(num_filter: int, stride: int, downsample: bool, binary: bool, rng: np.random.Generator) -> Residual:
     """ResNet's basic block: two 3x3 convolutions with BatchNorm, plus a shortcut.
 
     Float: relu(BN(conv(relu(BN(conv(x))))) + shortcut(x)), the usual block.
@@ -91,6 +126,7 @@ def basic_block(num_filter: int, stride: int, downsample: bool, binary: bool,
     would make every activation +1. A downsampling shortcut is a 1x1
     (Q)Convolution with stride 2 followed by BatchNorm.
     """
+
     def conv(kernel: int, step: int, pad: int) -> Module:
         if binary:
             return QConvolution(kernel, num_filter, stride=step, pad=pad, rng=rng)
@@ -122,8 +158,9 @@ def resnet18(binary: bool = False, num_classes: int = 10, rng: np.random.Generat
     return Sequential(*layers)
 
 
-def build_model(name: str, rng: np.random.Generator | None = None, act_bit: int = 1,
-                weight_bit: int = 1) -> tuple[Module, tuple[int, ...]]:
+def build_model(
+    name: str, rng: np.random.Generator | None = None, act_bit: int = 1, weight_bit: int = 1
+) -> tuple[Module, tuple[int, ...]]:
     """(model with its parameters created, input shape) for a command-line model name."""
     if name == "lenet":
         model = lenet(rng=rng)

@@ -20,6 +20,7 @@ Adam (Kingma and Ba), step t from 1::
 Adam updates float32 parameters in one Numba pass (``_adam_kernel``);
 ``adam_step_reference`` is the same step in NumPy, its tested twin.
 """
+
 from __future__ import annotations
 
 import math
@@ -66,9 +67,7 @@ class Optimizer:
     def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         expected = self.state_arrays()
         if set(arrays) != set(expected):
-            raise ArgumentError(
-                f"optimizer state has arrays {sorted(arrays)}, expected {sorted(expected)}"
-            )
+            raise ArgumentError(f"optimizer state has arrays {sorted(arrays)}, expected {sorted(expected)}")
         for name, target in expected.items():
             if arrays[name].shape != target.shape:
                 raise ArgumentError(f"optimizer state {name}: shape {arrays[name].shape}, expected {target.shape}")
@@ -81,8 +80,14 @@ class Optimizer:
 class SGD(Optimizer):
     """Stochastic gradient descent with optional momentum, Nesterov and weight decay."""
 
-    def __init__(self, params: Iterable[Parameter], lr: float = 0.01, momentum: float = 0.0,
-                 nesterov: bool = False, weight_decay: float = 0.0):
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 0.01,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+    ):
         super().__init__(params, lr)
         if not 0.0 <= momentum < 1.0:
             raise ArgumentError(f"SGD: momentum must lie in [0, 1), got {momentum}")
@@ -115,8 +120,14 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam with bias correction and optional (L2) weight decay."""
 
-    def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0):
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ):
         super().__init__(params, lr)
         b1, b2 = betas
         if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
@@ -134,8 +145,9 @@ class Adam(Optimizer):
         t = self.step_count
         arrays = (p.data, p.grad, self.m[index], self.v[index])
         if all(a.flags.c_contiguous and a.dtype == np.float32 for a in arrays):
-            _adam_kernel(*(a.reshape(-1) for a in arrays), self.lr / (1 - b1**t), b1, b2, self.eps,
-                         1 - b2**t, self.weight_decay)
+            _adam_kernel(
+                *(a.reshape(-1) for a in arrays), self.lr / (1 - b1**t), b1, b2, self.eps, 1 - b2**t, self.weight_decay
+            )
         else:
             adam_step_reference(*arrays, self.lr, b1, b2, self.eps, t, self.weight_decay)
 
@@ -145,8 +157,18 @@ class Adam(Optimizer):
         return state
 
 
-def adam_step_reference(w: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray, lr: float, b1: float,
-                        b2: float, eps: float, t: int, weight_decay: float) -> None:
+def adam_step_reference(
+    w: np.ndarray,
+    grad: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    lr: float,
+    b1: float,
+    b2: float,
+    eps: float,
+    t: int,
+    weight_decay: float,
+) -> None:
     """One Adam step on ``w`` in place, with NumPy, exactly as the module docstring writes it."""
     g = grad + weight_decay * w if weight_decay else grad
     m *= b1

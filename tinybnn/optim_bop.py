@@ -18,6 +18,7 @@ weights Bop holds. Everything that is not a binary weight (the first and last
 layers, BatchNorm's scale and shift) keeps a float optimizer: Larq's
 ``CaseOptimizer``, here :class:`ParameterGroups`.
 """
+
 from __future__ import annotations
 
 import math
@@ -148,23 +149,32 @@ class ParameterGroups(Optimizer):
             optimizer.step()
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        return {f"{i}.{name}": array for i, optimizer in enumerate(self.optimizers)
-                for name, array in optimizer.state_arrays().items()}
+        return {
+            f"{i}.{name}": array
+            for i, optimizer in enumerate(self.optimizers)
+            for name, array in optimizer.state_arrays().items()
+        }
 
     def hyperparameters(self) -> dict[str, Any]:
-        return {"lr": self.lr, "step_count": self.step_count,
-                "groups": [optimizer.hyperparameters() for optimizer in self.optimizers]}
+        return {
+            "lr": self.lr,
+            "step_count": self.step_count,
+            "groups": [optimizer.hyperparameters() for optimizer in self.optimizers],
+        }
 
 
 def binary_weights(model: Module) -> list[Parameter]:
     """The weights of ``model``'s Q-layers with ``weight_bit = 1``, the ones Bop trains."""
-    return [module.weight for _, module in model.named_modules()
-            if isinstance(module, (QConvolution, QFullyConnected)) and module.weight_bit == 1
-            and module.weight is not None]
+    return [
+        module.weight
+        for _, module in model.named_modules()
+        if isinstance(module, (QConvolution, QFullyConnected)) and module.weight_bit == 1 and module.weight is not None
+    ]
 
 
-def bop_with(model: Module, other: type[Optimizer], gamma: float = DEFAULT_GAMMA, tau: float = DEFAULT_TAU,
-             **settings: Any) -> ParameterGroups:
+def bop_with(
+    model: Module, other: type[Optimizer], gamma: float = DEFAULT_GAMMA, tau: float = DEFAULT_TAU, **settings: Any
+) -> ParameterGroups:
     """Bop over ``model``'s binary weights, ``other(**settings)`` (Adam, say) over the rest."""
     binary = binary_weights(model)
     chosen = {id(p) for p in binary}

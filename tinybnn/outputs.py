@@ -17,6 +17,7 @@ fails after an hour for want of a folder. It refuses, with an
   ``force``. Deciding this reads only the file's JSON header
   (:func:`tinybnn.serialization.read_header`), never its arrays.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,7 +33,7 @@ KINDS = {"float": "trained model", "binarized": "converted model", "checkpoint":
 
 
 def file_kind(path: str | Path) -> str | None:
-    """"float", "binarized" or "checkpoint" for a tinybnn file, None for anything else."""
+    """ "float", "binarized" or "checkpoint" for a tinybnn file, None for anything else."""
     try:
         header = read_header(path)
     except TinyBNNError:
@@ -58,13 +59,16 @@ def refuse_inputs(path: str | Path, inputs: Iterable[str | Path], option: str = 
     path = Path(path)
     for source in inputs:
         if same_file(path, source):
-            raise ArgumentError(f"{option} {path}: is this command's input {source}; choose another name "
-                                "(tinybnn never writes over its own input)")
+            raise ArgumentError(
+                f"{option} {path}: is this command's input {source}; choose another name "
+                "(tinybnn never writes over its own input)"
+            )
     return path
 
 
-def check_output(path: str | Path, kind: str, inputs: Iterable[str | Path] = (), force: bool = False,
-                 option: str = "--out") -> Path:
+def check_output(
+    path: str | Path, kind: str, inputs: Iterable[str | Path] = (), force: bool = False, option: str = "--out"
+) -> Path:
     """Refuse to write a ``kind`` file (see :data:`KINDS`) at ``path`` if that could lose data."""
     path = refuse_inputs(path, inputs, option)
     folder = path.absolute().parent
@@ -74,8 +78,9 @@ def check_output(path: str | Path, kind: str, inputs: Iterable[str | Path] = (),
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as error:
-        raise ArgumentError(f"{option} {path}: cannot write in the folder {folder} "
-                            f"({error.strerror or error})") from None
+        raise ArgumentError(
+            f"{option} {path}: cannot write in the folder {folder} ({error.strerror or error})"
+        ) from None
     if path.is_dir():
         raise ArgumentError(f"{option} {path}: is a folder; give a file name")
     if path.is_symlink() and not path.exists() or path.exists() and not path.is_file():
@@ -84,6 +89,8 @@ def check_output(path: str | Path, kind: str, inputs: Iterable[str | Path] = (),
         found = file_kind(path)
         if found != kind:
             what = f"a tinybnn {KINDS[found]}" if found else "not a tinybnn file at all"
-            raise ArgumentError(f"{option} {path}: exists and is not a tinybnn {KINDS[kind]} file (it is {what}); "
-                                "choose another name, or overwrite it with --force")
+            raise ArgumentError(
+                f"{option} {path}: exists and is not a tinybnn {KINDS[kind]} file (it is {what}); "
+                "choose another name, or overwrite it with --force"
+            )
     return path

@@ -36,6 +36,7 @@ legend.
 :func:`save_png` writes a picture atomically (a temporary name, then a
 rename), so a failed write never replaces a good file.
 """
+
 from __future__ import annotations
 
 import math
@@ -74,8 +75,9 @@ def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
-def text_size(draw: ImageDraw.ImageDraw, text: str, face: ImageFont.FreeTypeFont | ImageFont.ImageFont
-              ) -> tuple[int, int]:
+def text_size(
+    draw: ImageDraw.ImageDraw, text: str, face: ImageFont.FreeTypeFont | ImageFont.ImageFont
+) -> tuple[int, int]:
     left, top, right, bottom = draw.textbbox((0, 0), text, font=face)
     return int(right - left), int(bottom - top)  # whole pixels (the built-in font's box is)
 
@@ -130,8 +132,10 @@ def filter_panels(model: Module, layer: str | None = None) -> list[FilterPanel]:
         if layer not in modules or layer == "":
             raise ArgumentError(f"--layer {layer}: no such layer (convolutions: {names})")
         if not draws_filters(modules[layer]):
-            raise ArgumentError(f"--layer {layer}: layer {layer} is a {type(modules[layer]).__name__}, "
-                                f"not a convolution (convolutions: {names})")
+            raise ArgumentError(
+                f"--layer {layer}: layer {layer} is a {type(modules[layer]).__name__}, "
+                f"not a convolution (convolutions: {names})"
+            )
         found = [(layer, modules[layer])]
     if not found:
         raise ArgumentError("the model has no convolution to draw")
@@ -187,15 +191,17 @@ def kernel_grid(panel: FilterPanel, scale: int | None = None) -> np.ndarray:
         else:
             row, column, tile = index // c, index % c, colours[index // c, index % c]
         y, x = GAP + row * (th + GAP), GAP + column * (tw + GAP)
-        grid[y:y + th, x:x + tw] = tile
+        grid[y : y + th, x : x + tw] = tile
     return grid
 
 
 def panel_caption(panel: FilterPanel) -> list[str]:
     """Two lines saying what the panel shows and how to read its colours."""
     f, c, kh, kw = panel.values.shape
-    what = (f"layer {panel.name}: {panel.layer_type}, {f} filter{'s' * (f != 1)} x {c} input "
-            f"channel{'s' * (c != 1)}, {kh}x{kw}")
+    what = (
+        f"layer {panel.name}: {panel.layer_type}, {f} filter{'s' * (f != 1)} x {c} input "
+        f"channel{'s' * (c != 1)}, {kh}x{kw}"
+    )
     if panel.kind == "binary":
         what += ", 1-bit weights sign(w): white +1, black -1"
     else:
@@ -291,12 +297,18 @@ def nice_ticks(low: float, high: float, target: int = 5) -> list[float]:
 
 def format_tick(value: float, step: float) -> str:
     """``value`` with as many decimals as the tick step needs (0.25 -> 2, 0.1 -> 1, 5 -> 0)."""
-    decimals = next((d for d in range(7) if abs(step * 10 ** d - round(step * 10 ** d)) < 1e-6), 6)
+    decimals = next((d for d in range(7) if abs(step * 10**d - round(step * 10**d)) < 1e-6), 6)
     return f"{value:.{decimals}f}"
 
 
-def segment(draw: ImageDraw.ImageDraw, a: tuple[float, float], b: tuple[float, float], fill: tuple,
-            dashed: bool = False, width: int = 3) -> None:
+def segment(
+    draw: ImageDraw.ImageDraw,
+    a: tuple[float, float],
+    b: tuple[float, float],
+    fill: tuple,
+    dashed: bool = False,
+    width: int = 3,
+) -> None:
     """A line from ``a`` to ``b``, solid or dashed (7 pixels drawn, 5 skipped)."""
     if not dashed:
         draw.line([a, b], fill=fill, width=width)
@@ -306,14 +318,26 @@ def segment(draw: ImageDraw.ImageDraw, a: tuple[float, float], b: tuple[float, f
     position = 0.0
     while position < length:
         end = min(position + 7.0, length)
-        draw.line([(x0 + (x1 - x0) * position / length, y0 + (y1 - y0) * position / length),
-                   (x0 + (x1 - x0) * end / length, y0 + (y1 - y0) * end / length)], fill=fill, width=width)
+        draw.line(
+            [
+                (x0 + (x1 - x0) * position / length, y0 + (y1 - y0) * position / length),
+                (x0 + (x1 - x0) * end / length, y0 + (y1 - y0) * end / length),
+            ],
+            fill=fill,
+            width=width,
+        )
         position = end + 5.0
 
 
-def draw_panel(image: Image.Image, box: tuple[int, int, int, int], title: str, y_label: str,
-               epochs: Sequence[float], series: Sequence[tuple[str, Sequence[float], tuple, bool]],
-               y_range: tuple[float, float]) -> None:
+def draw_panel(
+    image: Image.Image,
+    box: tuple[int, int, int, int],
+    title: str,
+    y_label: str,
+    epochs: Sequence[float],
+    series: Sequence[tuple[str, Sequence[float], tuple, bool]],
+    y_range: tuple[float, float],
+) -> None:
     """One panel of :func:`curves_image`: axes with ticks and labels, lines with markers, a legend."""
     draw = ImageDraw.Draw(image)
     face, small = font(15), font(13)
@@ -391,8 +415,9 @@ def draw_title(image: Image.Image, title: str) -> int:
     return th + 16
 
 
-def curves_image(history: Sequence[dict[str, Any]], size: tuple[int, int] = (1200, 480),
-                 title: str = "") -> Image.Image:
+def curves_image(
+    history: Sequence[dict[str, Any]], size: tuple[int, int] = (1200, 480), title: str = ""
+) -> Image.Image:
     """Loss and accuracy per epoch, training and test, as a two-panel picture of ``size``.
 
     ``history`` is the list of per-epoch dicts that ``tinybnn train`` stores
@@ -420,12 +445,27 @@ def curves_image(history: Sequence[dict[str, Any]], size: tuple[int, int] = (120
     if accuracy_high - accuracy_low < 0.05:
         accuracy_low = max(0.0, accuracy_high - 0.05)
     half = width // 2
-    draw_panel(image, (0, top, half, height), "loss per epoch", "cross-entropy loss", epochs,
-               [("training loss", column("loss"), TRAIN_COLOUR, False),
-                ("test loss", column("test_loss"), TEST_COLOUR, True)], (0.0, loss_high))
-    draw_panel(image, (half, top, width, height), "accuracy per epoch", "accuracy", epochs,
-               [("training accuracy", column("train_accuracy"), TRAIN_COLOUR, False),
-                ("test accuracy", column("test_accuracy"), TEST_COLOUR, True)], (accuracy_low, accuracy_high))
+    draw_panel(
+        image,
+        (0, top, half, height),
+        "loss per epoch",
+        "cross-entropy loss",
+        epochs,
+        [("training loss", column("loss"), TRAIN_COLOUR, False), ("test loss", column("test_loss"), TEST_COLOUR, True)],
+        (0.0, loss_high),
+    )
+    draw_panel(
+        image,
+        (half, top, width, height),
+        "accuracy per epoch",
+        "accuracy",
+        epochs,
+        [
+            ("training accuracy", column("train_accuracy"), TRAIN_COLOUR, False),
+            ("test accuracy", column("test_accuracy"), TEST_COLOUR, True),
+        ],
+        (accuracy_low, accuracy_high),
+    )
     return image
 
 

@@ -24,6 +24,7 @@ DecompressionBombWarning and DecompressionBombError become that file's error too
 A shipped model (``tinybnn/assets/binarized_lenet_mnist.npz``, trained by
 ``scripts/train_shipped_model.py``) classifies digits on a fresh install.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -74,8 +75,10 @@ def _decoded_grey(path: Path) -> Image.Image:
     with Image.open(path) as opened:
         width, height = opened.size
         if width * height > MAX_PIXELS:
-            raise DataFileError(f"{path}: the image declares {width} x {height} pixels, more than the limit "
-                                f"of {MAX_PIXELS:,} (4096 x 4096) for a digit")
+            raise DataFileError(
+                f"{path}: the image declares {width} x {height} pixels, more than the limit "
+                f"of {MAX_PIXELS:,} (4096 x 4096) for a digit"
+            )
         opened.load()
         image = ImageOps.exif_transpose(opened)
         if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
@@ -94,19 +97,20 @@ def mnist_style(image: Image.Image, size: int = 28, box: int = 20) -> np.ndarray
     if pixels.max() <= 0:
         return np.zeros((size, size), np.float32)
     rows, cols = np.nonzero(pixels > 0.2 * pixels.max())
-    digit = pixels[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    digit = pixels[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
     height, width = digit.shape
     scale = box / max(height, width)
     new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    resized = np.asarray(Image.fromarray(digit.astype(np.uint8)).resize(new_size, Image.Resampling.LANCZOS),
-                         dtype=np.float32)
+    resized = np.asarray(
+        Image.fromarray(digit.astype(np.uint8)).resize(new_size, Image.Resampling.LANCZOS), dtype=np.float32
+    )
     canvas = np.zeros((size, size), np.float32)
     total = resized.sum()
     ys, xs = np.indices(resized.shape)
     cy, cx = ((ys * resized).sum() / total, (xs * resized).sum() / total) if total > 0 else (0.0, 0.0)
     top = int(np.clip(round(size / 2 - cy), 0, size - resized.shape[0]))
     left = int(np.clip(round(size / 2 - cx), 0, size - resized.shape[1]))
-    canvas[top:top + resized.shape[0], left:left + resized.shape[1]] = np.maximum(resized, 0)
+    canvas[top : top + resized.shape[0], left : left + resized.shape[1]] = np.maximum(resized, 0)
     return np.clip(canvas / canvas.max(), 0.0, 1.0) if canvas.max() > 0 else canvas
 
 

@@ -13,6 +13,7 @@ log holds only the plain per-epoch lines. Standard library only.
 The rate is the epoch's images so far over the seconds since it started;
 the time left is the images still to do at that rate.
 """
+
 from __future__ import annotations
 
 import time

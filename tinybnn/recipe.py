@@ -8,6 +8,7 @@ with :func:`tinybnn.training.fit` writing a checkpoint after every epoch,
 and saves the final model with the settings and the per-epoch history in
 its metadata.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -64,8 +65,10 @@ class RunSettings:
             raise ArgumentError(f"--optimizer must be one of {sorted((*OPTIMIZERS, 'bop'))}, got {self.optimizer!r}")
         check_bop_settings(self.bop_gamma, self.bop_tau, where="--bop-gamma/--bop-tau")
         if self.optimizer == "bop" and (not self.model.startswith("binary-") or self.weight_bit != 1):
-            raise ArgumentError("--optimizer bop trains 1-bit weights: it needs a binary model with "
-                                f"--weight-bit 1 (got --model {self.model} --weight-bit {self.weight_bit})")
+            raise ArgumentError(
+                "--optimizer bop trains 1-bit weights: it needs a binary model with "
+                f"--weight-bit 1 (got --model {self.model} --weight-bit {self.weight_bit})"
+            )
         for name in ("act_bit", "weight_bit"):
             value = getattr(self, name)
             if not 1 <= value <= 32:
@@ -84,8 +87,9 @@ class RunSettings:
         try:
             return cls(**checkpoint.run)
         except TypeError as error:
-            raise ModelFileError(f"{checkpoint.path}: the checkpoint's run settings are not this tinybnn's "
-                                 f"({error})") from None
+            raise ModelFileError(
+                f"{checkpoint.path}: the checkpoint's run settings are not this tinybnn's ({error})"
+            ) from None
 
 
 def training_data(settings: RunSettings, data_dir: str | Path | None, log: Callable[[str], None]):
@@ -97,15 +101,22 @@ def training_data(settings: RunSettings, data_dir: str | Path | None, log: Calla
     train = data.train_images, data.train_labels
     test = data.test_images, data.test_labels
     if settings.train_limit:
-        keep = np.sort(np.random.default_rng(settings.seed).permutation(len(train[0]))[:settings.train_limit])
+        keep = np.sort(np.random.default_rng(settings.seed).permutation(len(train[0]))[: settings.train_limit])
         train = train[0][keep], train[1][keep]
     if settings.test_limit:
-        test = test[0][:settings.test_limit], test[1][:settings.test_limit]
+        test = test[0][: settings.test_limit], test[1][: settings.test_limit]
     return (to_float_nchw(train[0]), train[1]), (to_float_nchw(test[0]), test[1]), data
 
 
-def run(settings: RunSettings, out: Path, data_dir: str | Path | None = None, resume: Checkpoint | None = None,
-        log: Callable[[str], None] = print, force: bool = False, progress: Progress | None = None) -> TrainState:
+def run(
+    settings: RunSettings,
+    out: Path,
+    data_dir: str | Path | None = None,
+    resume: Checkpoint | None = None,
+    log: Callable[[str], None] = print,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> TrainState:
     """Train as ``settings`` say, checkpointing to ``MODEL.ckpt.npz``; save the model to ``out``.
 
     ``resume``: a loaded checkpoint (:func:`~tinybnn.checkpoint.load_checkpoint`) to continue from;
@@ -118,13 +129,11 @@ def run(settings: RunSettings, out: Path, data_dir: str | Path | None = None, re
     out = check_output(out, "float", inputs=[resume.path] if resume is not None else [], force=force)
     ckpt = check_output(checkpoint_path(out), "checkpoint", inputs=[out], force=force, option="the checkpoint")
     if resume is not None and resume.state.epoch > settings.epochs:
-        raise ArgumentError(f"--epochs {settings.epochs}: {resume.path} has already done {resume.state.epoch} "
-                            "epochs")
+        raise ArgumentError(f"--epochs {settings.epochs}: {resume.path} has already done {resume.state.epoch} epochs")
     train, test, data = training_data(settings, data_dir, log)
 
     rng = np.random.default_rng(settings.seed)
-    model, input_shape = build_model(settings.model, rng=rng, act_bit=settings.act_bit,
-                                     weight_bit=settings.weight_bit)
+    model, input_shape = build_model(settings.model, rng=rng, act_bit=settings.act_bit, weight_bit=settings.weight_bit)
     optimizer = make_optimizer(settings, model)
     state = None
     if resume is not None:
@@ -135,9 +144,11 @@ def run(settings: RunSettings, out: Path, data_dir: str | Path | None = None, re
         state = resume.state
         log(f"resuming {resume.path} after epoch {state.epoch} of {settings.epochs}")
 
-    log(f"training {settings.model} on {data.name} ({len(train[0]):,} training images from {data.source_dir}, "
+    log(
+        f"training {settings.model} on {data.name} ({len(train[0]):,} training images from {data.source_dir}, "
         f"{len(test[0]):,} test images), {settings.epochs} epochs, batch {settings.batch_size}, "
-        f"{settings.optimizer} lr {settings.lr:g} ({settings.schedule}), seed {settings.seed}")
+        f"{settings.optimizer} lr {settings.lr:g} ({settings.schedule}), seed {settings.seed}"
+    )
     saved = SavedSoFar(resume, settings.epochs, out, data_dir)
 
     def on_epoch_end(done: TrainState) -> None:
@@ -147,10 +158,22 @@ def run(settings: RunSettings, out: Path, data_dir: str | Path | None = None, re
     watching = BinaryDiagnostics(model) if settings.diagnostics else contextlib.nullcontext()
     with StopRequest(saved.message) as stop, watching as diagnostics:
         try:
-            state = fit(model, optimizer, make_schedule(settings.schedule, settings.lr, settings.epochs), train,
-                        test, settings.epochs, settings.batch_size, rng, state=state, log=log,
-                        on_epoch_end=on_epoch_end, should_stop=lambda: stop.requested,
-                        diagnostics=diagnostics, progress=progress)
+            state = fit(
+                model,
+                optimizer,
+                make_schedule(settings.schedule, settings.lr, settings.epochs),
+                train,
+                test,
+                settings.epochs,
+                settings.batch_size,
+                rng,
+                state=state,
+                log=log,
+                on_epoch_end=on_epoch_end,
+                should_stop=lambda: stop.requested,
+                diagnostics=diagnostics,
+                progress=progress,
+            )
         except Interrupted:
             raise Interrupted(saved.message()) from None
         metadata = {"training": asdict(settings), "history": state.history}
@@ -165,11 +188,18 @@ def run(settings: RunSettings, out: Path, data_dir: str | Path | None = None, re
 def make_optimizer(settings: RunSettings, model) -> Optimizer:
     """The run's optimizer over ``model``'s parameters; "bop": Bop on the binary weights, Adam on the rest."""
     if settings.optimizer == "bop":
-        return bop_with(model, Adam, gamma=settings.bop_gamma, tau=settings.bop_tau, lr=settings.lr,
-                        weight_decay=settings.weight_decay)
+        return bop_with(
+            model,
+            Adam,
+            gamma=settings.bop_gamma,
+            tau=settings.bop_tau,
+            lr=settings.lr,
+            weight_decay=settings.weight_decay,
+        )
     extra = {"momentum": settings.momentum} if settings.optimizer == "sgd" else {}
-    return OPTIMIZERS[settings.optimizer](model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay,
-                                          **extra)
+    return OPTIMIZERS[settings.optimizer](
+        model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay, **extra
+    )
 
 
 class SavedSoFar:
@@ -194,5 +224,7 @@ class SavedSoFar:
             command += ["--epochs", str(self.epochs)]
         if self.data_dir is not None:
             command += ["--data", str(self.data_dir)]
-        return (f"interrupted; {self.checkpoint} holds epoch {self.epoch} of {self.epochs}; continue with: "
-                + shlex.join(command))
+        return (
+            f"interrupted; {self.checkpoint} holds epoch {self.epoch} of {self.epochs}; continue with: "
+            + shlex.join(command)
+        )

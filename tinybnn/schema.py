@@ -21,6 +21,7 @@ from a few node types::
 (``checkpoint.history[3].loss``), what it expected, and what it found.
 Standard library only.
 """
+
 from __future__ import annotations
 
 import math
@@ -84,9 +85,13 @@ class Int(Schema):
         return "an integer" if self.high is None else f"an integer <= {self.high}"
 
     def check(self, value: Any, path: str) -> None:
-        if (not isinstance(value, int) or isinstance(value, bool)
-                or (self.low is not None and value < self.low) or (self.high is not None and value > self.high)
-                or (self.odd and value % 2 == 0)):
+        if (
+            not isinstance(value, int)
+            or isinstance(value, bool)
+            or (self.low is not None and value < self.low)
+            or (self.high is not None and value > self.high)
+            or (self.odd and value % 2 == 0)
+        ):
             raise SchemaError(path, self.describe(), value)
 
 
@@ -100,8 +105,13 @@ class Float(Schema):
         return "a finite number" + "".join(f" {b}" for b in bounds if b)
 
     def check(self, value: Any, path: str) -> None:
-        if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
-                or (self.low is not None and value < self.low) or (self.high is not None and value > self.high)):
+        if (
+            not isinstance(value, (int, float))
+            or isinstance(value, bool)
+            or not math.isfinite(value)
+            or (self.low is not None and value < self.low)
+            or (self.high is not None and value > self.high)
+        ):
             raise SchemaError(path, self.describe(), value)
 
 
@@ -134,8 +144,11 @@ class Str(Schema):
         return f"a string of at most {self.max_len} characters"
 
     def check(self, value: Any, path: str) -> None:
-        if (not isinstance(value, str) or len(value) > self.max_len
-                or (self.choices is not None and value not in self.choices)):
+        if (
+            not isinstance(value, str)
+            or len(value) > self.max_len
+            or (self.choices is not None and value not in self.choices)
+        ):
             raise SchemaError(path, self.describe(), value)
 
 
@@ -248,5 +261,22 @@ POSITIVE = Int(1, (1 << 40) - 1)
 PAIR = Either(Int(0, 1 << 20), Tuple(Int(0, 1 << 20), Int(0, 1 << 20)))
 
 
-__all__ = ["Bool", "Either", "Float", "Int", "Json", "List", "MAX_ITEMS", "Null", "Obj", "PAIR", "POSITIVE",
-           "SIZE", "Schema", "SchemaError", "Str", "Tuple", "validate"]
+__all__ = [
+    "Bool",
+    "Either",
+    "Float",
+    "Int",
+    "Json",
+    "List",
+    "MAX_ITEMS",
+    "Null",
+    "Obj",
+    "PAIR",
+    "POSITIVE",
+    "SIZE",
+    "Schema",
+    "SchemaError",
+    "Str",
+    "Tuple",
+    "validate",
+]

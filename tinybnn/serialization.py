@@ -42,6 +42,7 @@ large is allocated before the step that bounds it:
 Anything else raises :class:`ModelFileError` naming the file and the field,
 array or layer. Files are written to a temporary name and renamed.
 """
+
 from __future__ import annotations
 
 import io
@@ -110,20 +111,35 @@ def write_archive(handle: BinaryIO, header: dict[str, Any], arrays: dict[str, np
             _write_member(archive, dtype, np.concatenate(parts), compress=False)
 
 
-def model_contents(model: Module, input_shape: tuple[int, ...], metadata: dict[str, Any] | None = None,
-                   extra: dict[str, np.ndarray] | None = None, kind: str = "float"
-                   ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def model_contents(
+    model: Module,
+    input_shape: tuple[int, ...],
+    metadata: dict[str, Any] | None = None,
+    extra: dict[str, np.ndarray] | None = None,
+    kind: str = "float",
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The header (without its array list) and the named arrays of ``model``'s file."""
-    header = {"format": FORMAT, "version": VERSION, "kind": kind, "architecture": describe(model),
-              "input_shape": list(input_shape), "metadata": metadata or {}}
+    header = {
+        "format": FORMAT,
+        "version": VERSION,
+        "kind": kind,
+        "architecture": describe(model),
+        "input_shape": list(input_shape),
+        "metadata": metadata or {},
+    }
     arrays = {f"state/{name}": value for name, value in model.state_dict().items()}
     arrays.update((f"extra/{name}", value) for name, value in (extra or {}).items())
     return header, arrays
 
 
-def save_model(path: str | Path, model: Module, input_shape: tuple[int, ...],
-               metadata: dict[str, Any] | None = None, extra: dict[str, np.ndarray] | None = None,
-               kind: str = "float") -> Path:
+def save_model(
+    path: str | Path,
+    model: Module,
+    input_shape: tuple[int, ...],
+    metadata: dict[str, Any] | None = None,
+    extra: dict[str, np.ndarray] | None = None,
+    kind: str = "float",
+) -> Path:
     """Write ``model`` (built on ``input_shape``) to ``path`` atomically; return the path."""
     path = Path(path)
     header, arrays = model_contents(model, input_shape, metadata, extra, kind)
@@ -135,8 +151,9 @@ def save_model(path: str | Path, model: Module, input_shape: tuple[int, ...],
     return path
 
 
-def predicted_size(model: Module, input_shape: tuple[int, ...], metadata: dict[str, Any] | None = None,
-                   kind: str = "binarized") -> int:
+def predicted_size(
+    model: Module, input_shape: tuple[int, ...], metadata: dict[str, Any] | None = None, kind: str = "binarized"
+) -> int:
     """Bytes :func:`save_model` would write for ``model``, counted from the format's parts:
     the arrays' bytes, one npy header per member, the deflated JSON header, and the zip
     entries (30 + name bytes before each member, 46 + name in the directory, 22 at the end)."""
@@ -160,8 +177,9 @@ def npy_header(array: np.ndarray) -> bytes:
 
 
 # --- reading ------------------------------------------------------------------------
-def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, limit: int,
-                 expected: int | None = None) -> np.ndarray:
+def _read_member(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, limit: int, expected: int | None = None
+) -> np.ndarray:
     """One npy member, refusing anything but a 1-D array of an allowed dtype whose npy header
     states at most ``limit`` bytes (exactly ``expected`` when given), read through a
     streaming limit of that size: the zip's declared sizes are not trusted."""
@@ -175,30 +193,47 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, li
         else:
             raise ValueError(f"npy format version {version}")
         if dtype.name not in DTYPES or dtype.byteorder == ">" or len(shape) != 1:
-            raise ModelFileError(f"{path}: member {name} holds {dtype} of shape {shape}, "
-                                 "expected a flat array of one of " + ", ".join(DTYPES))
+            raise ModelFileError(
+                f"{path}: member {name} holds {dtype} of shape {shape}, "
+                "expected a flat array of one of " + ", ".join(DTYPES)
+            )
         nbytes = shape[0] * dtype.itemsize
         if nbytes > limit or (expected is not None and nbytes != expected):
             wanted = f"{expected:,}" if expected is not None else f"at most {limit:,}"
-            raise ModelFileError(f"{path}: member {name} claims {nbytes:,} bytes, the header's array list "
-                                 f"gives it {wanted}; the file is damaged")
+            raise ModelFileError(
+                f"{path}: member {name} claims {nbytes:,} bytes, the header's array list "
+                f"gives it {wanted}; the file is damaged"
+            )
         data = bytearray()
         while len(data) < nbytes:
             chunk = member.read(min(_CHUNK, nbytes - len(data)))
             if not chunk:
-                raise ModelFileError(f"{path}: member {name} ends after {len(data):,} of its {nbytes:,} bytes; "
-                                     "the file is truncated")
+                raise ModelFileError(
+                    f"{path}: member {name} ends after {len(data):,} of its {nbytes:,} bytes; the file is truncated"
+                )
             data += chunk
         if member.read(1):  # reaching the end also makes zipfile check the CRC
-            raise ModelFileError(f"{path}: member {name} holds more than the {nbytes:,} bytes its npy header "
-                                 "states; the file is damaged")
+            raise ModelFileError(
+                f"{path}: member {name} holds more than the {nbytes:,} bytes its npy header states; the file is damaged"
+            )
     return np.frombuffer(data, dtype=dtype)
 
 
 #: what reading a foreign or damaged archive raises (RuntimeError: an "encrypted" member;
 #: SyntaxError / TokenError: a garbled npy header; KeyError: a member the directory lists but lacks)
-DAMAGED = (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, KeyError, NotImplementedError,
-           RuntimeError, SyntaxError, tokenize.TokenError, zlib.error)
+DAMAGED = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    ValueError,
+    OSError,
+    EOFError,
+    KeyError,
+    NotImplementedError,
+    RuntimeError,
+    SyntaxError,
+    tokenize.TokenError,
+    zlib.error,
+)
 
 
 def read_archive(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -227,8 +262,9 @@ def read_archive(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray
                     raise ModelFileError(f"{path}: member {name} holds no array the header lists")
                 blobs[dtype] = _read_member(archive, info, path, sizes[dtype], sizes[dtype])
     except DAMAGED as error:
-        raise ModelFileError(f"{path}: not a tinybnn model file, or a damaged one "
-                             f"({type(error).__name__}: {error})") from None
+        raise ModelFileError(
+            f"{path}: not a tinybnn model file, or a damaged one ({type(error).__name__}: {error})"
+        ) from None
     return header, _split(blobs, listing, path)
 
 
@@ -246,8 +282,9 @@ def read_header(path: str | Path) -> dict[str, Any]:
                 raise ModelFileError(f"{path}: not a tinybnn model file (no {HEADER} entry)") from None
             return _parse_header(_read_member(archive, info, path, MAX_HEADER_BYTES), path)
     except DAMAGED as error:
-        raise ModelFileError(f"{path}: not a tinybnn model file, or a damaged one "
-                             f"({type(error).__name__}: {error})") from None
+        raise ModelFileError(
+            f"{path}: not a tinybnn model file, or a damaged one ({type(error).__name__}: {error})"
+        ) from None
 
 
 def _parse_header(raw: np.ndarray, path: Path) -> dict[str, Any]:
@@ -263,8 +300,9 @@ def _parse_header(raw: np.ndarray, path: Path) -> dict[str, Any]:
         raise ModelFileError(f"{path}: not a tinybnn model file (format {found!r:.60})")
     version = header.get("version")
     if isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
-        raise ModelFileError(f"{path}: format version {version} is newer than this tinybnn reads "
-                             f"({VERSION}); upgrade tinybnn")
+        raise ModelFileError(
+            f"{path}: format version {version} is newer than this tinybnn reads ({VERSION}); upgrade tinybnn"
+        )
     try:
         check_header(header)
     except SchemaError as error:
@@ -272,22 +310,27 @@ def _parse_header(raw: np.ndarray, path: Path) -> dict[str, Any]:
     return header
 
 
-def _check_bounds(header: dict[str, Any], listing: list[tuple[str, str, tuple[int, ...]]], path: Path
-                  ) -> dict[str, int]:
+def _check_bounds(
+    header: dict[str, Any], listing: list[tuple[str, str, tuple[int, ...]]], path: Path
+) -> dict[str, int]:
     """Refuse a network that would need more than MAX_NETWORK_BYTES at batch 1, or an array
     list larger than that network's state allows; return the bytes listed per dtype."""
     input_shape = tuple(header["input_shape"])
     try:
         need = footprint(header["architecture"], input_shape)
     except ModelFileError as error:
-        raise ModelFileError(f"{path}: the architecture does not fit its input shape: {error}"
-                             if not isinstance(error, SchemaError) else f"{path}: {error}") from None
+        raise ModelFileError(
+            f"{path}: the architecture does not fit its input shape: {error}"
+            if not isinstance(error, SchemaError)
+            else f"{path}: {error}"
+        ) from None
     total = need.total + FLOAT32 * math.prod(input_shape)
     if total > MAX_NETWORK_BYTES:
         raise ModelFileError(
             f"{path}: the network needs {total:,} bytes at batch 1 (parameters and buffers {need.state:,}, "
             f"outputs {need.activations:,}, largest temporary {need.scratch:,}), more than the limit of "
-            f"{MAX_NETWORK_BYTES:,} (2 GiB); the largest is {need.heaviest[1]} with {need.heaviest[0]:,} bytes")
+            f"{MAX_NETWORK_BYTES:,} (2 GiB); the largest is {need.heaviest[1]} with {need.heaviest[0]:,} bytes"
+        )
     names: set[str] = set()
     sizes: dict[str, int] = {}
     listed = {"state/": 0, "extra/": 0}
@@ -303,7 +346,8 @@ def _check_bounds(header: dict[str, Any], listing: list[tuple[str, str, tuple[in
     if listed["state/"] > 2 * need.state or listed["extra/"] > 4 * need.state:
         raise ModelFileError(
             f"{path}: the header lists {listed['state/']:,} bytes of network arrays and {listed['extra/']:,} "
-            f"of others, far more than its architecture holds ({need.state:,} bytes of parameters and buffers)")
+            f"of others, far more than its architecture holds ({need.state:,} bytes of parameters and buffers)"
+        )
     return sizes
 
 
@@ -314,7 +358,7 @@ def _split(blobs: dict[str, np.ndarray], listing: list, path: Path) -> dict[str,
         size = math.prod(shape)
         if dtype not in blobs or offsets[dtype] + size > len(blobs[dtype]):
             raise ModelFileError(f"{path}: array {name} ({dtype} {shape}) is not in the file: it is truncated")
-        arrays[name] = blobs[dtype][offsets[dtype]:offsets[dtype] + size].reshape(shape)
+        arrays[name] = blobs[dtype][offsets[dtype] : offsets[dtype] + size].reshape(shape)
         offsets[dtype] += size
     return arrays
 
@@ -325,8 +369,7 @@ def load_model(path: str | Path, kind: str | None = None) -> ModelFile:
     header, arrays = read_archive(path)
     stored_kind = header["kind"]
     if kind is not None and stored_kind != kind:
-        hint = ("convert it first: tinybnn convert" if kind == "binarized"
-                else "use the model it was converted from")
+        hint = "convert it first: tinybnn convert" if kind == "binarized" else "use the model it was converted from"
         raise ModelFileError(f"{path}: this is a {stored_kind} model file, a {kind} one is needed ({hint})")
     input_shape = header["input_shape"]
     try:
@@ -336,8 +379,8 @@ def load_model(path: str | Path, kind: str | None = None) -> ModelFile:
         raise ModelFileError(f"{path}: {error}") from None
     except TinyBNNError as error:
         raise ModelFileError(f"{path}: the architecture does not fit its input shape: {error}") from None
-    state = {name[len("state/"):]: value for name, value in arrays.items() if name.startswith("state/")}
-    extra = {name[len("extra/"):]: value for name, value in arrays.items() if name.startswith("extra/")}
+    state = {name[len("state/") :]: value for name, value in arrays.items() if name.startswith("state/")}
+    extra = {name[len("extra/") :]: value for name, value in arrays.items() if name.startswith("extra/")}
     unknown = sorted(name for name in arrays if not name.startswith(("state/", "extra/")))
     if unknown:
         raise ModelFileError(f"{path}: unexpected arrays {', '.join(unknown)}")
@@ -346,5 +389,10 @@ def load_model(path: str | Path, kind: str | None = None) -> ModelFile:
     except TinyBNNError as error:
         raise ModelFileError(f"{path}: {error}") from None
     metadata = header["metadata"]
-    return ModelFile(model=model, input_shape=tuple(input_shape), kind=stored_kind, metadata=metadata,
-                     extra={name: value.copy() for name, value in extra.items()})
+    return ModelFile(
+        model=model,
+        input_shape=tuple(input_shape),
+        kind=stored_kind,
+        metadata=metadata,
+        extra={name: value.copy() for name, value in extra.items()},
+    )

@@ -18,6 +18,7 @@ input raises :class:`~tinybnn.errors.ArgumentError` or
 :class:`~tinybnn.errors.ModelFileError`, which the command line prints as
 one line with exit status 2; an existing OUT.png is then left as it was.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,42 +33,60 @@ DEFAULT_EXPRESSION = "(x * y + x) * y"
 
 def add_parser(commands: Any) -> None:
     """Add ``show`` (with ``filters``, ``curves`` and ``graph``) to the subcommands of the ``tinybnn`` parser."""
-    p = commands.add_parser("show", help="draw a model's filters or training curves as PNG",
-                            description="Draw pictures of a model file as PNG.")
+    p = commands.add_parser(
+        "show",
+        help="draw a model's filters or training curves as PNG",
+        description="Draw pictures of a model file as PNG.",
+    )
     pictures = p.add_subparsers(dest="picture", metavar="PICTURE")
     pictures.required = True
     filters = pictures.add_parser(
-        "filters", help="every convolution's kernels as tiles",
+        "filters",
+        help="every convolution's kernels as tiles",
         description="Draw every convolution's kernels, one panel per layer: binary kernels as sign(w) "
-                    "in black (-1) and white (+1), float kernels in grey levels scaled per layer.")
+        "in black (-1) and white (+1), float kernels in grey levels scaled per layer.",
+    )
     filters.add_argument("model", type=Path, help="a model file (trained or converted)")
     filters.add_argument("out", type=Path, metavar="OUT.png", help="the PNG to write")
-    filters.add_argument("--layer", metavar="N",
-                         help="draw only this convolution, named as tinybnn summary names it (e.g. 4)")
+    filters.add_argument(
+        "--layer", metavar="N", help="draw only this convolution, named as tinybnn summary names it (e.g. 4)"
+    )
     filters.set_defaults(handler=command_show_filters)
     curves = pictures.add_parser(
-        "curves", help="loss and accuracy per epoch from the training log",
-        description="Draw the training loss and accuracy per epoch stored in a model file or checkpoint.")
+        "curves",
+        help="loss and accuracy per epoch from the training log",
+        description="Draw the training loss and accuracy per epoch stored in a model file or checkpoint.",
+    )
     curves.add_argument("model", type=Path, metavar="MODEL_OR_CHECKPOINT")
     curves.add_argument("out", type=Path, metavar="OUT.png", help="the PNG to write")
     curves.set_defaults(handler=command_show_curves)
     graph = pictures.add_parser(
-        "graph", help="the autograd graph of a small expression",
+        "graph",
+        help="the autograd graph of a small expression",
         description="Draw the graph that tinybnn's autograd records for a small expression, after its backward "
-                    "pass: every tensor with its value and gradient, every Function, arrows in the direction of "
-                    "the forward pass.")
+        "pass: every tensor with its value and gradient, every Function, arrows in the direction of "
+        "the forward pass.",
+    )
     graph.add_argument("out", type=Path, metavar="OUT.png", help="the PNG to write")
-    graph.add_argument("--expression", default=DEFAULT_EXPRESSION,
-                       help=f"numbers, names, + - * / ** NUMBER, tanh exp log relu sigmoid sign (default "
-                            f"{DEFAULT_EXPRESSION!r})")
-    graph.add_argument("--at", nargs="+", metavar="NAME=NUMBER",
-                       help="the values of the names (default x=2, y=-3 and 1 for any other name)")
+    graph.add_argument(
+        "--expression",
+        default=DEFAULT_EXPRESSION,
+        help=f"numbers, names, + - * / ** NUMBER, tanh exp log relu sigmoid sign (default {DEFAULT_EXPRESSION!r})",
+    )
+    graph.add_argument(
+        "--at",
+        nargs="+",
+        metavar="NAME=NUMBER",
+        help="the values of the names (default x=2, y=-3 and 1 for any other name)",
+    )
     graph.set_defaults(handler=command_show_graph)
     diagnostics = pictures.add_parser(
-        "diagnostics", help="binary layers' flip ratio, saturation and signs per epoch (train --diagnostics)",
+        "diagnostics",
+        help="binary layers' flip ratio, saturation and signs per epoch (train --diagnostics)",
         description="Draw the binary diagnostics per layer and epoch that tinybnn train --diagnostics stores: "
-                    "the weights' flip ratio, latent weights at the clipping bound, sign inputs outside the "
-                    "straight-through window, +1 activations.")
+        "the weights' flip ratio, latent weights at the clipping bound, sign inputs outside the "
+        "straight-through window, +1 activations.",
+    )
     diagnostics.add_argument("model", type=Path, metavar="MODEL_OR_CHECKPOINT")
     diagnostics.add_argument("out", type=Path, metavar="OUT.png", help="the PNG to write")
     diagnostics.set_defaults(handler=command_show_diagnostics)
@@ -108,8 +127,11 @@ def command_show_filters(args: argparse.Namespace) -> int:
     except ArgumentError as error:
         raise ArgumentError(f"{args.model}: {error}") from None
     write(image, args.out)
-    layers = ", ".join(f"layer {p.name} {p.layer_type} {p.kind} {p.values.shape[0]}x{p.values.shape[1]} "
-                       f"{p.values.shape[2]}x{p.values.shape[3]}" for p in panels)
+    layers = ", ".join(
+        f"layer {p.name} {p.layer_type} {p.kind} {p.values.shape[0]}x{p.values.shape[1]} "
+        f"{p.values.shape[2]}x{p.values.shape[3]}"
+        for p in panels
+    )
     print(f"wrote {args.out}: {layers} ({image.width}x{image.height} pixels)")
     return 0
 
@@ -121,8 +143,10 @@ def training_history(metadata: dict, path: Path) -> list:
     if history is None and isinstance(checkpoint, dict):
         history = checkpoint.get("history")
     if not history:
-        raise ModelFileError(f"{path}: holds no training history (model files written by tinybnn train, "
-                             "their checkpoints and their converted files do)")
+        raise ModelFileError(
+            f"{path}: holds no training history (model files written by tinybnn train, "
+            "their checkpoints and their converted files do)"
+        )
     return history
 
 
@@ -143,8 +167,10 @@ def command_show_curves(args: argparse.Namespace) -> int:
     image = curves_image(rows, title=title)
     write(image, args.out)
     last = rows[-1]
-    print(f"wrote {args.out}: {len(rows)} epoch{'s' * (len(rows) != 1)}, final loss {last['loss']:.4f}, "
-          f"final test accuracy {last['test_accuracy']:.4f} ({image.width}x{image.height} pixels)")
+    print(
+        f"wrote {args.out}: {len(rows)} epoch{'s' * (len(rows) != 1)}, final loss {last['loss']:.4f}, "
+        f"final test accuracy {last['test_accuracy']:.4f} ({image.width}x{image.height} pixels)"
+    )
     return 0
 
 
@@ -152,14 +178,19 @@ def command_show_graph(args: argparse.Namespace) -> int:
     from .graph_picture import evaluate_expression, graph_image, graph_layout, parse_values
 
     check_out(args.out, None)
-    root, leaves = evaluate_expression(args.expression, parse_values(args.at), strict=True) if args.at else \
-        evaluate_expression(args.expression, {"x": 2.0, "y": -3.0}, strict=False)
+    root, leaves = (
+        evaluate_expression(args.expression, parse_values(args.at), strict=True)
+        if args.at
+        else evaluate_expression(args.expression, {"x": 2.0, "y": -3.0}, strict=False)
+    )
     layout = graph_layout(root, {**leaves, "out": root})
     image = graph_image(root, layout=layout)
     write(image, args.out)
     functions = sum(node.kind == "function" for node in layout.nodes)
-    print(f"wrote {args.out}: {len(layout.nodes) - functions} tensors, {functions} functions, "
-          f"{args.expression} = {root.item():.6g} ({image.width}x{image.height} pixels)")
+    print(
+        f"wrote {args.out}: {len(layout.nodes) - functions} tensors, {functions} functions, "
+        f"{args.expression} = {root.item():.6g} ({image.width}x{image.height} pixels)"
+    )
     return 0
 
 
@@ -176,6 +207,8 @@ def command_show_diagnostics(args: argparse.Namespace) -> int:
         raise ModelFileError(f"{args.model}: {error}") from None
     write(image, args.out)
     layers = {entry["layer"] for epoch in history for entry in epoch.get("diagnostics") or []}
-    print(f"wrote {args.out}: {len(history)} epoch{'s' * (len(history) != 1)}, {len(layers)} binary layers "
-          f"({image.width}x{image.height} pixels)")
+    print(
+        f"wrote {args.out}: {len(history)} epoch{'s' * (len(history) != 1)}, {len(layers)} binary layers "
+        f"({image.width}x{image.height} pixels)"
+    )
     return 0

@@ -18,6 +18,7 @@ The predicted file size adds the format's overhead (the deflated JSON header
 and the zip entries, :func:`tinybnn.serialization.predicted_size`) to the
 stored bytes.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -54,12 +55,21 @@ def row(name: str, layer: Module, x: Tensor, y: Tensor, after_binary: bool) -> L
     layer declares it costs (:meth:`~tinybnn.layers.Module.cost`)."""
     cost = layer.cost(x, y, after_binary)
     shape = cost.output_shape if cost.output_shape is not None else tuple(y.shape[1:])
-    return LayerRow(f"{name} {type(layer).__name__}", shape, cost.params, cost.bits, cost.float32_bytes,
-                    cost.stored_bytes, cost.binary_macs, cost.float_macs)
+    return LayerRow(
+        f"{name} {type(layer).__name__}",
+        shape,
+        cost.params,
+        cost.bits,
+        cost.float32_bytes,
+        cost.stored_bytes,
+        cost.binary_macs,
+        cost.float_macs,
+    )
 
 
-def summarize(model: Module, input_shape: tuple[int, ...], metadata: dict | None = None
-              ) -> tuple[list[LayerRow], int | None]:
+def summarize(
+    model: Module, input_shape: tuple[int, ...], metadata: dict | None = None
+) -> tuple[list[LayerRow], int | None]:
     """Rows for every leaf layer and the predicted size of the converted file (None: nothing to convert).
 
     ``metadata``: what the model file carries (the converted file keeps it), for the header's size."""
@@ -81,13 +91,25 @@ def format_summary(rows: list[LayerRow], predicted: int | None, title: str) -> s
         return f"{n / 1024:,.2f}"
 
     header = ["layer", "output shape", "params", "bits", "float32 KiB", "stored KiB", "binary MACs", "float MACs"]
-    table = [[r.name, "x".join(map(str, r.output_shape)), f"{r.params:,}", "-" if r.bits is None else str(r.bits),
-              kib(r.float32_bytes), kib(r.stored_bytes), f"{r.binary_macs:,}", f"{r.float_macs:,}"] for r in rows]
+    table = [
+        [
+            r.name,
+            "x".join(map(str, r.output_shape)),
+            f"{r.params:,}",
+            "-" if r.bits is None else str(r.bits),
+            kib(r.float32_bytes),
+            kib(r.stored_bytes),
+            f"{r.binary_macs:,}",
+            f"{r.float_macs:,}",
+        ]
+        for r in rows
+    ]
     float32 = sum(r.float32_bytes for r in rows)
     stored = sum(r.stored_bytes for r in rows)
     binary, floats = sum(r.binary_macs for r in rows), sum(r.float_macs for r in rows)
-    table.append(["total", "", f"{sum(r.params for r in rows):,}", "", kib(float32), kib(stored),
-                  f"{binary:,}", f"{floats:,}"])
+    table.append(
+        ["total", "", f"{sum(r.params for r in rows):,}", "", kib(float32), kib(stored), f"{binary:,}", f"{floats:,}"]
+    )
     widths = [max(len(str(line[i])) for line in [header] + table) for i in range(len(header))]
     lines = [title, ""]
     for i, line in enumerate([header] + table):
@@ -98,8 +120,10 @@ def format_summary(rows: list[LayerRow], predicted: int | None, title: str) -> s
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
     lines.append("")
-    lines.append(f"memory as float32: {float32:,} bytes; as stored: {stored:,} bytes; "
-                 f"compression {float32 / max(stored, 1):.1f}x")
+    lines.append(
+        f"memory as float32: {float32:,} bytes; as stored: {stored:,} bytes; "
+        f"compression {float32 / max(stored, 1):.1f}x"
+    )
     total_macs = binary + floats
     share = 100 * binary / total_macs if total_macs else 0.0
     lines.append(f"MACs per image: {binary:,} binary ({share:.1f}%), {floats:,} float")

@@ -8,6 +8,7 @@ statistics) and a checkpoint is written atomically, holding the weights, the
 optimizer's state, the epoch counter and the generator's state: resuming from
 it continues exactly as if the run had not stopped.
 """
+
 from __future__ import annotations
 
 import math
@@ -43,9 +44,11 @@ class EpochResult:
     lr: float
 
     def line(self, epochs: int) -> str:
-        return (f"epoch {self.epoch:>3}/{epochs}  lr {self.lr:.2e}  loss {self.loss:.4f}  "
-                f"train accuracy {self.train_accuracy:.4f}  test accuracy {self.test_accuracy:.4f}  "
-                f"{self.seconds:6.1f} s  {self.images_per_second:7.0f} images/s")
+        return (
+            f"epoch {self.epoch:>3}/{epochs}  lr {self.lr:.2e}  loss {self.loss:.4f}  "
+            f"train accuracy {self.train_accuracy:.4f}  test accuracy {self.test_accuracy:.4f}  "
+            f"{self.seconds:6.1f} s  {self.images_per_second:7.0f} images/s"
+        )
 
 
 @dataclass
@@ -57,8 +60,13 @@ class TrainState:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def evaluate(model: Module, images: np.ndarray, labels: np.ndarray, batch_size: int = 500,
-             should_stop: Callable[[], bool] | None = None) -> tuple[float, float]:
+def evaluate(
+    model: Module,
+    images: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int = 500,
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[float, float]:
     """(mean loss, accuracy) of ``model`` in evaluation mode; restores the previous mode.
 
     ``should_stop()`` is asked before every batch; True raises :class:`Interrupted`."""
@@ -88,13 +96,21 @@ def predict_logits(model: Module, images: np.ndarray, batch_size: int = 500) -> 
     """Logits of ``model`` in evaluation mode for a stack of images."""
     model.eval()
     with no_grad():
-        return np.concatenate([model(Tensor(images[i:i + batch_size])).data
-                               for i in range(0, len(images), batch_size)])
+        return np.concatenate(
+            [model(Tensor(images[i : i + batch_size])).data for i in range(0, len(images), batch_size)]
+        )
 
 
-def train_epoch(model: Module, optimizer: Optimizer, images: np.ndarray, labels: np.ndarray,
-                batch_size: int, rng: np.random.Generator, should_stop: Callable[[], bool] | None = None,
-                on_batch: Callable[[int], None] | None = None) -> tuple[float, float]:
+def train_epoch(
+    model: Module,
+    optimizer: Optimizer,
+    images: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    rng: np.random.Generator,
+    should_stop: Callable[[], bool] | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> tuple[float, float]:
     """One pass over the shuffled training set; returns (mean loss, train accuracy).
 
     A loss that is not finite, or a forward pass that meets NaN where a sign
@@ -130,12 +146,22 @@ def train_epoch(model: Module, optimizer: Optimizer, images: np.ndarray, labels:
     return total_loss / len(images), correct / len(images)
 
 
-def fit(model: Module, optimizer: Optimizer, schedule: Any, train: tuple[np.ndarray, np.ndarray],
-        test: tuple[np.ndarray, np.ndarray], epochs: int, batch_size: int, rng: np.random.Generator,
-        state: TrainState | None = None, log: Callable[[str], None] = print,
-        on_epoch_end: Callable[[TrainState], None] | None = None,
-        should_stop: Callable[[], bool] | None = None, progress: Progress | None = None,
-        diagnostics: Any = None) -> TrainState:
+def fit(
+    model: Module,
+    optimizer: Optimizer,
+    schedule: Any,
+    train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    epochs: int,
+    batch_size: int,
+    rng: np.random.Generator,
+    state: TrainState | None = None,
+    log: Callable[[str], None] = print,
+    on_epoch_end: Callable[[TrainState], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    progress: Progress | None = None,
+    diagnostics: Any = None,
+) -> TrainState:
     """Train from ``state.epoch`` up to ``epochs``, logging one line per epoch.
 
     ``on_epoch_end(state)`` runs after each epoch with the generator's state
@@ -160,8 +186,16 @@ def fit(model: Module, optimizer: Optimizer, schedule: Any, train: tuple[np.ndar
             if progress is not None:
                 progress.start(len(images), f"epoch {epoch + 1}/{epochs}")
             try:
-                loss, train_accuracy = train_epoch(model, optimizer, images, labels, batch_size, rng, should_stop,
-                                                   None if progress is None else progress.update)
+                loss, train_accuracy = train_epoch(
+                    model,
+                    optimizer,
+                    images,
+                    labels,
+                    batch_size,
+                    rng,
+                    should_stop,
+                    None if progress is None else progress.update,
+                )
             finally:
                 if progress is not None:
                     progress.finish()
@@ -175,8 +209,9 @@ def fit(model: Module, optimizer: Optimizer, schedule: Any, train: tuple[np.ndar
                 test_loss, test_accuracy = math.nan, 0.0
             if not math.isfinite(test_loss):
                 raise _diverged(f"test loss became {test_loss} after epoch {epoch + 1}")
-            result = EpochResult(epoch + 1, loss, train_accuracy, test_loss, test_accuracy,
-                                 seconds, len(images) / seconds, optimizer.lr)
+            result = EpochResult(
+                epoch + 1, loss, train_accuracy, test_loss, test_accuracy, seconds, len(images) / seconds, optimizer.lr
+            )
             log(result.line(epochs))
             if entries is not None:
                 log(diagnostics_line(entries))

@@ -31,6 +31,7 @@ The hook: a layer is binary, and gets its signs recorded as bits, when
 packed filters of every packed layer, whatever its class). Nothing else
 here knows the layer types.
 """
+
 from __future__ import annotations
 
 import json
@@ -54,8 +55,10 @@ FORMAT = "tinybnn-vectors"
 VERSION = 1
 FLOAT_RTOL = 1e-5
 FLOAT_ATOL = 1e-5
-BIT_ORDER = ("bit t % 64 of uint64 word t // 64, least significant bit first; 1 for x >= 0 (+1), 0 for -1; "
-             "unused bits 0; little-endian")
+BIT_ORDER = (
+    "bit t % 64 of uint64 word t // 64, least significant bit first; 1 for x >= 0 (+1), 0 for -1; "
+    "unused bits 0; little-endian"
+)
 SUFFIXES = {"float32": "f32", "float64": "f64", "uint64": "u64", "int64": "i64", "int32": "i32", "uint8": "u8"}
 MAX_MANIFEST_BYTES = 16 << 20
 _NAME = re.compile(r"^[A-Za-z0-9_.]+$")
@@ -99,8 +102,9 @@ class _Writer:
         return {"file": name, "dtype": array.dtype.name, "shape": list(array.shape), **extra}
 
 
-def write_vectors(model: Module, images: np.ndarray, out: str | os.PathLike, labels=None,
-                  model_name: str = "") -> dict[str, Any]:
+def write_vectors(
+    model: Module, images: np.ndarray, out: str | os.PathLike, labels=None, model_name: str = ""
+) -> dict[str, Any]:
     """Run ``model`` on ``images`` (float32 N, C, H, W) and write the golden vectors to the new folder ``out``.
 
     ``out`` must not exist: the files are written into a temporary folder
@@ -115,8 +119,9 @@ def write_vectors(model: Module, images: np.ndarray, out: str | os.PathLike, lab
     temporary = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
     temporary.mkdir()
     try:
-        manifest = _record(model, np.ascontiguousarray(images, dtype=np.float32), _Writer(temporary), labels,
-                           model_name)
+        manifest = _record(
+            model, np.ascontiguousarray(images, dtype=np.float32), _Writer(temporary), labels, model_name
+        )
         (temporary / "manifest.json").write_text(json.dumps(manifest, indent=1))
         os.rename(temporary, target)
     except BaseException:
@@ -138,12 +143,26 @@ def _record(model: Module, images: np.ndarray, writer: _Writer, labels, model_na
                 bits, layout = pack_signs(y)
                 files["output_bits"] = writer.write(f"{stem}_output.bits", bits, layout=layout)
             arrays = {name: writer.write(f"{stem}_array_{name}", value) for name, value in _arrays_of(layer).items()}
-            entries.append({"index": index, "type": type(layer).__name__, "config": layer.config(),
-                            "binary": records_bits(layer), "files": files, "arrays": arrays})
+            entries.append(
+                {
+                    "index": index,
+                    "type": type(layer).__name__,
+                    "config": layer.config(),
+                    "binary": records_bits(layer),
+                    "files": files,
+                    "arrays": arrays,
+                }
+            )
             x = y
-    manifest = {"format": FORMAT, "version": VERSION, "model": model_name, "images": int(images.shape[0]),
-                "bit_order": BIT_ORDER, "float_tolerance": {"rtol": FLOAT_RTOL, "atol": FLOAT_ATOL},
-                "layers": entries}
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": model_name,
+        "images": int(images.shape[0]),
+        "bit_order": BIT_ORDER,
+        "float_tolerance": {"rtol": FLOAT_RTOL, "atol": FLOAT_ATOL},
+        "layers": entries,
+    }
     if labels is not None:
         manifest["labels"] = [int(label) for label in labels]
     return manifest
@@ -162,8 +181,11 @@ def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
         manifest = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise DataFileError(f"{path}: not JSON ({error})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(
-            manifest.get("layers"), list):
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("format") != FORMAT
+        or not isinstance(manifest.get("layers"), list)
+    ):
         raise DataFileError(f"{path}: not a {FORMAT} manifest")
     for layer in manifest["layers"]:
         for entry in _entries(layer, path):
@@ -178,10 +200,15 @@ def _entries(layer, path: Path) -> list[dict]:
 
 
 def _check_entry(entry, path: Path) -> None:
-    if not isinstance(entry, dict) or not isinstance(entry.get("file"), str) or not _NAME.match(entry["file"]) \
-            or entry["file"].startswith(".") or entry.get("dtype") not in SUFFIXES \
-            or not isinstance(entry.get("shape"), list) \
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in entry["shape"]):
+    if (
+        not isinstance(entry, dict)
+        or not isinstance(entry.get("file"), str)
+        or not _NAME.match(entry["file"])
+        or entry["file"].startswith(".")
+        or entry.get("dtype") not in SUFFIXES
+        or not isinstance(entry.get("shape"), list)
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in entry["shape"])
+    ):
         raise DataFileError(f"{path}: bad file entry {entry!r} (a plain file name, a dtype, a shape)")
 
 
@@ -193,8 +220,10 @@ def read_array(folder: Path, entry: dict) -> np.ndarray:
     if not path.is_file():
         raise DataFileError(f"{path}: missing")
     if path.stat().st_size != count * dtype.itemsize:
-        raise DataFileError(f"{path}: {path.stat().st_size} bytes, expected {count * dtype.itemsize} for "
-                            f"{entry['dtype']} {tuple(entry['shape'])}")
+        raise DataFileError(
+            f"{path}: {path.stat().st_size} bytes, expected {count * dtype.itemsize} for "
+            f"{entry['dtype']} {tuple(entry['shape'])}"
+        )
     return np.fromfile(path, dtype=dtype, count=count).reshape(entry["shape"])
 
 
@@ -246,6 +275,9 @@ def _first_difference(expected: np.ndarray, obtained: np.ndarray) -> str | None:
         return None
     index = tuple(int(i) for i in np.argwhere(bad)[0])
     e, o = expected[index], obtained[index]
-    values = (f"expected 0x{int(e):016x}, obtained 0x{int(o):016x}" if expected.dtype == np.uint64
-              else f"expected {e.item()!r}, obtained {o.item()!r}")
+    values = (
+        f"expected 0x{int(e):016x}, obtained 0x{int(o):016x}"
+        if expected.dtype == np.uint64
+        else f"expected {e.item()!r}, obtained {o.item()!r}"
+    )
     return f"first difference at {list(index)}: {values} ({int(bad.sum())} of {bad.size} elements differ)"

@@ -29,6 +29,7 @@ allocating fresh arrays, rather than sharing memory. Small arrays (under
 64 KB) are never pooled: allocating them is cheap, and they are the ones
 (statistics, per-channel vectors) most likely to be kept.
 """
+
 from __future__ import annotations
 
 import contextlib

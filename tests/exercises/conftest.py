@@ -17,6 +17,7 @@ Each run loads the file afresh, as its own module, so a test never sees what
 another left behind. With ``-m exercises`` the report ends with one line per
 exercise test: ``ok`` or ``FAIL`` and the first line of the reason.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -48,7 +49,7 @@ def chapter_of(test_file: str | Path) -> str:
     """``NN_name`` of ``tests/exercises/test_NN_name.py``."""
     stem = Path(test_file).stem
     assert stem.startswith("test_"), stem
-    return stem[len("test_"):]
+    return stem[len("test_") :]
 
 
 def exercise_file(kind: str, chapter: str) -> Path:
@@ -118,10 +119,13 @@ def pytest_pyfunc_call(pyfuncitem):
     except NotImplementedError:
         return True
     except Exception as error:  # noqa: BLE001 (any other failure is the finding)
-        pytest.fail(f"the untouched stub should raise NotImplementedError here, but raised "
-                    f"{type(error).__name__}: {error}", pytrace=False)
-    pytest.fail("the untouched stub passes this test: the stub is solved, or the test calls no stub function",
-                pytrace=False)
+        pytest.fail(
+            f"the untouched stub should raise NotImplementedError here, but raised {type(error).__name__}: {error}",
+            pytrace=False,
+        )
+    pytest.fail(
+        "the untouched stub passes this test: the stub is solved, or the test calls no stub function", pytrace=False
+    )
 
 
 _results: list[tuple[str, str]] = []

@@ -1,4 +1,5 @@
 """Chapter 1's exercises (docs/tutorial/exercises/01_sign_and_ste.py), checked against tinybnn's det_sign."""
+
 import numpy as np
 
 from tinybnn.autograd import Tensor
@@ -22,10 +23,12 @@ def test_sign_gives_only_plus_and_minus_one(exercise):
     x = np.random.default_rng(1).normal(size=(3, 5)).astype(np.float32)
     got = exercise.sign(x)
     want = det_sign(Tensor(x)).data
-    assert got.shape == x.shape and got.dtype == x.dtype, \
+    assert got.shape == x.shape and got.dtype == x.dtype, (
         f"expected shape {x.shape} {x.dtype}, got {got.shape} {got.dtype}"
-    assert np.array_equal(got, want), \
+    )
+    assert np.array_equal(got, want), (
         f"sign({x.ravel()[:4]}...) should be {want.ravel()[:4]}..., got {got.ravel()[:4]}..."
+    )
 
 
 def test_ste_passes_the_gradient_inside_the_window(exercise):

@@ -1,4 +1,5 @@
 """Chapter 2's exercises (docs/tutorial/exercises/02_xnor_dot_product.py), against tinybnn.gemm."""
+
 import numpy as np
 
 from tinybnn.gemm import pack_bits

@@ -1,4 +1,5 @@
 """Chapter 3's exercises (docs/tutorial/exercises/03_bit_packing_and_xnor_gemm.py), against tinybnn.gemm."""
+
 import numpy as np
 
 from tinybnn.gemm import pack_bits, xnor_naive
@@ -21,5 +22,6 @@ def test_xnor_gemm_equals_the_sign_product(exercise):
         a, b = rng.normal(size=(m, k)), rng.normal(size=(n, k))
         want = xnor_naive(pack_bits(a), pack_bits(b), k)
         got = np.asarray(exercise.xnor_gemm(pack_bits(a), pack_bits(b), k))
-        assert got.shape == want.shape and np.array_equal(got, want), \
+        assert got.shape == want.shape and np.array_equal(got, want), (
             f"M, N, K = {m}, {n}, {k}: expected {want.ravel()[:4]}..., got {got.ravel()[:4]}..."
+        )

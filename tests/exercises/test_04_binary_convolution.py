@@ -1,4 +1,5 @@
 """Chapter 4's exercises (docs/tutorial/exercises/04_binary_convolution.py), against tinybnn.autograd.conv."""
+
 import numpy as np
 
 from tinybnn.autograd import Tensor
@@ -18,8 +19,9 @@ def test_im2col_matches_the_reference(exercise):
     for kernel, stride, pad, value in (((3, 3), (1, 1), (0, 0), 0.0), ((2, 3), (2, 1), (1, 2), 1.0)):
         want = im2col_reference(x, kernel, stride, pad, value)
         got = np.asarray(exercise.im2col(x, kernel, stride, pad, value))
-        assert got.shape == want.shape, \
+        assert got.shape == want.shape, (
             f"kernel {kernel} stride {stride} pad {pad}: shape {want.shape}, got {got.shape}"
+        )
         assert np.array_equal(got, want), f"kernel {kernel} stride {stride} pad {pad}: the patches differ"
 
 
@@ -33,5 +35,6 @@ def test_binary_conv2d_pads_with_plus_or_minus_one(exercise):
         want = conv2d(Tensor(bx), Tensor(bw), stride=1, pad=1, pad_value=value).data
         got = np.asarray(exercise.binary_conv2d(x, w, (1, 1), (1, 1), value))
         assert got.shape == want.shape, f"pad_value {value}: expected shape {want.shape}, got {got.shape}"
-        assert np.array_equal(got, want), (f"pad_value {value}: at output [0, 0, 0, :3] expected {want[0, 0, 0, :3]}, "
-                                           f"got {got[0, 0, 0, :3]}")
+        assert np.array_equal(got, want), (
+            f"pad_value {value}: at output [0, 0, 0, :3] expected {want[0, 0, 0, :3]}, got {got[0, 0, 0, :3]}"
+        )

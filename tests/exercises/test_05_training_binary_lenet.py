@@ -1,4 +1,5 @@
 """Chapter 5's exercises (docs/tutorial/exercises/05_training_binary_lenet.py), against tinybnn's BatchNorm."""
+
 import numpy as np
 
 from tinybnn.autograd import Tensor

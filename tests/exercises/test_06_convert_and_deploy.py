@@ -1,4 +1,5 @@
 """Chapter 6's exercises (docs/tutorial/exercises/06_convert_and_deploy.py), against tinybnn.convert."""
+
 import numpy as np
 
 from tinybnn.autograd import Tensor
@@ -18,8 +19,7 @@ def test_folded_scale_shift_matches_the_converter(exercise):
     want = folded_affine(layer, bn)
     alpha = np.abs(layer.weight.data.astype(np.float64)).mean(axis=1)
     bias = layer.bias.data if layer.bias is not None else np.zeros(3, dtype=np.float32)
-    got = exercise.folded_scale_shift(alpha, bias, bn.gamma.data, bn.beta.data, bn.running_mean, bn.running_var,
-                                      bn.eps)
+    got = exercise.folded_scale_shift(alpha, bias, bn.gamma.data, bn.beta.data, bn.running_mean, bn.running_var, bn.eps)
     for name, g, w in zip(("scale", "shift"), got, want):
         assert np.allclose(g, w, rtol=1e-6, atol=1e-7), f"{name}: expected {w}, got {g}"
 

@@ -1,4 +1,5 @@
 """Chapter 7's exercises (docs/tutorial/exercises/07_latent_weights.py), against tinybnn's Bop and diagnostics."""
+
 import numpy as np
 
 from tinybnn.autograd import Tensor

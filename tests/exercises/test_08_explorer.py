@@ -1,4 +1,5 @@
 """Chapter 8's exercises (docs/tutorial/exercises/08_explorer.py), against the explorer's explain."""
+
 from functools import cache
 
 import numpy as np
@@ -17,8 +18,11 @@ def explained(layer, position):
 
 
 def test_first_maximum_takes_the_first_of_equal_values(exercise):
-    for window, want in (([[1.0, 3.0], [3.0, 2.0]], [0, 1]), ([[5.0, 5.0], [5.0, 5.0]], [0, 0]),
-                         ([[0.0, -1.0], [2.0, 2.0]], [1, 0])):
+    for window, want in (
+        ([[1.0, 3.0], [3.0, 2.0]], [0, 1]),
+        ([[5.0, 5.0], [5.0, 5.0]], [0, 0]),
+        ([[0.0, -1.0], [2.0, 2.0]], [1, 0]),
+    ):
         got = exercise.first_maximum(np.array(window))
         assert list(got) == want, f"in {window} the pooling takes {want}, got {got}"
     e = explained(3, (8, 0, 3))

@@ -7,6 +7,7 @@ the stub's public functions only raise NotImplementedError, carry a docstring,
 and match the solution's signatures; the chapter's last section is
 "Exercises" and links the stub.
 """
+
 from __future__ import annotations
 
 import ast
@@ -15,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import (ROOT, SOLUTIONS, STUBS, TUTORIAL, chapter_of, load_exercise, pytest_pyfunc_call,
-                       readers_folder)
+from .conftest import ROOT, SOLUTIONS, STUBS, TUTORIAL, chapter_of, load_exercise, pytest_pyfunc_call, readers_folder
 
 TESTS = Path(__file__).resolve().parent
 CHAPTERS = sorted(TUTORIAL.glob("[0-9][0-9]-*.md"))
@@ -26,8 +26,11 @@ ALLOWED_IMPORTS = {"numpy", "math", "tinybnn", "__future__"}
 
 def public_definitions(path: Path) -> dict[str, ast.AST]:
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-    return {node.name: node for node in tree.body
-            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_")}
+    return {
+        node.name: node
+        for node in tree.body
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_")
+    }
 
 
 def signature(node: ast.AST) -> str:
@@ -46,8 +49,13 @@ def stub_bodies(node: ast.AST) -> list[ast.FunctionDef]:
 
 def only_raises_not_implemented(function: ast.FunctionDef) -> bool:
     body = function.body[1:] if ast.get_docstring(function) is not None else function.body
-    return (len(body) == 1 and isinstance(body[0], ast.Raise) and isinstance(body[0].exc, ast.Call)
-            and ast.unparse(body[0].exc.func) == "NotImplementedError" and len(body[0].exc.args) == 1)
+    return (
+        len(body) == 1
+        and isinstance(body[0], ast.Raise)
+        and isinstance(body[0].exc, ast.Call)
+        and ast.unparse(body[0].exc.func) == "NotImplementedError"
+        and len(body[0].exc.args) == 1
+    )
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -69,15 +77,17 @@ def test_a_stub_states_each_task_and_does_nothing_else(name):
     tree = ast.parse(path.read_text(encoding="utf-8"))
     first_line = (ast.get_docstring(tree) or "").splitlines()[:1]
     number = int(name[:2])
-    assert first_line and first_line[0].startswith(f"Exercises of chapter {number}: "), \
+    assert first_line and first_line[0].startswith(f"Exercises of chapter {number}: "), (
         f"{path.name}: the docstring must start with 'Exercises of chapter {number}: <title>.'"
+    )
     definitions = public_definitions(path)
     assert 2 <= len(definitions) <= 4, f"{path.name}: {len(definitions)} exercises; two or three per chapter"
     for definition in definitions.values():
         assert ast.get_docstring(definition), f"{path.name}: {definition.name} has no docstring stating the task"
         for function in stub_bodies(definition):
-            assert only_raises_not_implemented(function), \
+            assert only_raises_not_implemented(function), (
                 f"{path.name}: {function.name} must only raise NotImplementedError('...') (after its docstring)"
+            )
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -88,8 +98,9 @@ def test_stub_and_solution_define_the_same_names_and_signatures(name):
         assert signature(stub[key]) == signature(solution[key]), f"{name}.{key}: signatures differ"
 
 
-@pytest.mark.parametrize("path", [*STUBS.glob("*.py"), *SOLUTIONS.glob("*.py")],
-                         ids=lambda p: p.parent.name + "/" + p.name)
+@pytest.mark.parametrize(
+    "path", [*STUBS.glob("*.py"), *SOLUTIONS.glob("*.py")], ids=lambda p: p.parent.name + "/" + p.name
+)
 def test_exercises_need_only_numpy_and_tinybnn(path):
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
@@ -108,11 +119,12 @@ def test_every_chapter_ends_with_its_exercises(path):
     prose = re.sub(r"^```.*?^```", "", text, flags=re.MULTILINE | re.DOTALL)
     headings = re.findall(r"^## (.+)$", prose, flags=re.MULTILINE)
     assert headings and headings[-1].strip() == "Exercises", f"{path.name}: the last section must be '## Exercises'"
-    section = prose[prose.rindex("## Exercises"):]
+    section = prose[prose.rindex("## Exercises") :]
     name = path.stem.replace("-", "_")
     assert f"(exercises/{name}.py)" in section, f"{path.name}: its Exercises section does not link exercises/{name}.py"
-    assert f"tests/exercises/test_{name}.py" in text[text.rindex("## Exercises"):], \
+    assert f"tests/exercises/test_{name}.py" in text[text.rindex("## Exercises") :], (
         f"{path.name}: its Exercises section does not give the command that checks them"
+    )
 
 
 def test_each_test_takes_only_the_exercise():

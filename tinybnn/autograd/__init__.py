@@ -9,6 +9,7 @@
 - :mod:`.backends`: the switch between the reference (NumPy) and fast kernels, ``backend("reference")``
 - :mod:`.gradcheck`: numerical gradient checks in float64
 """
+
 from .backends import active_backend, backend
 from .binary import binary_conv2d, binary_linear
 from .conv import Conv2d, col2im, conv2d, im2col
@@ -34,10 +35,37 @@ def dropout(x, p: float, rng, training: bool = True) -> Tensor:
 
 
 __all__ = [
-    "AvgPool2d", "BatchNorm", "Context", "Conv2d", "Dropout", "Function", "GradcheckError",
-    "HardTanh", "MaxPool2d", "SoftmaxCrossEntropy", "Tensor", "active_backend", "approx_sign", "avg_pool2d",
-    "backend", "batch_norm", "binary_conv2d", "binary_linear", "col2im", "det_sign", "conv2d", "dropout", "gradcheck",
-    "hardtanh", "im2col",
-    "is_grad_enabled", "log_softmax", "max_pool2d", "no_grad", "softmax",
-    "softmax_cross_entropy", "tensor", "unbroadcast",
+    "AvgPool2d",
+    "BatchNorm",
+    "Context",
+    "Conv2d",
+    "Dropout",
+    "Function",
+    "GradcheckError",
+    "HardTanh",
+    "MaxPool2d",
+    "SoftmaxCrossEntropy",
+    "Tensor",
+    "active_backend",
+    "approx_sign",
+    "avg_pool2d",
+    "backend",
+    "batch_norm",
+    "binary_conv2d",
+    "binary_linear",
+    "col2im",
+    "det_sign",
+    "conv2d",
+    "dropout",
+    "gradcheck",
+    "hardtanh",
+    "im2col",
+    "is_grad_enabled",
+    "log_softmax",
+    "max_pool2d",
+    "no_grad",
+    "softmax",
+    "softmax_cross_entropy",
+    "tensor",
+    "unbroadcast",
 ]

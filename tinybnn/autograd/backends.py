@@ -31,6 +31,7 @@ forward pass in its context, and its backward runs on the same backend
 keep different things for the backward (the fast convolution keeps a
 column of ones for the bias).
 """
+
 from __future__ import annotations
 
 import contextvars
@@ -128,8 +129,9 @@ KERNELS: dict[str, Kernel] = {}
 def kernel(name: str, reference: F, fast: F, tolerance: Tolerance | None = EXACT) -> Kernel[F]:
     """Declare (and register in :data:`KERNELS`) the kernel ``name`` with its two implementations."""
     if name in KERNELS and KERNELS[name].reference.__module__ != reference.__module__:
-        raise ValueError(f"kernel {name!r} is declared twice ({KERNELS[name].reference.__module__}, "
-                         f"{reference.__module__})")
+        raise ValueError(
+            f"kernel {name!r} is declared twice ({KERNELS[name].reference.__module__}, {reference.__module__})"
+        )
     KERNELS[name] = twin = Kernel(name, reference, fast, tolerance)
     return twin
 

@@ -22,6 +22,7 @@ in the same order on the same values, so gradients agree bit for bit with the
 fast composition; ``cols`` is built a few images at a time and never whole.
 ``binary_linear`` is the dense version: y = sign(x) sign(W)^T.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,14 +32,28 @@ from ..gemm.bitconv import pack_channels, pack_filters, patch_dots
 from ..workspace import empty
 from . import kernels
 from .backends import SUMMED_IN_ANOTHER_ORDER, kernel
-from .conv import (ConvGeometry, backward_in_chunks, channel_rows, conv_backward_reference,
-                   conv_forward_reference, im2col, im2col_reference)
+from .conv import (
+    ConvGeometry,
+    backward_in_chunks,
+    channel_rows,
+    conv_backward_reference,
+    conv_forward_reference,
+    im2col,
+    im2col_reference,
+)
 from .function import Context, Function
-from .quantize import (sign, sign_fast, sign_reference, straight_through, straight_through_fast,
-                       straight_through_reference)
+from .quantize import (
+    sign,
+    sign_fast,
+    sign_reference,
+    straight_through,
+    straight_through_fast,
+    straight_through_reference,
+)
 
 
 # ---- reference backend: the composition, in NumPy ----------------------------------------
+
 
 def binary_conv_forward_reference(x: np.ndarray, w: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
     """conv(sign(x), sign(w)) with ±1 padding: a float GEMM on ±1 values (exact integers)."""
@@ -46,13 +61,16 @@ def binary_conv_forward_reference(x: np.ndarray, w: np.ndarray, geometry: ConvGe
     return y
 
 
-def binary_conv_backward_reference(grad: np.ndarray, x: np.ndarray, w: np.ndarray, geometry: ConvGeometry,
-                                   grad_cancel: float, needs: tuple[bool, bool]) -> tuple[np.ndarray | None, ...]:
+def binary_conv_backward_reference(
+    grad: np.ndarray, x: np.ndarray, w: np.ndarray, geometry: ConvGeometry, grad_cancel: float, needs: tuple[bool, bool]
+) -> tuple[np.ndarray | None, ...]:
     """(dx, dw): the convolution's gradients on sign(x) and sign(w), through the straight-through estimator."""
     cols = im2col_reference(sign_reference(x), geometry.kernel, geometry.stride, geometry.pad, geometry.pad_value)
     grad_x, grad_w, _ = conv_backward_reference(grad, cols, sign_reference(w), geometry, (*needs, False))
-    return (None if grad_x is None else straight_through_reference(grad_x, x, grad_cancel),
-            None if grad_w is None else straight_through_reference(grad_w, w, 1.0))
+    return (
+        None if grad_x is None else straight_through_reference(grad_x, x, grad_cancel),
+        None if grad_w is None else straight_through_reference(grad_w, w, 1.0),
+    )
 
 
 def binary_dense_forward_reference(x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -61,6 +79,7 @@ def binary_dense_forward_reference(x: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 # ---- fast backend: bits and XNOR-popcount forward, a backward in chunks ---------------------
+
 
 class SignPatches:
     """The im2col rows of sign(x[n0:n1]) padded with ``pad_value``, for
@@ -82,36 +101,47 @@ class SignPatches:
             n, c = chunk.shape[:2]
             self.images = empty(chunk.shape, chunk.dtype)
             self.cols = empty((n * geometry.positions, c * geometry.kernel[0] * geometry.kernel[1]), chunk.dtype)
-        images = self.images[:n1 - n0]
+        images = self.images[: n1 - n0]
         flat = images.reshape(-1)
         if chunk.flags.c_contiguous:
             kernels.sign_into(chunk.reshape(-1), flat)
         else:
             images[...] = chunk
             kernels.sign_into(flat, flat)
-        return im2col(images, geometry.kernel, geometry.stride, geometry.pad, geometry.pad_value,
-                      out=self.cols[:(n1 - n0) * geometry.positions])
+        return im2col(
+            images,
+            geometry.kernel,
+            geometry.stride,
+            geometry.pad,
+            geometry.pad_value,
+            out=self.cols[: (n1 - n0) * geometry.positions],
+        )
 
 
 def binary_conv_forward_fast(x: np.ndarray, w: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
     """:func:`binary_conv_forward_reference` by packing the signs into bits and XNOR-popcount."""
     (n, c), f, (oh, ow) = x.shape[:2], w.shape[0], geometry.out_hw
-    dots, correction = patch_dots(pack_channels(x), pack_filters(w), c, geometry.kernel, geometry.stride,
-                                  geometry.pad, geometry.pad_value)
+    dots, correction = patch_dots(
+        pack_channels(x), pack_filters(w), c, geometry.kernel, geometry.stride, geometry.pad, geometry.pad_value
+    )
     out = empty((f, n, oh, ow), x.dtype)
     np.subtract(dots.T.reshape(f, n, oh, ow), correction, out=out, casting="unsafe")
     return out.transpose(1, 0, 2, 3)
 
 
-def binary_conv_backward_fast(grad: np.ndarray, x: np.ndarray, w: np.ndarray, geometry: ConvGeometry,
-                              grad_cancel: float, needs: tuple[bool, bool]) -> tuple[np.ndarray | None, ...]:
+def binary_conv_backward_fast(
+    grad: np.ndarray, x: np.ndarray, w: np.ndarray, geometry: ConvGeometry, grad_cancel: float, needs: tuple[bool, bool]
+) -> tuple[np.ndarray | None, ...]:
     """:func:`binary_conv_backward_reference` by the float convolution's chunked backward, with
     the patches of sign(x) built a few images at a time and never whole."""
     need_x, need_w = needs
-    grad_x, grad_w = backward_in_chunks(channel_rows(grad), SignPatches(x, geometry),
-                                        sign_fast(w).reshape(w.shape[0], -1), geometry, need_x, need_w)
-    return (None if grad_x is None else straight_through_fast(grad_x, x, grad_cancel),
-            None if grad_w is None else straight_through_fast(grad_w.reshape(w.shape), w, 1.0))
+    grad_x, grad_w = backward_in_chunks(
+        channel_rows(grad), SignPatches(x, geometry), sign_fast(w).reshape(w.shape[0], -1), geometry, need_x, need_w
+    )
+    return (
+        None if grad_x is None else straight_through_fast(grad_x, x, grad_cancel),
+        None if grad_w is None else straight_through_fast(grad_w.reshape(w.shape), w, 1.0),
+    )
 
 
 def binary_dense_forward_fast(x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -121,8 +151,9 @@ def binary_dense_forward_fast(x: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 binary_conv_forward = kernel("binary_conv_forward", binary_conv_forward_reference, binary_conv_forward_fast)
-binary_conv_backward = kernel("binary_conv_backward", binary_conv_backward_reference, binary_conv_backward_fast,
-                              SUMMED_IN_ANOTHER_ORDER)
+binary_conv_backward = kernel(
+    "binary_conv_backward", binary_conv_backward_reference, binary_conv_backward_fast, SUMMED_IN_ANOTHER_ORDER
+)
 binary_dense_forward = kernel("binary_dense_forward", binary_dense_forward_reference, binary_dense_forward_fast)
 
 
@@ -130,8 +161,15 @@ class BinaryConv2d(Function):
     """y = conv(sign(x), sign(w)) with ±1 padding; straight-through gradients."""
 
     @staticmethod
-    def forward(ctx: Context, x: np.ndarray, w: np.ndarray, stride=(1, 1), pad=(0, 0), pad_value: float = 1.0,
-                grad_cancel: float = 1.0) -> np.ndarray:
+    def forward(
+        ctx: Context,
+        x: np.ndarray,
+        w: np.ndarray,
+        stride=(1, 1),
+        pad=(0, 0),
+        pad_value: float = 1.0,
+        grad_cancel: float = 1.0,
+    ) -> np.ndarray:
         ctx.geometry = ConvGeometry.of(x.shape, w.shape, stride, pad, pad_value)
         ctx.grad_cancel = grad_cancel
         ctx.save_for_backward(x, w)

@@ -24,6 +24,7 @@ versions); ``conv_forward_fast`` and ``conv_backward_fast`` give the same
 results with the Numba ``im2col`` and ``col2im`` (:mod:`.kernels`), the bias
 folded into the GEMM and a backward pass that goes a few images at a time.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -62,8 +63,13 @@ def pad_input(x: np.ndarray, pad: tuple[int, int], value: float = 0.0) -> np.nda
     return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
 
 
-def im2col_reference(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
-                     pad: tuple[int, int] = (0, 0), pad_value: float = 0.0) -> np.ndarray:
+def im2col_reference(
+    x: np.ndarray,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    pad: tuple[int, int] = (0, 0),
+    pad_value: float = 0.0,
+) -> np.ndarray:
     """Patches of x (N, C, H, W) as a (N OH OW, C KH KW) matrix, the obvious way:
     pad, view every window with ``sliding_window_view``, keep every stride-th, copy."""
     n, c = x.shape[:2]
@@ -76,8 +82,13 @@ def im2col_reference(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, 
     return windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, c * kh * kw)
 
 
-def col2im_reference(cols: np.ndarray, x_shape: tuple[int, int, int, int], kernel: tuple[int, int],
-                     stride: tuple[int, int], pad: tuple[int, int] = (0, 0)) -> np.ndarray:
+def col2im_reference(
+    cols: np.ndarray,
+    x_shape: tuple[int, int, int, int],
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    pad: tuple[int, int] = (0, 0),
+) -> np.ndarray:
     """The adjoint of :func:`im2col_reference`: add each patch row back where it came
     from, one strided add per kernel position, then drop the padding."""
     n, c, h, w = x_shape
@@ -90,12 +101,13 @@ def col2im_reference(cols: np.ndarray, x_shape: tuple[int, int, int, int], kerne
     out = np.zeros((n, c, hp, wp), dtype=cols.dtype)
     for u in range(kh):
         for v in range(kw):
-            out[:, :, u:u + sh * oh:sh, v:v + sw * ow:sw] += patches[:, :, u, v]
-    return out[:, :, ph:ph + h, pw:pw + w]
+            out[:, :, u : u + sh * oh : sh, v : v + sw * ow : sw] += patches[:, :, u, v]
+    return out[:, :, ph : ph + h, pw : pw + w]
 
 
-def check_conv_shapes(x_shape: tuple, w_shape: tuple, pad: tuple[int, int],
-                      stride: tuple[int, int], where: str = "conv2d") -> tuple[int, int]:
+def check_conv_shapes(
+    x_shape: tuple, w_shape: tuple, pad: tuple[int, int], stride: tuple[int, int], where: str = "conv2d"
+) -> tuple[int, int]:
     """Validate a convolution's shapes; return (OH, OW)."""
     if len(x_shape) != 4:
         raise ShapeError(f"{where}: expected input of shape (N, C, H, W), got {tuple(x_shape)}")
@@ -132,8 +144,15 @@ class ConvGeometry:
     pad_value: float = 0.0
 
     @classmethod
-    def of(cls, x_shape: tuple, w_shape: tuple, stride: int | tuple[int, int], pad: int | tuple[int, int],
-           pad_value: float = 0.0, where: str = "conv2d") -> ConvGeometry:
+    def of(
+        cls,
+        x_shape: tuple,
+        w_shape: tuple,
+        stride: int | tuple[int, int],
+        pad: int | tuple[int, int],
+        pad_value: float = 0.0,
+        where: str = "conv2d",
+    ) -> ConvGeometry:
         """The geometry of a convolution of these shapes, refused with a clear error if they do not fit."""
         stride, pad = pair(stride, "stride"), pair(pad, "pad")
         check_conv_shapes(x_shape, w_shape, pad, stride, where)
@@ -146,8 +165,10 @@ class ConvGeometry:
     @property
     def out_hw(self) -> tuple[int, int]:
         """(OH, OW)."""
-        return (output_size(self.x_shape[2], self.w_shape[2], self.stride[0], self.pad[0]),
-                output_size(self.x_shape[3], self.w_shape[3], self.stride[1], self.pad[1]))
+        return (
+            output_size(self.x_shape[2], self.w_shape[2], self.stride[0], self.pad[0]),
+            output_size(self.x_shape[3], self.w_shape[3], self.stride[1], self.pad[1]),
+        )
 
     @property
     def positions(self) -> int:
@@ -168,8 +189,10 @@ def gradient_rows(grad: np.ndarray) -> np.ndarray:
 
 # ---- reference backend: the formulas of the module docstring ------------------------------
 
-def conv_forward_reference(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
-                           geometry: ConvGeometry) -> tuple[np.ndarray, np.ndarray]:
+
+def conv_forward_reference(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geometry: ConvGeometry
+) -> tuple[np.ndarray, np.ndarray]:
     """(y, cols): y = W (F, K) @ cols^T + b as (N, F, OH, OW), cols = im2col(x) kept for the backward."""
     cols = im2col_reference(x, geometry.kernel, geometry.stride, geometry.pad, geometry.pad_value)
     y = w.reshape(w.shape[0], -1) @ cols.T
@@ -178,15 +201,17 @@ def conv_forward_reference(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
     return as_nchw(y, geometry), cols
 
 
-def conv_backward_reference(grad: np.ndarray, cols: np.ndarray, w: np.ndarray, geometry: ConvGeometry,
-                            needs: tuple[bool, bool, bool]) -> tuple[np.ndarray | None, ...]:
+def conv_backward_reference(
+    grad: np.ndarray, cols: np.ndarray, w: np.ndarray, geometry: ConvGeometry, needs: tuple[bool, bool, bool]
+) -> tuple[np.ndarray | None, ...]:
     """(dx, dW, db) for the upstream gradient (N, F, OH, OW), ``None`` where ``needs`` says no:
     with G (F, N OH OW), dW = G @ cols, db = sum of G's rows, dx = col2im(G^T @ W)."""
     need_x, need_w, need_b = needs
     g = gradient_rows(grad)
     w2 = w.reshape(w.shape[0], -1)
-    grad_x = col2im_reference(g.T @ w2, geometry.x_shape, geometry.kernel, geometry.stride,
-                              geometry.pad) if need_x else None
+    grad_x = (
+        col2im_reference(g.T @ w2, geometry.x_shape, geometry.kernel, geometry.stride, geometry.pad) if need_x else None
+    )
     grad_w = (g @ cols).reshape(w.shape) if need_w else None
     grad_b = g.sum(axis=1) if need_b else None
     return grad_x, grad_w, grad_b
@@ -194,9 +219,16 @@ def conv_backward_reference(grad: np.ndarray, cols: np.ndarray, w: np.ndarray, g
 
 # ---- fast backend: the Numba im2col / col2im, the bias in the GEMM, a backward in chunks --------
 
-def im2col(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
-           pad: tuple[int, int] = (0, 0), pad_value: float = 0.0, ones_column: bool = False,
-           out: np.ndarray | None = None) -> np.ndarray:
+
+def im2col(
+    x: np.ndarray,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    pad: tuple[int, int] = (0, 0),
+    pad_value: float = 0.0,
+    ones_column: bool = False,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     """Same result as :func:`im2col_reference`, by the Numba kernel (into ``out`` if given);
     with ``ones_column`` one more column of ones, so that a bias rides along in the GEMM."""
     n, c, h, w = x.shape
@@ -206,8 +238,14 @@ def im2col(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
     return kernels.im2col_into(x, kh, kw, sh, sw, ph, pw, x.dtype.type(pad_value), out)
 
 
-def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], kernel: tuple[int, int],
-           stride: tuple[int, int], pad: tuple[int, int] = (0, 0), out: np.ndarray | None = None) -> np.ndarray:
+def col2im(
+    cols: np.ndarray,
+    x_shape: tuple[int, int, int, int],
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    pad: tuple[int, int] = (0, 0),
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     """Same result as :func:`col2im_reference`, by the Numba kernel (into ``out`` if given)."""
     n, c, h, w = x_shape
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
@@ -246,15 +284,16 @@ class SavedPatches:
         self.cols, self.positions = cols, positions
 
     def rows(self, n0: int, n1: int) -> np.ndarray:
-        return self.cols[n0 * self.positions:n1 * self.positions]
+        return self.cols[n0 * self.positions : n1 * self.positions]
 
 
 #: bytes of im2col matrix a backward pass works on at a time (a few images; stays in cache)
 CHUNK_BYTES = 16 << 20
 
 
-def backward_in_chunks(g: np.ndarray, patches: Patches, weights: np.ndarray, geometry: ConvGeometry,
-                       need_x: bool, need_w: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
+def backward_in_chunks(
+    g: np.ndarray, patches: Patches, weights: np.ndarray, geometry: ConvGeometry, need_x: bool, need_w: bool
+) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(col2im(G^T @ W), G @ cols) for G (F, N OH OW) and W (F, K), a few images at a time.
 
     ``patches.rows(n0, n1)`` gives the im2col rows of images n0..n1 (with a
@@ -274,18 +313,19 @@ def backward_in_chunks(g: np.ndarray, patches: Patches, weights: np.ndarray, geo
     for n0 in range(0, n, per_chunk):
         n1 = min(n, n0 + per_chunk)
         cols = patches.rows(n0, n1)
-        g_chunk = g[:, n0 * positions:n1 * positions]
+        g_chunk = g[:, n0 * positions : n1 * positions]
         if need_w:
             part = g_chunk @ cols
             grad_w = part if grad_w is None else np.add(grad_w, part, out=grad_w)
         if need_x:
-            dcols = np.matmul(g_chunk.T, weights, out=dcols_scratch[:cols.shape[0]])
+            dcols = np.matmul(g_chunk.T, weights, out=dcols_scratch[: cols.shape[0]])
             col2im(dcols, (n1 - n0, *x_shape[1:]), geometry.kernel, geometry.stride, geometry.pad, out=grad_x[n0:n1])
     return grad_x, grad_w
 
 
-def conv_forward_fast(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
-                      geometry: ConvGeometry) -> tuple[np.ndarray, np.ndarray]:
+def conv_forward_fast(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geometry: ConvGeometry
+) -> tuple[np.ndarray, np.ndarray]:
     """:func:`conv_forward_reference` with the Numba im2col into scratch memory and the bias as the
     weight of one more input column that is always 1, ``[W | b] @ [cols | 1]^T``, so adding it
     costs no pass over the output (the returned cols keep that column)."""
@@ -297,15 +337,17 @@ def conv_forward_fast(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
     return as_nchw(y, geometry), cols
 
 
-def conv_backward_fast(grad: np.ndarray, cols: np.ndarray, w: np.ndarray, geometry: ConvGeometry,
-                       needs: tuple[bool, bool, bool]) -> tuple[np.ndarray | None, ...]:
+def conv_backward_fast(
+    grad: np.ndarray, cols: np.ndarray, w: np.ndarray, geometry: ConvGeometry, needs: tuple[bool, bool, bool]
+) -> tuple[np.ndarray | None, ...]:
     """:func:`conv_backward_reference` by :func:`backward_in_chunks`; the bias gradient is the last
     column of ``G @ [cols | 1]``, the weights' GEMM."""
     need_x, need_w, need_b = needs
     w2 = w.reshape(w.shape[0], -1)
     k = w2.shape[1]
-    grad_x, full = backward_in_chunks(channel_rows(grad), SavedPatches(cols, geometry.positions), w2, geometry,
-                                      need_x, need_w or need_b)
+    grad_x, full = backward_in_chunks(
+        channel_rows(grad), SavedPatches(cols, geometry.positions), w2, geometry, need_x, need_w or need_b
+    )
     grad_w = full[:, :k].reshape(w.shape) if need_w else None
     grad_b = full[:, k].copy() if need_b else None
     return grad_x, grad_w, grad_b
@@ -323,8 +365,15 @@ class Conv2d(Function):
     """
 
     @staticmethod
-    def forward(ctx: Context, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
-                stride=(1, 1), pad=(0, 0), pad_value: float = 0.0) -> np.ndarray:
+    def forward(
+        ctx: Context,
+        x: np.ndarray,
+        w: np.ndarray,
+        b: np.ndarray | None = None,
+        stride=(1, 1),
+        pad=(0, 0),
+        pad_value: float = 0.0,
+    ) -> np.ndarray:
         geometry = ConvGeometry.of(x.shape, w.shape, stride, pad, pad_value)
         y, cols = conv_forward(x, w, b, geometry)
         ctx.save_for_backward(cols, w)

@@ -31,6 +31,7 @@ below 1e-3. :func:`conv_tanh_pool_reference` is the obvious NumPy twin with
 this fused op's semantics (conv, then pool z, then tanh), and what the
 tests compare the Numba kernels with.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,8 +47,9 @@ from .tensor import Tensor
 MAX_DIRECT_K = 64
 
 
-def conv_tanh_pool_reference(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride=(1, 1),
-                             pad=(0, 0)) -> tuple[np.ndarray, np.ndarray]:
+def conv_tanh_pool_reference(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray, stride=(1, 1), pad=(0, 0)
+) -> tuple[np.ndarray, np.ndarray]:
     """(y, argmax) with NumPy: the convolution by im2col + GEMM, max pooling of z, then tanh.
 
     ``argmax`` is the flat index 2 u + v of each window's first maximum of z."""
@@ -56,14 +58,18 @@ def conv_tanh_pool_reference(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride
     return np.tanh(pooled), argmax
 
 
-def conv_tanh_pool_backward_reference(grad: np.ndarray, y: np.ndarray, argmax: np.ndarray, x: np.ndarray,
-                                      w: np.ndarray, stride=(1, 1), pad=(0, 0)) -> tuple:
+def conv_tanh_pool_backward_reference(
+    grad: np.ndarray, y: np.ndarray, argmax: np.ndarray, x: np.ndarray, w: np.ndarray, stride=(1, 1), pad=(0, 0)
+) -> tuple:
     """(dx, dw, db) with NumPy: tanh's backward on the pooled values, pooling's scatter, then the
     convolution's backward by im2col + GEMM (the existing, tested Conv2d)."""
     oh, ow = check_conv_shapes(x.shape, w.shape, pair(pad), pair(stride))
     gz = max_pool_backward_reference(grad * (1 - y * y), argmax, (x.shape[0], w.shape[0], oh, ow), (2, 2), (2, 2))
-    xt, wt, bt = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True), Tensor(
-        np.zeros(w.shape[0], x.dtype), requires_grad=True)
+    xt, wt, bt = (
+        Tensor(x, requires_grad=True),
+        Tensor(w, requires_grad=True),
+        Tensor(np.zeros(w.shape[0], x.dtype), requires_grad=True),
+    )
     (conv2d(xt, wt, bt, stride=stride, pad=pad) * Tensor(gz)).sum().backward()
     return xt.grad, wt.grad, bt.grad
 
@@ -219,8 +225,7 @@ class ConvTanhMaxPool(Function):
     """
 
     @staticmethod
-    def forward(ctx: Context, x: np.ndarray, w: np.ndarray, b: np.ndarray, stride=(1, 1),
-                pad=(0, 0)) -> np.ndarray:
+    def forward(ctx: Context, x: np.ndarray, w: np.ndarray, b: np.ndarray, stride=(1, 1), pad=(0, 0)) -> np.ndarray:
         stride, pad = pair(stride, "stride"), pair(pad, "pad")
         oh, ow = check_conv_shapes(x.shape, w.shape, pad, stride, where="conv_tanh_max_pool")
         n, f = x.shape[0], w.shape[0]
@@ -246,8 +251,9 @@ class ConvTanhMaxPool(Function):
             full = partial.sum(axis=0)  # (C KH KW + 1, F)
             grad_w, grad_b = full[:taps].T.reshape(w.shape), full[taps].copy()
         if needs[0]:
-            grad_x = conv_tanh_pool_backward_input(grad, y, argmax, w.astype(grad.dtype, copy=False), *stride, *pad,
-                                                   empty(x.shape, grad.dtype))
+            grad_x = conv_tanh_pool_backward_input(
+                grad, y, argmax, w.astype(grad.dtype, copy=False), *stride, *pad, empty(x.shape, grad.dtype)
+            )
         return grad_x, grad_w if needs[1] else None, grad_b if needs[2] else None
 
 
@@ -256,5 +262,11 @@ def conv_tanh_max_pool(x, w, b, stride=1, pad=0):
     return ConvTanhMaxPool.apply(x, w, b, stride=stride, pad=pad)
 
 
-__all__ = ["ConvTanhMaxPool", "MAX_DIRECT_K", "conv_tanh_max_pool", "conv_tanh_pool_reference",
-           "conv_tanh_pool_backward_reference", "fits_direct"]
+__all__ = [
+    "ConvTanhMaxPool",
+    "MAX_DIRECT_K",
+    "conv_tanh_max_pool",
+    "conv_tanh_pool_reference",
+    "conv_tanh_pool_backward_reference",
+    "fits_direct",
+]

@@ -31,6 +31,7 @@ output, and wraps constant inputs, with ``new_tensor`` of a tensor input
 operators call the Functions of :mod:`.ops`), so that the imports run one
 way: graph <- function <- ops <- tensor.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -135,8 +136,10 @@ def _as_tensors(name: str, values: tuple) -> tuple[Any, ...]:
     scalars take that tensor's dtype."""
     first = next((v for v in values if _is_tensor(v)), None)
     if first is None:
-        raise TypeError(f"{name}.apply needs at least one tensor among its inputs, got "
-                        f"{', '.join(type(v).__name__ for v in values) or 'none'}")
+        raise TypeError(
+            f"{name}.apply needs at least one tensor among its inputs, got "
+            f"{', '.join(type(v).__name__ for v in values) or 'none'}"
+        )
     dtype = first.data.dtype
     return tuple(v if _is_tensor(v) else first.new_tensor(_constant(v, dtype)) for v in values)
 
@@ -147,4 +150,3 @@ def _constant(value: Any, dtype: Any) -> np.ndarray:
     if dtype is not None and np.issubdtype(dtype, np.floating):
         return np.asarray(value, dtype=dtype)
     return np.asarray(value)
-

@@ -12,6 +12,7 @@ default tolerances leave room for rounding but not for a wrong formula.
 Inputs must be float64 tensors that require a gradient; functions with kinks
 (relu, max, hardtanh) must be checked on inputs kept away from them.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -25,8 +26,14 @@ class GradcheckError(AssertionError):
     """The analytic and numerical gradients disagree."""
 
 
-def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor], eps: float = 1e-6,
-              atol: float = 1e-6, rtol: float = 1e-4, seed: int = 0) -> bool:
+def gradcheck(
+    fn: Callable[..., Tensor],
+    inputs: Sequence[Tensor],
+    eps: float = 1e-6,
+    atol: float = 1e-6,
+    rtol: float = 1e-4,
+    seed: int = 0,
+) -> bool:
     """Check ``backward`` of ``fn(*inputs)`` against central differences.
 
     Returns True, or raises :class:`GradcheckError` naming the input, the

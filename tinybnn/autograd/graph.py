@@ -15,6 +15,7 @@ imports nothing else of the engine but the backend switch (:mod:`.backends`):
 :mod:`.function` and :mod:`.tensor` build on it, not the other way round.
 Each backward runs on the backend its forward ran on (``ctx.backend``).
 """
+
 from __future__ import annotations
 
 from typing import Any, Protocol, Sequence
@@ -22,6 +23,7 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 from .backends import active_backend, backend
+
 
 class Backward(Protocol):
     """What the walk calls on a recorded Function: ``backward(ctx, g)``, one gradient per input."""
@@ -116,8 +118,7 @@ def backpropagate(root: Variable, grad: np.ndarray) -> None:
             input_grads = (input_grads,)
         if len(input_grads) != len(inputs):
             raise RuntimeError(
-                f"{function.__name__}.backward returned {len(input_grads)} gradients "
-                f"for {len(inputs)} inputs"
+                f"{function.__name__}.backward returned {len(input_grads)} gradients for {len(inputs)} inputs"
             )
         for parent, parent_grad in zip(inputs, input_grads):
             if parent_grad is None or not parent.requires_grad:

@@ -29,6 +29,7 @@ Optimizations:
   ``prange`` over (image, channel) planes, taken in the order they lie in
   memory (convolution outputs are channel-major), outputs in the same layout.
 """
+
 from __future__ import annotations
 
 import numpy as np

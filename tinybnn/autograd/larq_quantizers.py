@@ -35,6 +35,7 @@ QFullyConnected (``weight_method=``; magnitude_aware_sign per output channel);
 :data:`SIGN_FORWARD` lists those whose forward is sign(x) itself, so that a
 converter may replace them by the packed layer's own sign.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -116,8 +117,13 @@ class SteTern(StraightThroughStep):
     """Forward +1 if x >= d, -1 if x <= -d, else 0 (d > 0); backward g (|x| <= clip)."""
 
     @staticmethod
-    def forward(ctx: Context, x: np.ndarray, threshold: float = TERN_THRESHOLD,
-                ternary_weight_networks: bool = False, clip: float = 1.0) -> np.ndarray:
+    def forward(
+        ctx: Context,
+        x: np.ndarray,
+        threshold: float = TERN_THRESHOLD,
+        ternary_weight_networks: bool = False,
+        clip: float = 1.0,
+    ) -> np.ndarray:
         d = tern_threshold(x, threshold, ternary_weight_networks)
         ctx.save_for_backward(inside(x, clip, x.dtype))
         return np.sign(np.sign(x + d) + np.sign(x - d)).astype(x.dtype, copy=False)
@@ -162,8 +168,7 @@ def magnitude_aware_sign(x, axis: int = 0, clip: float = 1.0) -> Tensor:
     return MagnitudeAwareSign.apply(x, axis=int(axis), clip=float(clip))
 
 
-def ste_tern(x, threshold: float = TERN_THRESHOLD, ternary_weight_networks: bool = False,
-             clip: float = 1.0) -> Tensor:
+def ste_tern(x, threshold: float = TERN_THRESHOLD, ternary_weight_networks: bool = False, clip: float = 1.0) -> Tensor:
     """-1, 0 or +1 around the threshold d (``threshold``, or 0.7 mean|x|); gradient ``g (|x| <= clip)``.
 
     >>> x = Tensor(np.array([-2.0, -0.05, 0.0, 0.04, 0.5]), requires_grad=True)
@@ -175,8 +180,9 @@ def ste_tern(x, threshold: float = TERN_THRESHOLD, ternary_weight_networks: bool
     >>> x.grad
     array([0., 1., 1., 1., 1.])
     """
-    return SteTern.apply(x, threshold=float(threshold), ternary_weight_networks=bool(ternary_weight_networks),
-                         clip=float(clip))
+    return SteTern.apply(
+        x, threshold=float(threshold), ternary_weight_networks=bool(ternary_weight_networks), clip=float(clip)
+    )
 
 
 def ste_heaviside(x, clip: float = 1.0) -> Tensor:
@@ -205,7 +211,9 @@ ACTIVATION_QUANTIZERS: dict[str, Callable[[Tensor, float], Tensor]] = {
 
 #: 1-bit weight quantizers by name: (w, clip) -> Tensor; the output channel is axis 0 of a weight
 WEIGHT_QUANTIZERS: dict[str, Callable[[Tensor, float], Tensor]] = {
-    **ACTIVATION_QUANTIZERS, "magnitude_aware_sign": lambda w, clip: magnitude_aware_sign(w, axis=0, clip=clip)}
+    **ACTIVATION_QUANTIZERS,
+    "magnitude_aware_sign": lambda w, clip: magnitude_aware_sign(w, axis=0, clip=clip),
+}
 
 #: quantizers whose forward is sign(x) itself (sign(0) = +1); they differ only in their backward
 SIGN_FORWARD = ("det_sign", "approx_sign", "swish_sign")

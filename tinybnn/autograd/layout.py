@@ -10,6 +10,7 @@ layout of their inputs and read and write sequentially either way.
 The arrays come from :func:`tinybnn.workspace.empty`: taken from the current
 workspace inside a training step, fresh otherwise.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -8,6 +8,7 @@ For logits z (N, K) and integer labels y (N,)::
 
 Subtracting the row maximum keeps exp() from overflowing.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,8 +36,7 @@ class SoftmaxCrossEntropy(Function):
         labels = np.asarray(labels)
         if logits.ndim != 2 or labels.shape != (logits.shape[0],):
             raise ShapeError(
-                f"softmax_cross_entropy: logits (N, K) and labels (N,) expected, "
-                f"got {logits.shape} and {labels.shape}"
+                f"softmax_cross_entropy: logits (N, K) and labels (N,) expected, got {logits.shape} and {labels.shape}"
             )
         if labels.size and (labels.min() < 0 or labels.max() >= logits.shape[1]):
             raise ShapeError(

@@ -22,6 +22,7 @@ Forward and backward are kernels with two backends (:mod:`.backends`):
 in NumPy; :func:`forward_fast` and :func:`backward_fast` run one Numba kernel
 each (:mod:`.kernels`), a parallel loop over channels with float64 sums.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,8 +38,9 @@ def _broadcast_shape(ndim: int, channels: int) -> tuple[int, ...]:
     return (1, channels) + (1,) * (ndim - 2)
 
 
-def forward_reference(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray | None,
-                      var: np.ndarray | None, eps: float) -> tuple[np.ndarray, ...]:
+def forward_reference(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray | None, var: np.ndarray | None, eps: float
+) -> tuple[np.ndarray, ...]:
     """(y, xhat, inv_std, mean, var) with NumPy; batch statistics when ``mean`` is None."""
     axes = (0,) if x.ndim == 2 else (0, 2, 3)
     shape = _broadcast_shape(x.ndim, x.shape[1])
@@ -53,8 +55,9 @@ def forward_reference(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, mean: 
     return xhat * gamma.reshape(shape) + beta.reshape(shape), xhat, inv_std, mean, var
 
 
-def backward_reference(grad: np.ndarray, xhat: np.ndarray, gamma: np.ndarray, inv_std: np.ndarray,
-                       training: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def backward_reference(
+    grad: np.ndarray, xhat: np.ndarray, gamma: np.ndarray, inv_std: np.ndarray, training: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dx, dgamma, dbeta) with NumPy."""
     axes = (0,) if grad.ndim == 2 else (0, 2, 3)
     shape = _broadcast_shape(grad.ndim, grad.shape[1])
@@ -75,8 +78,9 @@ def _as_4d(a: np.ndarray) -> np.ndarray:
     return a.reshape(*a.shape, 1, 1) if a.ndim == 2 else a
 
 
-def forward_fast(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray | None,
-                 var: np.ndarray | None, eps: float) -> tuple[np.ndarray, ...]:
+def forward_fast(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray | None, var: np.ndarray | None, eps: float
+) -> tuple[np.ndarray, ...]:
     """:func:`forward_reference` by one Numba kernel, ``prange`` over channels, statistics
     summed in float64 (returned in float64), outputs in scratch arrays in x's layout."""
     training = mean is None
@@ -86,19 +90,38 @@ def forward_fast(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, mean: np.nd
     mean = np.empty(channels) if mean is None else mean.astype(np.float64)
     var = np.empty(channels) if var is None else var.astype(np.float64)
     inv_std = np.empty(channels, x.dtype)
-    kernels.batch_norm_forward(_as_4d(x), gamma.astype(x.dtype, copy=False), beta.astype(x.dtype, copy=False),
-                               eps, training, mean, var, inv_std, _as_4d(out), _as_4d(xhat))
+    kernels.batch_norm_forward(
+        _as_4d(x),
+        gamma.astype(x.dtype, copy=False),
+        beta.astype(x.dtype, copy=False),
+        eps,
+        training,
+        mean,
+        var,
+        inv_std,
+        _as_4d(out),
+        _as_4d(xhat),
+    )
     return out, xhat, inv_std, mean, var
 
 
-def backward_fast(grad: np.ndarray, xhat: np.ndarray, gamma: np.ndarray, inv_std: np.ndarray,
-                  training: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def backward_fast(
+    grad: np.ndarray, xhat: np.ndarray, gamma: np.ndarray, inv_std: np.ndarray, training: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`backward_reference` by one Numba kernel, ``prange`` over channels, sums in float64."""
     channels = grad.shape[1]
     grad_x = empty_like(xhat)
     grad_gamma, grad_beta = np.empty(channels, grad.dtype), np.empty(channels, grad.dtype)
-    kernels.batch_norm_backward(_as_4d(grad), _as_4d(xhat), gamma.astype(grad.dtype, copy=False), inv_std,
-                                training, _as_4d(grad_x), grad_gamma, grad_beta)
+    kernels.batch_norm_backward(
+        _as_4d(grad),
+        _as_4d(xhat),
+        gamma.astype(grad.dtype, copy=False),
+        inv_std,
+        training,
+        _as_4d(grad_x),
+        grad_gamma,
+        grad_beta,
+    )
     return grad_x, grad_gamma, grad_beta
 
 
@@ -110,16 +133,22 @@ class BatchNorm(Function):
     """y = gamma * (x - mu) / sqrt(var + eps) + beta (see the module docstring)."""
 
     @staticmethod
-    def forward(ctx: Context, x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
-                running_mean: np.ndarray, running_var: np.ndarray, training: bool = True,
-                momentum: float = 0.9, eps: float = 1e-5) -> np.ndarray:
+    def forward(
+        ctx: Context,
+        x: np.ndarray,
+        gamma: np.ndarray,
+        beta: np.ndarray,
+        running_mean: np.ndarray,
+        running_var: np.ndarray,
+        training: bool = True,
+        momentum: float = 0.9,
+        eps: float = 1e-5,
+    ) -> np.ndarray:
         if x.ndim not in (2, 4):
             raise ShapeError(f"batch_norm: expected (N, C) or (N, C, H, W), got {x.shape}")
         channels = x.shape[1]
         if gamma.shape != (channels,) or running_mean.shape != (channels,):
-            raise ShapeError(
-                f"batch_norm: input has {channels} channels, parameters have shape {gamma.shape}"
-            )
+            raise ShapeError(f"batch_norm: input has {channels} channels, parameters have shape {gamma.shape}")
         if training and x.size == 0:
             raise ShapeError(f"batch_norm: training needs at least one value per channel, got shape {x.shape}")
         if training:
@@ -140,8 +169,24 @@ class BatchNorm(Function):
         return batch_norm_backward(grad, xhat, gamma, inv_std, ctx.training)
 
 
-def batch_norm(x, gamma, beta, running_mean: np.ndarray, running_var: np.ndarray,
-               training: bool = True, momentum: float = 0.9, eps: float = 1e-5):
+def batch_norm(
+    x,
+    gamma,
+    beta,
+    running_mean: np.ndarray,
+    running_var: np.ndarray,
+    training: bool = True,
+    momentum: float = 0.9,
+    eps: float = 1e-5,
+):
     """Differentiable batch normalization; updates the running arrays in place when training."""
-    return BatchNorm.apply(x, gamma, beta, running_mean=running_mean, running_var=running_var,
-                           training=training, momentum=momentum, eps=eps)
+    return BatchNorm.apply(
+        x,
+        gamma,
+        beta,
+        running_mean=running_mean,
+        running_var=running_var,
+        training=training,
+        momentum=momentum,
+        eps=eps,
+    )

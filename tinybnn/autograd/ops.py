@@ -8,6 +8,7 @@ return gradients in the broadcast shape.
 Tanh's forward and backward are kernels with two backends (:mod:`.backends`):
 the NumPy formula, and the same values in one pass into scratch memory.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -332,8 +333,7 @@ class Dropout(Function):
     """
 
     @staticmethod
-    def forward(ctx: Context, a: np.ndarray, p: float, rng: np.random.Generator,
-                training: bool = True) -> np.ndarray:
+    def forward(ctx: Context, a: np.ndarray, p: float, rng: np.random.Generator, training: bool = True) -> np.ndarray:
         if not training or p == 0.0:
             ctx.scale = None
             return a

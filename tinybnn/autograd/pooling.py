@@ -17,6 +17,7 @@ Max pooling's forward and backward are kernels with two backends
 (:mod:`.backends`): the NumPy formulas (``max_pool_reference``,
 ``max_pool_backward_reference``) and the Numba kernels of :mod:`.kernels`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,8 +40,7 @@ def _check(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], wher
     return output_size(x.shape[2], kernel[0], stride[0], 0), output_size(x.shape[3], kernel[1], stride[1], 0)
 
 
-def _windows(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
-             out_hw: tuple[int, int]) -> np.ndarray:
+def _windows(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
     """Pooling windows of x as (N, C, OH, OW, KH, KW), a view when possible."""
     (kh, kw), (sh, sw), (oh, ow) = kernel, stride, out_hw
     n, c = x.shape[:2]
@@ -50,20 +50,20 @@ def _windows(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
     return windows[:, :, ::sh, ::sw][:, :, :oh, :ow]
 
 
-def _scatter(per_position: np.ndarray, x_shape: tuple, kernel: tuple[int, int],
-             stride: tuple[int, int]) -> np.ndarray:
+def _scatter(per_position: np.ndarray, x_shape: tuple, kernel: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
     """Add window gradients (N, C, OH, OW, KH, KW) back into an input-shaped array."""
     (kh, kw), (sh, sw) = kernel, stride
     oh, ow = per_position.shape[2:4]
     out = np.zeros(x_shape, dtype=per_position.dtype)
     for u in range(kh):
         for v in range(kw):
-            out[:, :, u:u + sh * oh:sh, v:v + sw * ow:sw] += per_position[:, :, :, :, u, v]
+            out[:, :, u : u + sh * oh : sh, v : v + sw * ow : sw] += per_position[:, :, :, :, u, v]
     return out
 
 
-def max_pool_reference(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
-                       with_argmax: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+def max_pool_reference(
+    x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], with_argmax: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
     """(max of each window, flat index u * KW + v of its first maximum, or None without ``with_argmax``)."""
     out_hw = _check(x, kernel, stride, "max_pool2d")
     windows = _windows(x, kernel, stride, out_hw)
@@ -72,8 +72,9 @@ def max_pool_reference(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int
     return np.take_along_axis(flat, argmax[..., None], axis=-1)[..., 0], argmax if with_argmax else None
 
 
-def max_pool_backward_reference(grad: np.ndarray, argmax: np.ndarray, x_shape: tuple,
-                                kernel: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
+def max_pool_backward_reference(
+    grad: np.ndarray, argmax: np.ndarray, x_shape: tuple, kernel: tuple[int, int], stride: tuple[int, int]
+) -> np.ndarray:
     """Send each window's gradient to its argmax."""
     kh, kw = kernel
     one_hot = argmax[..., None] == np.arange(kh * kw)
@@ -81,8 +82,9 @@ def max_pool_backward_reference(grad: np.ndarray, argmax: np.ndarray, x_shape: t
     return _scatter(per_position, x_shape, kernel, stride)
 
 
-def max_pool_fast(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
-                  with_argmax: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+def max_pool_fast(
+    x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], with_argmax: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
     """:func:`max_pool_reference` by the Numba kernels (unrolled for 2x2 windows with stride 2),
     into scratch arrays in x's layout."""
     oh, ow = _check(x, kernel, stride, "max_pool2d")
@@ -98,8 +100,9 @@ def max_pool_fast(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int
     return out, argmax if with_argmax else None
 
 
-def max_pool_backward_fast(grad: np.ndarray, argmax: np.ndarray, x_shape: tuple,
-                           kernel: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
+def max_pool_backward_fast(
+    grad: np.ndarray, argmax: np.ndarray, x_shape: tuple, kernel: tuple[int, int], stride: tuple[int, int]
+) -> np.ndarray:
     """:func:`max_pool_backward_reference` by the Numba kernels, into a scratch array in argmax's layout."""
     layout = channel_major(argmax)
     out = empty_nchw(x_shape, grad.dtype, like=argmax)

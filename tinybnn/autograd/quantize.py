@@ -35,6 +35,7 @@ declared here with both backends (:mod:`.backends`): ``*_reference`` is the
 formula in NumPy, ``*_fast`` the same bits by one parallel Numba pass into
 scratch memory that keeps the input's memory layout.
 """
+
 from __future__ import annotations
 
 import numpy as np

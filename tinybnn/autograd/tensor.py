@@ -9,6 +9,7 @@ topological order (:mod:`tinybnn.autograd.graph`). A tensor is what that walk
 calls a :class:`~tinybnn.autograd.graph.Variable`; the Functions make their
 outputs of their inputs' class, so they need not import this module.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -100,9 +101,7 @@ class Tensor:
             raise RuntimeError("backward() on a tensor that does not require grad")
         if grad is None:
             if self.data.size != 1:
-                raise RuntimeError(
-                    f"backward() without a gradient needs a scalar, got shape {self.shape}"
-                )
+                raise RuntimeError(f"backward() without a gradient needs a scalar, got shape {self.shape}")
             grad = np.ones_like(self.data)
         grad = np.asarray(grad, dtype=self.dtype)
         if grad.shape != self.shape:
@@ -196,4 +195,3 @@ class Tensor:
 def tensor(data: Any, requires_grad: bool = False, dtype: Any = np.float32) -> Tensor:
     """Make a tensor, float32 by default (the dtype of training)."""
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
-

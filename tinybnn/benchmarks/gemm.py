@@ -36,6 +36,7 @@ baseline: ``env`` keeps this environment's ``OPENBLAS_CORETYPE`` (if any), and
 compiled at run time) and ``xnor_parallel`` at :data:`PEAK_SHAPE` as a
 fraction of it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -91,8 +92,9 @@ def shapes_for(suite: str, quick: bool = False) -> list[Shape]:
     if suite in ("all", "filters"):
         out += [Shape(f"filters={f} (256ch 5x5)", "filters", f, CHANNELS * 25, N_COLUMNS, f) for f in filters]
     if suite in ("all", "kernel"):
-        out += [Shape(f"kernel={s}x{s} (64 filters 256ch)", "kernel", 64, CHANNELS * s * s, N_COLUMNS, s)
-                for s in kernels]
+        out += [
+            Shape(f"kernel={s}x{s} (64 filters 256ch)", "kernel", 64, CHANNELS * s * s, N_COLUMNS, s) for s in kernels
+        ]
     if suite in ("all", "lenet"):
         out += [
             Shape("LeNet conv2 (binary)", "lenet", 64, 1600, 6400),
@@ -106,6 +108,7 @@ def shapes_for(suite: str, quick: bool = False) -> list[Shape]:
 # ----------------------------------------------------------------------------
 # timing
 # ----------------------------------------------------------------------------
+
 
 def sample(fn, args, seconds: float, min_calls: int = 1) -> list:
     """Wall times of repeated calls ``fn(*args)``: at least ``min_calls``, until ``seconds`` have passed."""
@@ -183,16 +186,18 @@ class NumpyBaseline:
             env["OPENBLAS_CORETYPE"] = name
         self.name = name
         self.process = subprocess.Popen(
-            [sys.executable, "-c", _NUMPY_CHILD], env=env, text=True,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            [sys.executable, "-c", _NUMPY_CHILD],
+            env=env,
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
         )
         self.info = self._read()
 
     def _read(self) -> dict:
         line = self.process.stdout.readline()
         if not line:
-            raise RuntimeError(f"the np.dot baseline process {self.name!r} stopped "
-                               f"(exit status {self.process.wait()})")
+            raise RuntimeError(f"the np.dot baseline process {self.name!r} stopped (exit status {self.process.wait()})")
         return json.loads(line)
 
     def _ask(self, request: dict) -> dict:
@@ -223,6 +228,7 @@ class NumpyBaseline:
 # the benchmark
 # ----------------------------------------------------------------------------
 
+
 def _operands(shape: Shape, seed: int = 0):
     from tinybnn.gemm.bitpack import pack_bits
 
@@ -238,8 +244,16 @@ def _operands(shape: Shape, seed: int = 0):
     return A, B, B_rows, a_packed, b_packed
 
 
-def run(shapes: list[Shape], impl_names: list[str], threads: int, budget: float,
-        baselines=BASELINES, rounds: int = 5, log=print, user_kernel=None) -> dict:
+def run(
+    shapes: list[Shape],
+    impl_names: list[str],
+    threads: int,
+    budget: float,
+    baselines=BASELINES,
+    rounds: int = 5,
+    log=print,
+    user_kernel=None,
+) -> dict:
     """Time every implementation on every shape; return a JSON-able dict of medians.
 
     For each shape, every implementation (and every np.dot baseline) is
@@ -277,8 +291,14 @@ def run(shapes: list[Shape], impl_names: list[str], threads: int, budget: float,
             calls["pack B"] = (lambda x: pack_bits(x, axis=1, pad_words_to=8), (B_rows,))
             if user_kernel is not None:
                 words = -(-shape.k // 64)
-                abi = {"a": np.ascontiguousarray(a_packed[:, :words]), "b": np.ascontiguousarray(b_packed[:, :words]),
-                       "m": shape.m, "n": shape.n, "words": words, "k": shape.k}
+                abi = {
+                    "a": np.ascontiguousarray(a_packed[:, :words]),
+                    "b": np.ascontiguousarray(b_packed[:, :words]),
+                    "m": shape.m,
+                    "n": shape.n,
+                    "words": words,
+                    "k": shape.k,
+                }
                 calls[USER_KERNEL] = (user_kernel, (abi,))
             for child in children:
                 child.set_shape(shape.m, shape.k, shape.n)
@@ -293,11 +313,19 @@ def run(shapes: list[Shape], impl_names: list[str], threads: int, budget: float,
                     samples[f"numpy[{child.name}]"] += child.sample(budget / rounds)
             times = {name: None for name in impl_names if name != "numpy"}
             times.update({name: statistics.median(ts) for name, ts in samples.items()})
-            results["shapes"].append({
-                "label": shape.label, "group": shape.group, "m": shape.m, "k": shape.k, "n": shape.n,
-                "x": shape.x, "ops": shape.ops, "times": times,
-                "calls": {name: len(ts) for name, ts in samples.items()},
-            })
+            results["shapes"].append(
+                {
+                    "label": shape.label,
+                    "group": shape.group,
+                    "m": shape.m,
+                    "k": shape.k,
+                    "n": shape.n,
+                    "x": shape.x,
+                    "ops": shape.ops,
+                    "times": times,
+                    "calls": {name: len(ts) for name, ts in samples.items()},
+                }
+            )
             del A, B, B_rows, a_packed, b_packed
     finally:
         for child in children:
@@ -314,8 +342,10 @@ def user_kernel_lines(results: dict) -> list[str]:
     for row in results["shapes"]:
         mine, ours = row["times"].get(USER_KERNEL), row["times"].get("xnor_parallel")
         if mine is not None and ours is not None:
-            lines.append(f"{row['label']}: your kernel takes {mine / ours:.2f}x xnor_parallel's time "
-                         f"({row['ops'] / mine / 1e9:.1f} against {row['ops'] / ours / 1e9:.1f} GOPS)")
+            lines.append(
+                f"{row['label']}: your kernel takes {mine / ours:.2f}x xnor_parallel's time "
+                f"({row['ops'] / mine / 1e9:.1f} against {row['ops'] / ours / 1e9:.1f} GOPS)"
+            )
     return lines
 
 
@@ -330,8 +360,7 @@ def format_report(results: dict, baselines=BASELINES) -> str:
     widths = [26, 10, 9] + [16] * len(baselines)
     for row in results["shapes"]:
         lines.append("")
-        lines.append(f"== {row['label']}: M={row['m']} K={row['k']} N={row['n']} "
-                     f"(2MNK = {row['ops'] / 1e9:.2f} G)")
+        lines.append(f"== {row['label']}: M={row['m']} K={row['k']} N={row['n']} (2MNK = {row['ops'] / 1e9:.2f} G)")
         lines.append(_fmt_row(header, widths))
         base_times = {b: row["times"][f"numpy[{b}]"] for b in baselines}
         entries = list(row["times"].items())
@@ -342,8 +371,7 @@ def format_report(results: dict, baselines=BASELINES) -> str:
                 lines.append(_fmt_row([name, "skipped", "(too slow)"] + [""] * len(baselines), widths))
                 continue
             if name == "pack B":
-                lines.append(_fmt_row([name + " (N,K)->bits", f"{t * 1e3:.3f}", "-"] + ["-"] * len(baselines),
-                                      widths))
+                lines.append(_fmt_row([name + " (N,K)->bits", f"{t * 1e3:.3f}", "-"] + ["-"] * len(baselines), widths))
                 continue
             speedups = [f"{base_times[b] / t:.2f}x" for b in baselines]
             lines.append(_fmt_row([name, f"{t * 1e3:.3f}", f"{row['ops'] / t / 1e9:.1f}"] + speedups, widths))
@@ -361,8 +389,10 @@ def check_targets(results: dict, baselines=BASELINES) -> list[str]:
         for b in baselines:
             speedup = row["times"][f"numpy[{b}]"] / t
             verdict = "met" if speedup >= minimum else "NOT met"
-            lines.append(f"target {label} (M={m} K={k} N={n}): xnor_parallel {speedup:.1f}x "
-                         f"np.dot[{b}] float32, target {minimum:g}x: {verdict}")
+            lines.append(
+                f"target {label} (M={m} K={k} N={n}): xnor_parallel {speedup:.1f}x "
+                f"np.dot[{b}] float32, target {minimum:g}x: {verdict}"
+            )
     return lines
 
 
@@ -390,12 +420,16 @@ def environment_report(threads: int, results: dict) -> str:
         f"{numba.threading_layer()}); np.dot in child processes with OPENBLAS_NUM_THREADS={threads}",
     ]
     for name, info in results["baselines"].items():
-        parts.append(f"baseline np.dot[{name}] (child process): OPENBLAS_CORETYPE="
-                     f"{info['coretype_env'] or '(unset)'}, OPENBLAS_NUM_THREADS={info['threads_env']}, "
-                     f"OpenBLAS core in use: {info['corename']}")
-    parts.append(f"XNOR operands packed beforehand, padded to a multiple of 8 words; GOPS = 2*M*N*K / "
-                 f"median time over {results['rounds']} interleaved rounds, "
-                 f"~{results['budget']:g} s of calls per implementation and shape")
+        parts.append(
+            f"baseline np.dot[{name}] (child process): OPENBLAS_CORETYPE="
+            f"{info['coretype_env'] or '(unset)'}, OPENBLAS_NUM_THREADS={info['threads_env']}, "
+            f"OpenBLAS core in use: {info['corename']}"
+        )
+    parts.append(
+        f"XNOR operands packed beforehand, padded to a multiple of 8 words; GOPS = 2*M*N*K / "
+        f"median time over {results['rounds']} interleaved rounds, "
+        f"~{results['budget']:g} s of calls per implementation and shape"
+    )
     return "\n".join(parts)
 
 
@@ -427,50 +461,67 @@ def build_chart(results: dict, path, threads: int, baselines=BASELINES):
         for name in xnor:
             for b in baselines:
                 panel.series[label(name, b)] = [
-                    r["times"][f"numpy[{b}]"] / r["times"][name] if r["times"].get(name) else None
-                    for r in rows
+                    r["times"][f"numpy[{b}]"] / r["times"][name] if r["times"].get(name) else None for r in rows
                 ]
         panels.append(panel)
     if not panels:
         return None
-    return draw_speedup_chart(panels, styles, path,
-                              title=f"XNOR GEMM speedup over np.dot float32 ({threads} threads)")
+    return draw_speedup_chart(panels, styles, path, title=f"XNOR GEMM speedup over np.dot float32 ({threads} threads)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tinybnn bench gemm",
         description="Time every registered GEMM (float and XNOR) at BMXNet's and LeNet's shapes; "
-                    "print median GOPS and speedups over np.dot float32, and draw a PNG chart.",
+        "print median GOPS and speedups over np.dot float32, and draw a PNG chart.",
     )
-    parser.add_argument("--threads", type=int, default=2,
-                        help="Numba threads and OPENBLAS_NUM_THREADS for np.dot (default 2)")
-    parser.add_argument("--suite", choices=SUITES, default="all",
-                        help="which shapes: all (default), filters, kernel, lenet, targets")
-    parser.add_argument("--impls", default=None,
-                        help="comma-separated implementation names (default: every registered one)")
-    parser.add_argument("--budget", type=float, default=1.0,
-                        help="seconds of calls per implementation and shape, spread over the rounds "
-                             "(default 1.0)")
-    parser.add_argument("--rounds", type=int, default=5,
-                        help="interleaved rounds per shape; each implementation is called at least "
-                             "once per round (default 5)")
-    parser.add_argument("--baselines", default=",".join(BASELINES),
-                        help="np.dot baselines: 'env' (this environment's OPENBLAS_CORETYPE) and/or "
-                             "OpenBLAS core types to force, e.g. SkylakeX, Haswell (default env,SkylakeX)")
+    parser.add_argument(
+        "--threads", type=int, default=2, help="Numba threads and OPENBLAS_NUM_THREADS for np.dot (default 2)"
+    )
+    parser.add_argument(
+        "--suite", choices=SUITES, default="all", help="which shapes: all (default), filters, kernel, lenet, targets"
+    )
+    parser.add_argument(
+        "--impls", default=None, help="comma-separated implementation names (default: every registered one)"
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=1.0,
+        help="seconds of calls per implementation and shape, spread over the rounds (default 1.0)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="interleaved rounds per shape; each implementation is called at least once per round (default 5)",
+    )
+    parser.add_argument(
+        "--baselines",
+        default=",".join(BASELINES),
+        help="np.dot baselines: 'env' (this environment's OPENBLAS_CORETYPE) and/or "
+        "OpenBLAS core types to force, e.g. SkylakeX, Haswell (default env,SkylakeX)",
+    )
     parser.add_argument("--quick", action="store_true", help="fewer points in the sweeps")
     parser.add_argument("--chart", default="gemm_speedup.png", help="PNG to write (default gemm_speedup.png)")
     parser.add_argument("--no-chart", action="store_true", help="do not draw the chart")
     parser.add_argument("--json", default=None, help="also save the raw results to this JSON file")
-    parser.add_argument("--peak", action="store_true",
-                        help="only measure the CPU's practical peak of the 512-bit XOR-popcount-add step (C, "
-                             "compiled with cc) and xnor_parallel's binary TOPS at M=64, K=6400, N=6400 against it")
+    parser.add_argument(
+        "--peak",
+        action="store_true",
+        help="only measure the CPU's practical peak of the 512-bit XOR-popcount-add step (C, "
+        "compiled with cc) and xnor_parallel's binary TOPS at M=64, K=6400, N=6400 against it",
+    )
     yours = parser.add_mutually_exclusive_group()
-    yours.add_argument("--kernel", metavar="TARGET",
-                       help="also time your XNOR GEMM, module:function or path/file.py:function taking "
-                            "(a, b, k) (docs/verify.md), verified against tinybnn's reference first")
-    yours.add_argument("--c", metavar="LIB.so:SYMBOL",
-                       help="also time your C XNOR GEMM (the ABI of docs/verify.md), verified first")
+    yours.add_argument(
+        "--kernel",
+        metavar="TARGET",
+        help="also time your XNOR GEMM, module:function or path/file.py:function taking "
+        "(a, b, k) (docs/verify.md), verified against tinybnn's reference first",
+    )
+    yours.add_argument(
+        "--c", metavar="LIB.so:SYMBOL", help="also time your C XNOR GEMM (the ABI of docs/verify.md), verified first"
+    )
     return parser
 
 
@@ -483,8 +534,9 @@ def verified_user_kernel(args):
         from tinybnn.testing import verified_kernel
         from tinybnn.testing.targets import VerificationFailed
     except ImportError as error:  # hypothesis is in the test extra
-        raise ArgumentError(f"--kernel and --c verify the kernel with hypothesis ({error}): "
-                            "pip install 'tinybnn[test]'") from None
+        raise ArgumentError(
+            f"--kernel and --c verify the kernel with hypothesis ({error}): pip install 'tinybnn[test]'"
+        ) from None
     try:
         return verified_kernel(spec, "xnor-gemm", c=args.c is not None)
     except VerificationFailed as failure:
@@ -524,16 +576,22 @@ def peak_report(threads: int, rounds: int) -> int:
                 many.append(measure_peak(threads, seconds=0.3, repeats=3, library=library)["tops"])
             gemm.append(2 * m * n * k / min(sample(xnor_parallel, (a, b, k), 0.3, min_calls=3)) / 1e12)
     per_core = max(one)
-    print(f"{cpu_model()}, {threads} thread(s); one step = 512-bit vpxorq + vpopcntq + vpaddq = "
-          f"{OPS_PER_STEP} binary ops; best of {rounds} rounds")
+    print(
+        f"{cpu_model()}, {threads} thread(s); one step = 512-bit vpxorq + vpopcntq + vpaddq = "
+        f"{OPS_PER_STEP} binary ops; best of {rounds} rounds"
+    )
     print(f"practical peak, 1 core:           {per_core:6.2f} binary TOPS")
     if threads > 1:
-        print(f"practical peak, {threads} cores at once:  {max(many):6.2f} binary TOPS "
-              f"({max(many) / per_core:.2f}x one core)")
+        print(
+            f"practical peak, {threads} cores at once:  {max(many):6.2f} binary TOPS "
+            f"({max(many) / per_core:.2f}x one core)"
+        )
     best = max(gemm)
-    print(f"xnor_parallel M={m} K={k} N={n}: {best:6.2f} binary TOPS = {100 * best / (threads * per_core):.0f}% of "
-          f"{threads} x the 1-core peak" + (f", {100 * best / max(many):.0f}% of the measured {threads}-core peak"
-                                           if threads > 1 else ""))
+    print(
+        f"xnor_parallel M={m} K={k} N={n}: {best:6.2f} binary TOPS = {100 * best / (threads * per_core):.0f}% of "
+        f"{threads} x the 1-core peak"
+        + (f", {100 * best / max(many):.0f}% of the measured {threads}-core peak" if threads > 1 else "")
+    )
     return 0
 
 
@@ -546,8 +604,9 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not 1 <= args.threads <= numba.config.NUMBA_NUM_THREADS:
-        parser.error(f"--threads must be between 1 and {numba.config.NUMBA_NUM_THREADS} "
-                     f"(NUMBA_NUM_THREADS), got {args.threads}")
+        parser.error(
+            f"--threads must be between 1 and {numba.config.NUMBA_NUM_THREADS} (NUMBA_NUM_THREADS), got {args.threads}"
+        )
     if args.budget <= 0:
         parser.error(f"--budget must be positive, got {args.budget}")
     if args.rounds < 1:
@@ -567,8 +626,9 @@ def main(argv=None) -> int:
         return 1
     shapes = shapes_for(args.suite, args.quick)
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
-    results = run(shapes, names, args.threads, args.budget, baselines, rounds=args.rounds, log=log,
-                  user_kernel=user_kernel)
+    results = run(
+        shapes, names, args.threads, args.budget, baselines, rounds=args.rounds, log=log, user_kernel=user_kernel
+    )
     results["threads"] = args.threads
     print(environment_report(args.threads, results))
     print(format_report(results, baselines))

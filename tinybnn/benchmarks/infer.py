@@ -27,6 +27,7 @@ runs every contender back to back; the table gives median milliseconds per
 batch, images per second, and the median paired speed-up of ``packed`` (with
 the same OpenBLAS kernel) over each other contender.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,20 @@ from typing import Sequence
 
 import numpy as np
 
-from .workers import (SKYLAKEX, format_table, label, load_images, median, openblas_core, paired_ratio,
-                      paired_runs, tinybnn_worker, torch_available, torch_worker, write_arrays)
+from .workers import (
+    SKYLAKEX,
+    format_table,
+    label,
+    load_images,
+    median,
+    openblas_core,
+    paired_ratio,
+    paired_runs,
+    tinybnn_worker,
+    torch_available,
+    torch_worker,
+    write_arrays,
+)
 
 MODULE = "tinybnn.benchmarks.infer"
 
@@ -78,7 +91,7 @@ def time_tinybnn(contender: str, images: np.ndarray, batch_size: int, model_file
             model(Tensor(images[:batch_size]))
         start = time.perf_counter()
         for i in range(0, len(images), batch_size):
-            model(Tensor(images[i:i + batch_size]))
+            model(Tensor(images[i : i + batch_size]))
         return time.perf_counter() - start
 
 
@@ -112,15 +125,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     data = load_dataset("mnist", data_dir=args.data, download=False)
     with_torch = not args.no_torch and torch_available()
-    print(f"inference benchmark: MNIST test images, {args.repeats} repeats; median per batch, "
-          "median of paired speed-ups" + ("" if with_torch else " (--no-torch)" if args.no_torch
-                                         else " (PyTorch not installed)"))
+    print(
+        f"inference benchmark: MNIST test images, {args.repeats} repeats; median per batch, "
+        "median of paired speed-ups"
+        + ("" if with_torch else " (--no-torch)" if args.no_torch else " (PyTorch not installed)")
+    )
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
             count = args.images if batch_size > 1 else max(1, args.images // 5)
-            arrays = write_arrays(Path(folder) / f"images{batch_size}.npz", data.test_images[:count],
-                                  data.test_labels[:count])
+            arrays = write_arrays(
+                Path(folder) / f"images{batch_size}.npz", data.test_images[:count], data.test_labels[:count]
+            )
             common = ["--arrays", str(arrays), "--batch-size", str(batch_size), "--seed", str(args.seed)]
             trained = ["--model", args.model] if args.model else []
             for threads in [int(t) for t in args.threads.split(",")]:
@@ -128,21 +144,37 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for coretype in [None] + ([] if args.no_skylakex else [SKYLAKEX]):
                     for name in CONTENDERS:
                         key = name if coretype is None else f"{name}, SkylakeX"
-                        contenders[key] = partial(tinybnn_worker, MODULE, [*common, *trained, "--contender", name],
-                                                  threads, coretype)
+                        contenders[key] = partial(
+                            tinybnn_worker, MODULE, [*common, *trained, "--contender", name], threads, coretype
+                        )
                 if with_torch:
                     contenders["PyTorch float"] = partial(torch_worker, "infer", common, threads)
-                runs = paired_runs(contenders, args.repeats, lambda name, result: print(
-                    f"  batch {batch_size:>3}  {threads} thread(s)  {name:24} {result['seconds']:7.3f} s", flush=True))
+                runs = paired_runs(
+                    contenders,
+                    args.repeats,
+                    lambda name, result: print(
+                        f"  batch {batch_size:>3}  {threads} thread(s)  {name:24} {result['seconds']:7.3f} s",
+                        flush=True,
+                    ),
+                )
                 seconds = {name: [r["seconds"] for r in results] for name, results in runs.items()}
                 batches = -(-count // batch_size)
                 for name, values in seconds.items():
                     reference = "packed, SkylakeX" if name.endswith("SkylakeX") else "packed"
-                    rows.append([batch_size, threads, label(name, runs[name]), f"{1000 * median(values) / batches:.3f}",
-                                 f"{count / median(values):,.0f}", paired_ratio(seconds, name, reference)])
+                    rows.append(
+                        [
+                            batch_size,
+                            threads,
+                            label(name, runs[name]),
+                            f"{1000 * median(values) / batches:.3f}",
+                            f"{count / median(values):,.0f}",
+                            paired_ratio(seconds, name, reference),
+                        ]
+                    )
     print()
     print(format_table(["batch", "threads", "implementation", "ms/batch", "images/s", "packed is x faster"], rows))
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -29,6 +29,7 @@ or ``--float-model`` the LeNets get random (seeded) weights, which time the
 same but make the agreement check a weaker one; docs/peers.md has the
 commands that train them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,17 @@ import numpy as np
 
 from ..errors import ArgumentError
 from .peers_common import read_digits, timed_pass, write_layers
-from .workers import (format_table, median, openblas_core, paired_runs, paired_ratio, run_worker,
-                      thread_environment, tinybnn_worker, write_arrays)
+from .workers import (
+    format_table,
+    median,
+    openblas_core,
+    paired_runs,
+    paired_ratio,
+    run_worker,
+    thread_environment,
+    tinybnn_worker,
+    write_arrays,
+)
 
 MODULE = "tinybnn.benchmarks.peers"
 ORT_WORKER = Path(__file__).with_name("peers_ort.py")
@@ -72,8 +82,18 @@ def export_layers(model, input_shape: Sequence[int], where: str = "model") -> li
     differently is refused with the layer named: padding, XNOR scaling, k-bit
     layers, activations other than tanh, average pooling.
     """
-    from ..layers import (Activation, BatchNorm, Convolution, Flatten, FullyConnected, Pooling, QActivation,
-                          QConvolution, QFullyConnected, Sequential)
+    from ..layers import (
+        Activation,
+        BatchNorm,
+        Convolution,
+        Flatten,
+        FullyConnected,
+        Pooling,
+        QActivation,
+        QConvolution,
+        QFullyConnected,
+        Sequential,
+    )
 
     if not isinstance(model, Sequential):
         raise ArgumentError(f"{where}: the peer benchmark needs a Sequential LeNet, got {type(model).__name__}")
@@ -91,8 +111,11 @@ def export_layers(model, input_shape: Sequence[int], where: str = "model") -> li
             continue
         if isinstance(layer, (Convolution, FullyConnected)):
             weight = layer.weight.data.astype(np.float32)
-            entry = {"kind": "conv" if isinstance(layer, Convolution) else "dense", "binary": binary,
-                     "weight": np.where(weight >= 0, 1.0, -1.0).astype(np.float32) if binary else weight}
+            entry = {
+                "kind": "conv" if isinstance(layer, Convolution) else "dense",
+                "binary": binary,
+                "weight": np.where(weight >= 0, 1.0, -1.0).astype(np.float32) if binary else weight,
+            }
             if layer.bias is not None:
                 entry["bias"] = layer.bias.data.astype(np.float32)
             if isinstance(layer, Convolution):
@@ -102,12 +125,20 @@ def export_layers(model, input_shape: Sequence[int], where: str = "model") -> li
         elif isinstance(layer, Activation) and layer.act_type == "tanh":
             entry = {"kind": "tanh"}
         elif isinstance(layer, Pooling) and layer.pool_type == "max" and not layer.global_pool:
-            entry = {"kind": "maxpool", "kernel": [int(k) for k in layer.kernel],
-                     "stride": [int(s) for s in layer.stride]}
+            entry = {
+                "kind": "maxpool",
+                "kernel": [int(k) for k in layer.kernel],
+                "stride": [int(s) for s in layer.stride],
+            }
         elif isinstance(layer, BatchNorm):
-            entry = {"kind": "batchnorm", "gamma": layer.gamma.data.astype(np.float32),
-                     "beta": layer.beta.data.astype(np.float32), "mean": layer.running_mean.astype(np.float32),
-                     "var": layer.running_var.astype(np.float32), "eps": layer.eps}
+            entry = {
+                "kind": "batchnorm",
+                "gamma": layer.gamma.data.astype(np.float32),
+                "beta": layer.beta.data.astype(np.float32),
+                "mean": layer.running_mean.astype(np.float32),
+                "var": layer.running_var.astype(np.float32),
+                "eps": layer.eps,
+            }
         elif isinstance(layer, Flatten):
             entry = {"kind": "flatten"}
         else:
@@ -138,7 +169,9 @@ def logits(model, images: np.ndarray, batch_size: int = 100) -> np.ndarray:
     from ..autograd import Tensor, no_grad
 
     with no_grad():
-        return np.concatenate([model(Tensor(images[i:i + batch_size])).data for i in range(0, len(images), batch_size)])
+        return np.concatenate(
+            [model(Tensor(images[i : i + batch_size])).data for i in range(0, len(images), batch_size)]
+        )
 
 
 # --- the peers' interpreters -------------------------------------------------------
@@ -149,8 +182,9 @@ def peer_problem(peer: str, python: str | None) -> str | None:
         return f"{peer}: left out (no {option} given)"
     if not Path(python).is_file():
         raise ArgumentError(f"{option} {python}: no such file")
-    done = subprocess.run([python, "-c", f"import {modules}"], capture_output=True, text=True,
-                          env=peer_environment(peer, 1))
+    done = subprocess.run(
+        [python, "-c", f"import {modules}"], capture_output=True, text=True, env=peer_environment(peer, 1)
+    )
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["it failed"])[-1]
         return f"{peer}: left out ({python} cannot import {modules}: {last})"
@@ -178,8 +212,10 @@ def agreement(name: str, reference: str, theirs: np.ndarray, ours: np.ndarray) -
     scale = max(float(np.abs(ours).max()), 1e-30)
     difference = np.abs(theirs - ours).max(axis=1)
     close = int((difference <= 1e-4 * scale).sum())
-    line = (f"  {name} vs {reference}: {same:,}/{len(ours):,} same predictions, logits within 1e-4 of the "
-            f"largest ({scale:.3g}) on {close:,}, max |logit difference| {float(difference.max()):.2g}")
+    line = (
+        f"  {name} vs {reference}: {same:,}/{len(ours):,} same predictions, logits within 1e-4 of the "
+        f"largest ({scale:.3g}) on {close:,}, max |logit difference| {float(difference.max()):.2g}"
+    )
     return line, same == len(ours)
 
 
@@ -206,8 +242,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--lce-python", help="a Python with larq-compute-engine and larq (see docs/peers.md)")
     p.add_argument("--threads", default="1,2")
     p.add_argument("--batch-sizes", default="100,1")
-    p.add_argument("--images", type=int, default=10000,
-                   help="test digits checked and timed per pass (batch 1 times a fifth)")
+    p.add_argument(
+        "--images", type=int, default=10000, help="test digits checked and timed per pass (batch 1 times a fifth)"
+    )
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights without --model")
     p.add_argument("--check-only", action="store_true", help="compare predictions, time nothing")
@@ -221,8 +258,10 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         except ValueError:
             values = []
         if not values or min(values) < 1:
-            raise ArgumentError(f"--{option.replace('_', '-')} must be positive integers separated by commas, "
-                                f"got {getattr(args, option)!r}")
+            raise ArgumentError(
+                f"--{option.replace('_', '-')} must be positive integers separated by commas, "
+                f"got {getattr(args, option)!r}"
+            )
         setattr(args, option, values)
     for option in ("images", "repeats"):
         if getattr(args, option) < 1:
@@ -238,51 +277,90 @@ def check(args, data, folder: Path, pythons: dict[str, str]) -> tuple[dict[str, 
     from ..layers import use_float_path
     from ..serialization import load_model
 
-    images = to_float_nchw(data.test_images[:args.images])
-    digits = write_arrays(folder / "digits.npz", data.test_images[:args.images], data.test_labels[:args.images])
+    images = to_float_nchw(data.test_images[: args.images])
+    digits = write_arrays(folder / "digits.npz", data.test_images[: args.images], data.test_labels[: args.images])
     binary, binary_file, binary_origin = load_or_build(args.model, "binary-lenet", args.seed, folder, "--model")
     prepared: dict[str, Any] = {"model": binary_file}
     packed = logits(packed_model(binary_file), images)
     float_path = logits(use_float_path(load_model(binary_file, kind="float").model.eval()), images)
-    labels = data.test_labels[:args.images]
-    print(f"binary LeNet: {binary_origin}; float LeNet: "
-          f"{args.float_model or f'random weights, seed {args.seed} (no --float-model)'}")
-    print(f"agreement on {len(images):,} MNIST test digits (tinybnn packed accuracy "
-          f"{(packed.argmax(1) == labels).mean():.4f}):")
+    labels = data.test_labels[: args.images]
+    print(
+        f"binary LeNet: {binary_origin}; float LeNet: "
+        f"{args.float_model or f'random weights, seed {args.seed} (no --float-model)'}"
+    )
+    print(
+        f"agreement on {len(images):,} MNIST test digits (tinybnn packed accuracy "
+        f"{(packed.argmax(1) == labels).mean():.4f}):"
+    )
     lines = [agreement("tinybnn packed", "tinybnn float path", packed, float_path)]
     if LCE in pythons:
         layers = write_layers(folder / "binary-lenet.layers.npz", export_layers(binary, (1, 28, 28), binary_file))
-        done = peer_worker(LCE, pythons[LCE], "prepare", ["--layers", str(layers), "--arrays", str(digits),
-                           "--batch-sizes", ",".join(map(str, args.batch_sizes)), "--out-dir", str(folder)])
+        done = peer_worker(
+            LCE,
+            pythons[LCE],
+            "prepare",
+            [
+                "--layers",
+                str(layers),
+                "--arrays",
+                str(digits),
+                "--batch-sizes",
+                ",".join(map(str, args.batch_sizes)),
+                "--out-dir",
+                str(folder),
+            ],
+        )
         prepared[LCE] = done
         for batch_size, model in done["models"].items():
             theirs = np.load(folder / f"lce_logits_b{batch_size}.npy")
-            lines.append(agreement(f"LCE (batch-{batch_size} model, operators {'/'.join(model['operators'])})",
-                                   "tinybnn packed", theirs, packed[:len(theirs)]))
+            lines.append(
+                agreement(
+                    f"LCE (batch-{batch_size} model, operators {'/'.join(model['operators'])})",
+                    "tinybnn packed",
+                    theirs,
+                    packed[: len(theirs)],
+                )
+            )
     if ORT in pythons:
         float_model, _, _ = load_or_build(args.float_model, "lenet", args.seed, folder, "--float-model")
-        layers = write_layers(folder / "lenet.layers.npz", export_layers(float_model, (1, 28, 28),
-                                                                         args.float_model or "float LeNet"))
+        layers = write_layers(
+            folder / "lenet.layers.npz", export_layers(float_model, (1, 28, 28), args.float_model or "float LeNet")
+        )
         onnx_file = folder / "lenet.onnx"
-        prepared[ORT] = peer_worker(ORT, pythons[ORT], "prepare", ["--layers", str(layers), "--arrays",
-                                    str(digits), "--out", str(onnx_file)])
-        lines.append(agreement("ONNX Runtime float LeNet", "tinybnn float LeNet",
-                               np.load(onnx_file.with_suffix(".logits.npy")), logits(float_model, images)))
+        prepared[ORT] = peer_worker(
+            ORT, pythons[ORT], "prepare", ["--layers", str(layers), "--arrays", str(digits), "--out", str(onnx_file)]
+        )
+        lines.append(
+            agreement(
+                "ONNX Runtime float LeNet",
+                "tinybnn float LeNet",
+                np.load(onnx_file.with_suffix(".logits.npy")),
+                logits(float_model, images),
+            )
+        )
     for line, _ in lines:
         print(line)
     return prepared, all(ok for _, ok in lines)
 
 
-def contenders(args, prepared: dict[str, Any], pythons: dict[str, str], arrays: Path, batch_size: int,
-               threads: int) -> dict[str, Callable[[], dict[str, Any]]]:
+def contenders(
+    args, prepared: dict[str, Any], pythons: dict[str, str], arrays: Path, batch_size: int, threads: int
+) -> dict[str, Callable[[], dict[str, Any]]]:
     common = ["--arrays", str(arrays), "--batch-size", str(batch_size)]
     runners = {TINYBNN: partial(tinybnn_worker, MODULE, [*common, "--model", prepared["model"]], threads)}
     if ORT in pythons:
-        runners[ORT] = partial(peer_worker, ORT, pythons[ORT], "time",
-                               [*common, "--model", prepared[ORT]["path"]], threads)
+        runners[ORT] = partial(
+            peer_worker, ORT, pythons[ORT], "time", [*common, "--model", prepared[ORT]["path"]], threads
+        )
     if LCE in pythons:
-        runners[LCE] = partial(peer_worker, LCE, pythons[LCE], "time",
-                               [*common, "--model", prepared[LCE]["models"][str(batch_size)]["path"]], threads)
+        runners[LCE] = partial(
+            peer_worker,
+            LCE,
+            pythons[LCE],
+            "time",
+            [*common, "--model", prepared[LCE]["models"][str(batch_size)]["path"]],
+            threads,
+        )
     return runners
 
 
@@ -310,18 +388,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.check_only:
             return 0 if agree else 1
         versions = {peer: prepared[peer]["versions"] for peer in pythons}
-        print(f"timing: {args.repeats} repeats, every contender in a fresh process after a warm-up; "
-              f"peers: {json.dumps(versions)}")
+        print(
+            f"timing: {args.repeats} repeats, every contender in a fresh process after a warm-up; "
+            f"peers: {json.dumps(versions)}"
+        )
         cells: dict[tuple[int, int], dict[str, list[dict[str, Any]]]] = {}
         for batch_size in args.batch_sizes:
             count = args.images if batch_size > 1 else max(1, args.images // 5)
-            arrays = write_arrays(folder / f"timed{batch_size}.npz", data.test_images[:count],
-                                  data.test_labels[:count])
+            arrays = write_arrays(folder / f"timed{batch_size}.npz", data.test_images[:count], data.test_labels[:count])
             for threads in args.threads:
                 cells[batch_size, threads] = paired_runs(
-                    contenders(args, prepared, pythons, arrays, batch_size, threads), args.repeats,
-                    lambda peer, result: print(f"  batch {batch_size:>3}  {threads} thread(s)  {peer:13} "
-                                               f"{result['images'] / result['seconds']:>9,.0f} images/s", flush=True))
+                    contenders(args, prepared, pythons, arrays, batch_size, threads),
+                    args.repeats,
+                    lambda peer, result: print(
+                        f"  batch {batch_size:>3}  {threads} thread(s)  {peer:13} "
+                        f"{result['images'] / result['seconds']:>9,.0f} images/s",
+                        flush=True,
+                    ),
+                )
     print()
     print(results_table(cells))
     print()
@@ -339,9 +423,16 @@ def results_table(cells: dict[tuple[int, int], dict[str, list[dict[str, Any]]]])
         for name, results in runs.items():
             images = results[0]["images"]
             core = results[0].get("openblas")
-            rows.append([batch_size, threads, f"{name} [OpenBLAS {core}]" if core else name,
-                         f"{1000 * median(seconds[name]) * batch_size / images:.3f}",
-                         f"{images / median(seconds[name]):,.0f}", paired_ratio(seconds, name, TINYBNN)])
+            rows.append(
+                [
+                    batch_size,
+                    threads,
+                    f"{name} [OpenBLAS {core}]" if core else name,
+                    f"{1000 * median(seconds[name]) * batch_size / images:.3f}",
+                    f"{images / median(seconds[name]):,.0f}",
+                    paired_ratio(seconds, name, TINYBNN),
+                ]
+            )
     return format_table(["batch", "threads", "contender", "ms/batch", "images/s", "tinybnn / contender"], rows)
 
 
@@ -351,8 +442,13 @@ def summary_table(cells: dict[tuple[int, int], dict[str, list[dict[str, Any]]]])
     header = ["images/s"] + [f"batch {b}, {t} thread{'s' if t > 1 else ''}" for b, t in cells]
     rows = []
     for name in names:
-        rows.append([name] + [f"{runs[name][0]['images'] / median([r['seconds'] for r in runs[name]]):,.0f}"
-                              for runs in cells.values()])
+        rows.append(
+            [name]
+            + [
+                f"{runs[name][0]['images'] / median([r['seconds'] for r in runs[name]]):,.0f}"
+                for runs in cells.values()
+            ]
+        )
     for name in names[1:]:
         ratios = []
         for runs in cells.values():

@@ -11,6 +11,7 @@ pickle.
 - An *image file* is :func:`tinybnn.benchmarks.workers.write_arrays`' ``.npz``:
   uint8 ``images`` (N, H, W) and ``labels``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,7 +63,7 @@ def timed_pass(run_batch: Callable[[np.ndarray], object], images: np.ndarray, ba
     """Seconds for one pass of ``run_batch`` over the images in batches (a whole number
     of them: a last partial batch is left out) after :data:`WARMUP_BATCHES` warm-up batches."""
     count = len(images) - len(images) % batch_size
-    batches = [images[i:i + batch_size] for i in range(0, count, batch_size)]
+    batches = [images[i : i + batch_size] for i in range(0, count, batch_size)]
     for i in range(WARMUP_BATCHES):
         run_batch(batches[i % len(batches)])
     start = time.perf_counter()
@@ -74,8 +75,9 @@ def timed_pass(run_batch: Callable[[np.ndarray], object], images: np.ndarray, ba
 Task = Callable[[argparse.Namespace], dict]
 
 
-def worker_main(prog: str, prepare: Task, time_passes: Task, options: dict[str, dict[str, Any]],
-                argv: Sequence[str] | None = None) -> int:
+def worker_main(
+    prog: str, prepare: Task, time_passes: Task, options: dict[str, dict[str, Any]], argv: Sequence[str] | None = None
+) -> int:
     """A peer worker's command line: ``prepare`` (build the peer's model from a layer file)
     or ``time`` (one timed pass), with the worker's own ``options``; prints one JSON line."""
     p = argparse.ArgumentParser(prog=prog)

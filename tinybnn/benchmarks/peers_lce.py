@@ -33,6 +33,7 @@ one JSON line.
 layout conversion and a slow NHWC evaluation of the very arrays handed to
 Keras, which tinybnn's tests compare with tinybnn's own float path.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,14 +49,14 @@ except ImportError:  # run by path as a script, beside peers_common.py
     from peers_common import read_digits, read_layers, timed_pass, worker_main
 
 
-
 def dense_kernel_nhwc(weight: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     """A dense weight ``(units, C*H*W)`` that reads a CHW flatten, as the ``(H*W*C, units)``
     kernel that reads an HWC flatten of the same feature map of shape (C, H, W)."""
     channels, height, width = shape
     units = weight.shape[0]
-    return np.ascontiguousarray(weight.reshape(units, channels, height, width).transpose(2, 3, 1, 0)
-                                .reshape(height * width * channels, units))
+    return np.ascontiguousarray(
+        weight.reshape(units, channels, height, width).transpose(2, 3, 1, 0).reshape(height * width * channels, units)
+    )
 
 
 def keras_layers(spec: list[dict]) -> list[dict]:
@@ -80,8 +81,15 @@ def keras_layers(spec: list[dict]) -> list[dict]:
         if kind == "conv":
             weight = layer["weight"]
             (sh, sw) = layer["stride"]
-            out.append({"kind": "conv", "kernel": np.ascontiguousarray(weight.transpose(2, 3, 1, 0)),
-                        "bias": layer.get("bias"), "binary": layer["binary"], "strides": (sh, sw)})
+            out.append(
+                {
+                    "kind": "conv",
+                    "kernel": np.ascontiguousarray(weight.transpose(2, 3, 1, 0)),
+                    "bias": layer.get("bias"),
+                    "binary": layer["binary"],
+                    "strides": (sh, sw),
+                }
+            )
             kh, kw = weight.shape[2:]
             shape = (weight.shape[0], (shape[1] - kh) // sh + 1, (shape[2] - kw) // sw + 1)
         elif kind == "maxpool":
@@ -99,8 +107,15 @@ def keras_layers(spec: list[dict]) -> list[dict]:
                 if tensor != "column":
                     out.append({"kind": "reshape", "shape": (1, 1, shape[0])})
                     tensor = "column"
-                out.append({"kind": "conv", "kernel": kernel.reshape(1, 1, *kernel.shape), "bias": None,
-                            "binary": True, "strides": (1, 1)})
+                out.append(
+                    {
+                        "kind": "conv",
+                        "kernel": kernel.reshape(1, 1, *kernel.shape),
+                        "bias": None,
+                        "binary": True,
+                        "strides": (1, 1),
+                    }
+                )
             else:
                 if tensor != "flat":
                     out.append({"kind": "flatten"})
@@ -139,8 +154,9 @@ def reference_logits(layers: list[dict], images_nhwc: np.ndarray) -> np.ndarray:
             (kh, kw), (sh, sw) = layer["pool"], layer["strides"]
             x = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))[:, ::sh, ::sw].max(axis=(-2, -1))
         elif kind == "batchnorm":
-            x = (x - layer["mean"]) / np.sqrt(layer["var"].astype(np.float64) + layer["eps"]) * layer["gamma"] \
-                + layer["beta"]
+            x = (x - layer["mean"]) / np.sqrt(layer["var"].astype(np.float64) + layer["eps"]) * layer["gamma"] + layer[
+                "beta"
+            ]
         elif kind == "reshape":
             x = x.reshape(len(x), *layer["shape"])
         elif kind == "flatten":
@@ -167,12 +183,21 @@ def build_keras(layers: list[dict], input_shape_nhwc: tuple[int, int, int], batc
             kh, kw, _, filters = layer["kernel"].shape
             if layer["binary"]:
                 keras_layer = lq.layers.QuantConv2D(
-                    filters, (kh, kw), strides=layer["strides"], padding="valid", pad_values=1.0, use_bias=False,
-                    input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip")
+                    filters,
+                    (kh, kw),
+                    strides=layer["strides"],
+                    padding="valid",
+                    pad_values=1.0,
+                    use_bias=False,
+                    input_quantizer="ste_sign",
+                    kernel_quantizer="ste_sign",
+                    kernel_constraint="weight_clip",
+                )
                 values = [layer["kernel"]]
             else:
-                keras_layer = tf.keras.layers.Conv2D(filters, (kh, kw), strides=layer["strides"], padding="valid",
-                                                     use_bias=layer["bias"] is not None)
+                keras_layer = tf.keras.layers.Conv2D(
+                    filters, (kh, kw), strides=layer["strides"], padding="valid", use_bias=layer["bias"] is not None
+                )
                 values = [layer["kernel"]] + ([layer["bias"]] if layer["bias"] is not None else [])
         elif kind == "tanh":
             keras_layer, values = tf.keras.layers.Activation("tanh"), None
@@ -201,14 +226,16 @@ def interpreter(flatbuffer: bytes, threads: int):
     """LCE's interpreter at its fastest settings; returns its low-level ``predict([batch])``."""
     from larq_compute_engine.tflite.python.interpreter import Interpreter
 
-    return Interpreter(flatbuffer, num_threads=threads, use_reference_bconv=False, use_indirect_bgemm=True,
-                       use_xnnpack=True).interpreter.predict
+    return Interpreter(
+        flatbuffer, num_threads=threads, use_reference_bconv=False, use_indirect_bgemm=True, use_xnnpack=True
+    ).interpreter.predict
 
 
 def operators(flatbuffer: bytes) -> list[str]:
     """The custom LCE operators the flatbuffer uses (by name), to show what was binarized."""
-    return sorted(name for name in ("LceBconv2d", "LceQuantize", "LceDequantize", "LceBMaxPool2d")
-                  if name.encode() in flatbuffer)
+    return sorted(
+        name for name in ("LceBconv2d", "LceQuantize", "LceDequantize", "LceBMaxPool2d") if name.encode() in flatbuffer
+    )
 
 
 def prepare(args: argparse.Namespace) -> dict:
@@ -226,10 +253,9 @@ def prepare(args: argparse.Namespace) -> dict:
         path.write_bytes(flatbuffer)
         predict = interpreter(flatbuffer, 1)
         count = len(images) - len(images) % batch_size
-        logits = np.concatenate([predict([images[i:i + batch_size]])[0] for i in range(0, count, batch_size)])
+        logits = np.concatenate([predict([images[i : i + batch_size]])[0] for i in range(0, count, batch_size)])
         np.save(out / f"lce_logits_b{batch_size}.npy", logits.reshape(count, -1))
-        result["models"][batch_size] = {"path": str(path), "bytes": len(flatbuffer),
-                                        "operators": operators(flatbuffer)}
+        result["models"][batch_size] = {"path": str(path), "bytes": len(flatbuffer), "operators": operators(flatbuffer)}
     return result
 
 
@@ -247,9 +273,16 @@ def versions() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return worker_main("peers_lce.py", prepare, time_passes,
-                       {"--batch-sizes": {"default": "100,1", "help": "prepare: one model per batch size"},
-                        "--out-dir": {"help": "prepare: where the flatbuffers and logits go"}}, argv)
+    return worker_main(
+        "peers_lce.py",
+        prepare,
+        time_passes,
+        {
+            "--batch-sizes": {"default": "100,1", "help": "prepare: one model per batch size"},
+            "--out-dir": {"help": "prepare: where the flatbuffers and logits go"},
+        },
+        argv,
+    )
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ given image; ``time`` loads it into an ``InferenceSession`` with
 passes over the images after a warm-up. Each prints one JSON line.
 :func:`onnx_nodes` is plain Python, tested by tinybnn's tests without onnx.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,8 +65,11 @@ def onnx_nodes(spec: list[dict]) -> tuple[list[tuple[str, list[str], str, dict]]
         elif kind == "maxpool":
             node = ("MaxPool", [current], {"kernel_shape": list(layer["kernel"]), "strides": list(layer["stride"])})
         elif kind == "batchnorm":
-            node = ("BatchNormalization", [current, constant("gamma"), constant("beta"), constant("mean"),
-                                           constant("var")], {"epsilon": float(layer["eps"])})
+            node = (
+                "BatchNormalization",
+                [current, constant("gamma"), constant("beta"), constant("mean"), constant("var")],
+                {"epsilon": float(layer["eps"])},
+            )
         elif kind == "flatten":
             node = ("Flatten", [current], {"axis": 1})
         elif kind == "dense":
@@ -90,7 +94,8 @@ def build_onnx(spec: list[dict]):
         "tinybnn_lenet",
         [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["batch", *spec[0]["input_shape"]])],
         [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["batch", None])],
-        [numpy_helper.from_array(value, name) for name, value in initializers.items()])
+        [numpy_helper.from_array(value, name) for name, value in initializers.items()],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
     onnx.checker.check_model(model)
     return model
@@ -111,7 +116,7 @@ def prepare(args: argparse.Namespace) -> dict:
     Path(args.out).write_bytes(model.SerializeToString())
     images = read_digits(args.arrays, "nchw")
     run = session(args.out, 1)
-    logits = np.concatenate([run.run([OUTPUT], {INPUT: images[i:i + 100]})[0] for i in range(0, len(images), 100)])
+    logits = np.concatenate([run.run([OUTPUT], {INPUT: images[i : i + 100]})[0] for i in range(0, len(images), 100)])
     np.save(Path(args.out).with_suffix(".logits.npy"), logits)
     return {"versions": versions(), "path": args.out, "nodes": [node.op_type for node in model.graph.node]}
 
@@ -130,8 +135,13 @@ def versions() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return worker_main("peers_ort.py", prepare, time_passes,
-                       {"--out": {"help": "prepare: where the .onnx file goes (its logits beside it)"}}, argv)
+    return worker_main(
+        "peers_ort.py",
+        prepare,
+        time_passes,
+        {"--out": {"help": "prepare: where the .onnx file goes (its logits beside it)"}},
+        argv,
+    )
 
 
 if __name__ == "__main__":

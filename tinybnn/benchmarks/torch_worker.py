@@ -11,6 +11,7 @@ pass (sign(0) = +1, as in tinybnn), the straight-through estimator (gradient
 where |x| <= 1) in the backward pass, float convolution / matmul on the ±1
 values, latent weights clipped to [-1, 1] after each step.
 """
+
 import argparse
 import json
 import time
@@ -48,9 +49,17 @@ def lenet(binary: bool) -> nn.Sequential:
     conv = BinaryConv2d(64, 64, 5, bias=False) if binary else nn.Conv2d(64, 64, 5)
     dense = BinaryLinear(1024, 1000, bias=False) if binary else nn.Linear(1024, 1000)
     return nn.Sequential(
-        nn.Conv2d(1, 64, 5), nn.Tanh(), nn.MaxPool2d(2, 2), nn.BatchNorm2d(64),
-        conv, nn.BatchNorm2d(64), nn.MaxPool2d(2, 2),
-        nn.Flatten(), dense, nn.BatchNorm1d(1000), nn.Tanh(),
+        nn.Conv2d(1, 64, 5),
+        nn.Tanh(),
+        nn.MaxPool2d(2, 2),
+        nn.BatchNorm2d(64),
+        conv,
+        nn.BatchNorm2d(64),
+        nn.MaxPool2d(2, 2),
+        nn.Flatten(),
+        dense,
+        nn.BatchNorm1d(1000),
+        nn.Tanh(),
         nn.Linear(1000, 10),
     )
 
@@ -68,8 +77,9 @@ def load(path: str):
         return images, torch.from_numpy(arrays["labels"].astype(np.int64))
 
 
-def time_training_epoch(model: nn.Sequential, binary: bool, images, labels, batch_size: int, seed: int,
-                        warmup: int) -> float:
+def time_training_epoch(
+    model: nn.Sequential, binary: bool, images, labels, batch_size: int, seed: int, warmup: int
+) -> float:
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def step(x, y):
@@ -83,11 +93,11 @@ def time_training_epoch(model: nn.Sequential, binary: bool, images, labels, batc
     full = max(1, len(images) // batch_size)
     for i in range(warmup):
         start = (i % full) * batch_size
-        step(images[start:start + batch_size], labels[start:start + batch_size])
+        step(images[start : start + batch_size], labels[start : start + batch_size])
     order = torch.from_numpy(np.random.default_rng(seed).permutation(len(images)))
     start = time.perf_counter()
     for i in range(0, len(images), batch_size):
-        index = order[i:i + batch_size]
+        index = order[i : i + batch_size]
         step(images[index], labels[index])
     return time.perf_counter() - start
 
@@ -99,7 +109,7 @@ def time_inference(model: nn.Sequential, images, batch_size: int, warmup: int) -
             model(images[:batch_size])
         start = time.perf_counter()
         for i in range(0, len(images), batch_size):
-            model(images[i:i + batch_size])
+            model(images[i : i + batch_size])
         return time.perf_counter() - start
 
 

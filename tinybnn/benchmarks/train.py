@@ -22,6 +22,7 @@ training.
 run with ``PYTHONPATH=SRC``), and a column of paired ratios against it: a
 change's speed-up, measured in the same rounds as everything else.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,9 +36,22 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import ArgumentError
-from .workers import (SKYLAKEX, format_table, label, load_images, median, openblas_core, paired_ratio,
-                      paired_runs, run_worker, thread_environment, tinybnn_worker, torch_available, torch_worker,
-                      write_arrays)
+from .workers import (
+    SKYLAKEX,
+    format_table,
+    label,
+    load_images,
+    median,
+    openblas_core,
+    paired_ratio,
+    paired_runs,
+    run_worker,
+    thread_environment,
+    tinybnn_worker,
+    torch_available,
+    torch_worker,
+    write_arrays,
+)
 
 MODULE = "tinybnn.benchmarks.train"
 
@@ -53,8 +67,9 @@ def warmup_starts(count: int, batch_size: int) -> list[int]:
     return [(i % full) * batch_size for i in range(WARMUP_BATCHES)]
 
 
-def time_tinybnn_epoch(model_name: str, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
-                       float_path: bool = False) -> float:
+def time_tinybnn_epoch(
+    model_name: str, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, float_path: bool = False
+) -> float:
     from ..autograd import Tensor, softmax_cross_entropy
     from ..data import iterate_batches
     from ..layers import use_float_path
@@ -76,7 +91,7 @@ def time_tinybnn_epoch(model_name: str, x: np.ndarray, y: np.ndarray, batch_size
             optimizer.step()
 
     for start in warmup_starts(len(x), batch_size):
-        step(x[start:start + batch_size], y[start:start + batch_size])
+        step(x[start : start + batch_size], y[start : start + batch_size])
     start = time.perf_counter()
     for images, labels in iterate_batches(x, y, batch_size, rng=rng):
         step(images, labels)
@@ -102,8 +117,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch even if it is installed")
     p.add_argument("--no-skylakex", action="store_true", help="skip the OPENBLAS_CORETYPE=SkylakeX variant")
-    p.add_argument("--float-path", action="store_true",
-                   help="also time binary models with their binary layers on the float path")
+    p.add_argument(
+        "--float-path", action="store_true", help="also time binary models with their binary layers on the float path"
+    )
     p.add_argument("--before", metavar="SRC", help="also time the tinybnn package in source tree SRC (a baseline)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--arrays", help=argparse.SUPPRESS)
@@ -125,13 +141,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise ArgumentError(f"--before {args.before}: no tinybnn/__init__.py in that folder")
     data = load_dataset(args.dataset, data_dir=args.data, download=False)
     with_torch = not args.no_torch and torch_available()
-    print(f"training benchmark: {args.images:,} {args.dataset} images per epoch, batch {args.batch_size}, "
-          f"Adam, {args.repeats} repeats; median seconds per epoch, median of paired ratios"
-          + ("" if with_torch else " (--no-torch: tinybnn only)" if args.no_torch
-             else " (PyTorch not installed: tinybnn only)"))
+    print(
+        f"training benchmark: {args.images:,} {args.dataset} images per epoch, batch {args.batch_size}, "
+        f"Adam, {args.repeats} repeats; median seconds per epoch, median of paired ratios"
+        + (
+            ""
+            if with_torch
+            else " (--no-torch: tinybnn only)"
+            if args.no_torch
+            else " (PyTorch not installed: tinybnn only)"
+        )
+    )
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        images, labels = data.train_images[:args.images], data.train_labels[:args.images]
+        images, labels = data.train_images[: args.images], data.train_labels[: args.images]
         arrays = write_arrays(Path(folder) / "images.npz", images, labels)
         common = ["--arrays", str(arrays), "--batch-size", str(args.batch_size), "--seed", str(args.seed)]
         for model in args.models.split(","):
@@ -146,21 +169,43 @@ def main(argv: Sequence[str] | None = None) -> int:
                     contenders[BEFORE] = lambda: before_worker(args.before, worker_args, threads)
                 if with_torch:
                     contenders["PyTorch"] = lambda: torch_worker("train", worker_args, threads)
-                runs = paired_runs(contenders, args.repeats, lambda name, result: print(
-                    f"  {model:13} {threads} thread(s)  {name:18} {result['seconds']:7.2f} s", flush=True))
+                runs = paired_runs(
+                    contenders,
+                    args.repeats,
+                    lambda name, result: print(
+                        f"  {model:13} {threads} thread(s)  {name:18} {result['seconds']:7.2f} s", flush=True
+                    ),
+                )
                 seconds = {name: [r["seconds"] for r in results] for name, results in runs.items()}
                 for name, values in seconds.items():
-                    rows.append([model, threads, label(name, runs[name]), f"{median(values):.2f}",
-                                 f"{len(images) / median(values):.0f}",
-                                 paired_ratio(seconds, name, "PyTorch"), paired_ratio(seconds, name, FLOAT_PATH),
-                                 paired_ratio(seconds, name, BEFORE)])
-    headers = ["model", "threads", "implementation", "s/epoch", "images/s", "x PyTorch's time", "x float path's time",
-               "x before's time"]
+                    rows.append(
+                        [
+                            model,
+                            threads,
+                            label(name, runs[name]),
+                            f"{median(values):.2f}",
+                            f"{len(images) / median(values):.0f}",
+                            paired_ratio(seconds, name, "PyTorch"),
+                            paired_ratio(seconds, name, FLOAT_PATH),
+                            paired_ratio(seconds, name, BEFORE),
+                        ]
+                    )
+    headers = [
+        "model",
+        "threads",
+        "implementation",
+        "s/epoch",
+        "images/s",
+        "x PyTorch's time",
+        "x float path's time",
+        "x before's time",
+    ]
     wanted = {5: with_torch, 6: args.float_path, 7: bool(args.before)}
     shown = [i for i in range(len(headers)) if i < 5 or wanted[i]]
     print()
     print(format_table([headers[i] for i in shown], [[row[i] for i in shown] for row in rows]))
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,4 +1,5 @@
 """Running benchmark workers in subprocesses and summarising their timings."""
+
 from __future__ import annotations
 
 import ctypes
@@ -52,8 +53,10 @@ def tinybnn_worker(module: str, args: Sequence[str], threads: int, coretype: str
 
 
 def torch_worker(task: str, args: Sequence[str], threads: int) -> dict[str, Any]:
-    return run_worker([sys.executable, str(TORCH_WORKER), task, "--threads", str(threads), *args],
-                      thread_environment(threads, tinybnn_settings=False))
+    return run_worker(
+        [sys.executable, str(TORCH_WORKER), task, "--threads", str(threads), *args],
+        thread_environment(threads, tinybnn_settings=False),
+    )
 
 
 def openblas_core() -> str:
@@ -63,8 +66,12 @@ def openblas_core() -> str:
         library = ctypes.CDLL(path)
     except (OSError, StopIteration):
         return "unknown"
-    for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename", "openblas_get_corename64_",
-                 "openblas_get_corename"):
+    for name in (
+        "scipy_openblas_get_corename64_",
+        "scipy_openblas_get_corename",
+        "openblas_get_corename64_",
+        "openblas_get_corename",
+    ):
         if hasattr(library, name):
             function = getattr(library, name)
             function.restype = ctypes.c_char_p
@@ -89,8 +96,9 @@ def load_images(path: str) -> tuple[np.ndarray, np.ndarray]:
         return to_float_nchw(arrays["images"]), arrays["labels"].astype(np.int64)
 
 
-def paired_runs(contenders: dict[str, Callable[[], dict[str, Any]]], repeats: int,
-                progress: Callable[[str, dict[str, Any]], None]) -> dict[str, list[dict[str, Any]]]:
+def paired_runs(
+    contenders: dict[str, Callable[[], dict[str, Any]]], repeats: int, progress: Callable[[str, dict[str, Any]], None]
+) -> dict[str, list[dict[str, Any]]]:
     """Run every contender once per repeat, back to back, so that their timings pair up."""
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in contenders}
     for _ in range(repeats):

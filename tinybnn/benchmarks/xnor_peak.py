@@ -19,6 +19,7 @@ The measure exists only where the CPU has ``avx512f`` and
 ``avx512_vpopcntdq`` (``/proc/cpuinfo``) and a C compiler is found;
 otherwise :func:`measure_peak` raises :class:`PeakUnavailable` saying which.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -83,8 +84,10 @@ uint64_t xnor_step_total(long iterations) { uint64_t sink; run(iterations, &sink
 """
 
 # acc is read and written by vpaddq: an in-out operand, so the chain is a real dependency
-_STEP = ('        __asm__ volatile ("vpxorq %%[b], %%[a], %%[x]\\n\\tvpopcntq %%[x], %%[x]\\n\\t'
-         'vpaddq %%[x], %%[acc], %%[acc]" : [x] "=&v"(x), [acc] "+v"(acc%(c)d) : [a] "v"(a), [b] "v"(b));')
+_STEP = (
+    '        __asm__ volatile ("vpxorq %%[b], %%[a], %%[x]\\n\\tvpopcntq %%[x], %%[x]\\n\\t'
+    'vpaddq %%[x], %%[acc], %%[acc]" : [x] "=&v"(x), [acc] "+v"(acc%(c)d) : [a] "v"(a), [b] "v"(b));'
+)
 
 
 class PeakUnavailable(RuntimeError):
@@ -118,8 +121,7 @@ def source(chains: int = CHAINS) -> str:
     declare = "    __m512i x;\n" + "".join(f"    __m512i acc{c} = _mm512_setzero_si512();\n" for c in range(chains))
     body = "\n".join(_STEP % {"c": c} for c in range(chains))
     total = "".join(f"    total = _mm512_add_epi64(total, acc{c});\n" for c in range(chains))
-    return _SOURCE % {"chains": chains, "declare": declare, "body": body, "total": total,
-                      "a": STEP_A, "b": STEP_B}
+    return _SOURCE % {"chains": chains, "declare": declare, "body": body, "total": total, "a": STEP_A, "b": STEP_B}
 
 
 def compile_library(folder: Path, chains: int = CHAINS) -> ctypes.CDLL:
@@ -132,8 +134,22 @@ def compile_library(folder: Path, chains: int = CHAINS) -> ctypes.CDLL:
         raise PeakUnavailable("no C compiler (cc) found: the peak micro-benchmark is compiled at run time")
     c_file, library = folder / "xnor_peak.c", folder / "xnor_peak.so"
     c_file.write_text(source(chains))
-    done = subprocess.run([compiler, "-O2", "-mavx512f", "-mavx512vpopcntdq", "-pthread", "-shared", "-fPIC",
-                           "-o", str(library), str(c_file)], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            compiler,
+            "-O2",
+            "-mavx512f",
+            "-mavx512vpopcntdq",
+            "-pthread",
+            "-shared",
+            "-fPIC",
+            "-o",
+            str(library),
+            str(c_file),
+        ],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         raise PeakUnavailable(f"{compiler} could not compile the peak kernel: {done.stderr.strip()[-500:]}")
     lib = ctypes.CDLL(str(library))
@@ -158,5 +174,11 @@ def measure_peak(threads: int = 1, seconds: float = 0.5, repeats: int = 7, libra
         iterations *= 2
     best = min(library.xnor_step_seconds(iterations, threads) for _ in range(repeats))
     steps = iterations * chains * threads / best
-    return {"threads": threads, "chains": chains, "steps_per_s": steps, "tops": steps * OPS_PER_STEP / 1e12,
-            "tops_per_core": steps * OPS_PER_STEP / 1e12 / threads, "cpu": cpu_model()}
+    return {
+        "threads": threads,
+        "chains": chains,
+        "steps_per_s": steps,
+        "tops": steps * OPS_PER_STEP / 1e12,
+        "tops_per_core": steps * OPS_PER_STEP / 1e12 / threads,
+        "cpu": cpu_model(),
+    }

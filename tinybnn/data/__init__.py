@@ -5,6 +5,7 @@
 - :mod:`.mnist`: :func:`load_dataset` (search order, download, checks) and :class:`Dataset`;
 - :mod:`.batches`: :func:`iterate_batches` (seeded shuffling with a caller-owned Generator).
 """
+
 from tinybnn.data.batches import iterate_batches, num_batches
 from tinybnn.data.download import DownloadError, fetch, md5_of_file
 from tinybnn.data.idx import DEFAULT_MAX_BYTES, IDX_TYPES, read_idx, write_idx

@@ -6,6 +6,7 @@ the random state before an epoch is ``rng.bit_generator.state`` at the time
 of the call: save it with a checkpoint, restore it into any Generator with
 the same bit generator, and the next epoch's order is the same.
 """
+
 from __future__ import annotations
 
 import math
@@ -52,8 +53,7 @@ def iterate_batches(
     if shuffle:
         if not isinstance(rng, np.random.Generator):
             raise ArgumentError(
-                "iterate_batches: shuffle=True needs rng=np.random.default_rng(seed), "
-                f"got {type(rng).__name__}"
+                f"iterate_batches: shuffle=True needs rng=np.random.default_rng(seed), got {type(rng).__name__}"
             )
         order = rng.permutation(n)
     stop = num_batches(n, batch_size, drop_last) * batch_size

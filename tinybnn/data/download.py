@@ -9,6 +9,7 @@ cut short, checksum mismatch, interruption) the temporary file is removed,
 the final name is left as it was, and a
 :class:`~tinybnn.errors.DataFileError` says what happened and what to do.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -100,9 +101,10 @@ def fetch(url: str, dest: PathLike, md5: str | None, *, timeout: float = DEFAULT
             if announced is not None and announced.isdigit() and received != int(announced):
                 reason = f"cut short: received {received:,} of {int(announced):,} bytes"
                 raise DownloadError(
-                    f"download of {url} was {reason}; {dest.absolute()} was not written; "
-                    f"try again, or {by_hand}",
-                    url=url, dest=dest, reason=reason,
+                    f"download of {url} was {reason}; {dest.absolute()} was not written; try again, or {by_hand}",
+                    url=url,
+                    dest=dest,
+                    reason=reason,
                 )
             if md5 is not None and digest.hexdigest() != md5.lower():
                 reason = f"md5 {digest.hexdigest()}, expected {md5.lower()}"
@@ -110,7 +112,9 @@ def fetch(url: str, dest: PathLike, md5: str | None, *, timeout: float = DEFAULT
                     f"download of {url} failed its checksum: {reason} ({received:,} bytes received); "
                     f"{dest.absolute()} was not written; the server sent a damaged or different file: "
                     f"try again later or another mirror, or {by_hand} after checking its md5",
-                    url=url, dest=dest, reason=reason,
+                    url=url,
+                    dest=dest,
+                    reason=reason,
                 )
     except BaseException as error:
         if isinstance(error, DataFileError):
@@ -127,9 +131,10 @@ def fetch(url: str, dest: PathLike, md5: str | None, *, timeout: float = DEFAULT
                 advice = "check the network connection and try again"
             reason = _reason(error)
             raise DownloadError(
-                f"cannot download {url} ({reason}); {dest.absolute()} was not written; "
-                f"{advice}, or {by_hand}",
-                url=url, dest=dest, reason=reason,
+                f"cannot download {url} ({reason}); {dest.absolute()} was not written; {advice}, or {by_hand}",
+                url=url,
+                dest=dest,
+                reason=reason,
             ) from error
         raise  # KeyboardInterrupt and bugs keep their type (the temporary file is gone)
     return dest

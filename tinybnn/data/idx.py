@@ -22,6 +22,7 @@ decompressed in bounded chunks, never more than the claimed size plus one
 byte. Every problem raises :class:`~tinybnn.errors.DataFileError` naming the
 file; no other exception escapes for bad bytes.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -92,9 +93,7 @@ def _parse_header(path: Path, stream: Readable, gzipped: bool) -> tuple[int, tup
     if len(magic) < 4:
         if not magic:
             raise DataFileError(f"{_name(path)}: {where}the file is empty, expected an IDX header")
-        raise DataFileError(
-            f"{_name(path)}: {where}only {len(magic)} bytes, too short for the 4-byte IDX magic number"
-        )
+        raise DataFileError(f"{_name(path)}: {where}only {len(magic)} bytes, too short for the 4-byte IDX magic number")
     value = int.from_bytes(magic, "big")
     if magic[:2] != b"\x00\x00":
         hint = ""
@@ -124,8 +123,9 @@ def _parse_header(path: Path, stream: Readable, gzipped: bool) -> tuple[int, tup
     return code, dims, 4 + 4 * ndim
 
 
-def _size_error(path: Path, found: int, expected: int, dims: tuple[int, ...], type_name: str,
-                gzipped: bool) -> DataFileError:
+def _size_error(
+    path: Path, found: int, expected: int, dims: tuple[int, ...], type_name: str, gzipped: bool
+) -> DataFileError:
     what = "decompressed payload" if gzipped else "payload"
     if found < expected:
         size, verdict = f"{found:,}", "the file is truncated"
@@ -134,8 +134,7 @@ def _size_error(path: Path, found: int, expected: int, dims: tuple[int, ...], ty
     else:
         size, verdict = f"{found:,}", f"{found - expected:,} extra bytes after the data"
     return DataFileError(
-        f"{_name(path)}: {what} has {size} bytes, header claims {expected:,} "
-        f"({_describe(dims, type_name)}): {verdict}"
+        f"{_name(path)}: {what} has {size} bytes, header claims {expected:,} ({_describe(dims, type_name)}): {verdict}"
     )
 
 
@@ -187,8 +186,7 @@ def _read_gzip(path: Path, stream: BinaryIO, max_bytes: int | None) -> np.ndarra
     return _to_array(path, buffer, code, dims)
 
 
-def _check_limit(path: Path, expected: int, dims: tuple[int, ...], type_name: str,
-                 max_bytes: int | None) -> None:
+def _check_limit(path: Path, expected: int, dims: tuple[int, ...], type_name: str, max_bytes: int | None) -> None:
     if max_bytes is not None and expected > max_bytes:
         raise DataFileError(
             f"{_name(path)}: header claims {expected:,} bytes of data ({_describe(dims, type_name)}), "
@@ -226,9 +224,7 @@ def read_idx(path: PathLike, *, max_bytes: int | None = DEFAULT_MAX_BYTES) -> np
     except FileNotFoundError:
         raise DataFileError(f"{_name(path)}: no such file") from None
     except EOFError as error:
-        raise DataFileError(
-            f"{_name(path)}: the gzip stream is cut short ({error}): the file is truncated"
-        ) from error
+        raise DataFileError(f"{_name(path)}: the gzip stream is cut short ({error}): the file is truncated") from error
     except (gzip.BadGzipFile, zlib.error) as error:
         raise DataFileError(f"{_name(path)}: corrupt gzip data ({error})") from error
     except OSError as error:

@@ -23,6 +23,7 @@ was asked for. The md5 sums check downloads only: files you provide may be
 recompressed (Debian's Fashion-MNIST is), but every file is still fully
 validated as IDX, and images and labels are checked against each other.
 """
+
 from __future__ import annotations
 
 import os
@@ -93,8 +94,18 @@ DATASETS: dict[str, DatasetSpec] = {
             "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
         },
         folders=("fashion-mnist",),
-        class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+        class_names=(
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ),
     ),
 }
 
@@ -111,8 +122,10 @@ class Dataset:
     test_labels: np.ndarray = field(repr=False)
 
     def __repr__(self) -> str:
-        return (f"Dataset({self.name!r}, train={len(self.train_labels):,}, "
-                f"test={len(self.test_labels):,}, source_dir={str(self.source_dir)!r})")
+        return (
+            f"Dataset({self.name!r}, train={len(self.train_labels):,}, "
+            f"test={len(self.test_labels):,}, source_dir={str(self.source_dir)!r})"
+        )
 
 
 def to_float_nchw(images: np.ndarray) -> np.ndarray:
@@ -123,9 +136,7 @@ def to_float_nchw(images: np.ndarray) -> np.ndarray:
     """
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 3:
-        raise ShapeError(
-            f"to_float_nchw expects uint8 images of shape (N, H, W), got {images.dtype} {images.shape}"
-        )
+        raise ShapeError(f"to_float_nchw expects uint8 images of shape (N, H, W), got {images.dtype} {images.shape}")
     return np.divide(images[:, None, :, :], np.float32(255), dtype=np.float32)
 
 
@@ -197,8 +208,10 @@ def locate_dataset(
     spec = get_spec(name)
     if data_dir is not None:
         if not Path(data_dir).is_dir():
-            raise DataFileError(f"--data {data_dir}: no such folder (give the folder holding the "
-                                f"{spec.name} files, or create it to download them there)")
+            raise DataFileError(
+                f"--data {data_dir}: no such folder (give the folder holding the "
+                f"{spec.name} files, or create it to download them there)"
+            )
         groups = [("--data", _candidates(Path(data_dir), spec))]
         target = Path(data_dir) / spec.name
         where = f"Put the four files (gzip or raw) in {target.absolute()} or {Path(data_dir).absolute()}"
@@ -208,8 +221,10 @@ def locate_dataset(
         env = os.environ.get("TINYBNN_DATA")
         groups = [("$TINYBNN_DATA", _candidates(Path(env), spec))] if env else []
         groups.append(("cache", [target]))
-        where = (f"Put the four files (gzip or raw) in {target.absolute()}, or in a folder "
-                 f"(or its {spec.name}/ subfolder) given by --data DIR or $TINYBNN_DATA")
+        where = (
+            f"Put the four files (gzip or raw) in {target.absolute()}, or in a folder "
+            f"(or its {spec.name}/ subfolder) given by --data DIR or $TINYBNN_DATA"
+        )
     searched = []
     partial = ""
     for label, folders in groups:
@@ -230,8 +245,9 @@ def locate_dataset(
     return target
 
 
-def _download_missing(spec: DatasetSpec, target: Path, timeout: float,
-                      log: Callable[[str], None] | None, intro: str, where: str) -> None:
+def _download_missing(
+    spec: DatasetSpec, target: Path, timeout: float, log: Callable[[str], None] | None, intro: str, where: str
+) -> None:
     present = find_files(target)
     for stem in FILES:
         if stem in present:
@@ -260,8 +276,7 @@ def _download_missing(spec: DatasetSpec, target: Path, timeout: float,
 MAX_FILE_BYTES = 1 << 28
 
 
-def _check_pair(spec: DatasetSpec, images: np.ndarray, labels: np.ndarray,
-                image_path: Path, label_path: Path) -> None:
+def _check_pair(spec: DatasetSpec, images: np.ndarray, labels: np.ndarray, image_path: Path, label_path: Path) -> None:
     if images.dtype != np.uint8 or images.shape[1:] != spec.image_shape or images.ndim != 3:
         h, w = spec.image_shape
         raise DataFileError(
@@ -274,8 +289,9 @@ def _check_pair(spec: DatasetSpec, images: np.ndarray, labels: np.ndarray,
             f"found {labels.dtype} of shape {labels.shape}"
         )
     if len(images) == 0:
-        raise DataFileError(f"{image_path.absolute()}: holds no images; a data set needs at least one "
-                            "for training and for testing")
+        raise DataFileError(
+            f"{image_path.absolute()}: holds no images; a data set needs at least one for training and for testing"
+        )
     if len(images) != len(labels):
         raise DataFileError(
             f"{image_path.absolute()} holds {len(images):,} images but {label_path.absolute()} "
@@ -284,8 +300,7 @@ def _check_pair(spec: DatasetSpec, images: np.ndarray, labels: np.ndarray,
     if len(labels) and labels.max() >= spec.num_classes:
         index = int(np.argmax(labels >= spec.num_classes))
         raise DataFileError(
-            f"{label_path.absolute()}: label {labels[index]} at index {index} is outside "
-            f"0..{spec.num_classes - 1}"
+            f"{label_path.absolute()}: label {labels[index]} at index {index} is outside 0..{spec.num_classes - 1}"
         )
 
 
@@ -327,6 +342,5 @@ def load_dataset(
     :class:`~tinybnn.errors.DataFileError` naming the file for anything
     missing, corrupt or inconsistent.
     """
-    folder = locate_dataset(name, data_dir, download=download, cache_dir=cache_dir,
-                            timeout=timeout, log=log)
+    folder = locate_dataset(name, data_dir, download=download, cache_dir=cache_dir, timeout=timeout, log=log)
     return load_folder(name, folder)

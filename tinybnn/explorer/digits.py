@@ -7,6 +7,7 @@ are nowhere, and no ``--data`` was given, the first 20 digits of the MNIST
 test set shipped in ``tinybnn/explorer/digits/`` (3 KB) stand in, with
 their test-set indices 0..19.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,8 +41,10 @@ def read_test_files(folder: Path, source: str) -> DigitSet:
     files = find_files(folder)
     images, labels = read_idx(files[TEST_IMAGES]), read_idx(files[TEST_LABELS])
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28) or labels.shape != images.shape[:1]:
-        raise DataFileError(f"{folder}: the test files do not hold uint8 28x28 images with one label each "
-                            f"(images {images.dtype} {images.shape}, labels {labels.shape})")
+        raise DataFileError(
+            f"{folder}: the test files do not hold uint8 28x28 images with one label each "
+            f"(images {images.dtype} {images.shape}, labels {labels.shape})"
+        )
     return DigitSet(images, labels.astype(np.int64), source)
 
 

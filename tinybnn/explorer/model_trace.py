@@ -27,6 +27,7 @@ The XNOR dot product is that of XNOR-Net (Rastegari et al., 2016) and
 BMXNet (Yang et al., 2017): for ±1 vectors a, b of length K,
 ``a . b = K - 2 popcount(bits(a) XOR bits(b))``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -103,26 +104,42 @@ def trace_layer(index: int, layer: Module, x: np.ndarray) -> LayerTrace:
         output = packed_conv_output(layer, signs)
         if layer.pool_kernel is not None:
             description += f", max pooling {layer.pool_kernel[0]}x{layer.pool_kernel[1]} in its epilogue"
-        stages = [Stage("input bits: sign(BatchNorm(x))" if layer.input_norm else "input bits: sign(x)",
-                        "bits", signs),
-                  Stage("output: max-pooled (K - 2 popcount) * scale + shift" if layer.pool_kernel
-                        else "output: (K - 2 popcount) * scale + shift", "float", output, explainable=True)]
+        stages = [
+            Stage("input bits: sign(BatchNorm(x))" if layer.input_norm else "input bits: sign(x)", "bits", signs),
+            Stage(
+                "output: max-pooled (K - 2 popcount) * scale + shift"
+                if layer.pool_kernel
+                else "output: (K - 2 popcount) * scale + shift",
+                "float",
+                output,
+                explainable=True,
+            ),
+        ]
         return LayerTrace(index, kind, description, stages)
     if isinstance(layer, PackedFullyConnected):
         signs = x.reshape(-1) >= 0
         output = packed_dense_output(layer, signs)
         description = f"binary dense layer, {layer.features} bits in, {layer.num_hidden} out"
-        return LayerTrace(index, kind, description, [
-            Stage("input bits: sign(x)", "bits", signs),
-            Stage("output: (K - 2 popcount) * scale + shift", "float", output, explainable=True)])
+        return LayerTrace(
+            index,
+            kind,
+            description,
+            [
+                Stage("input bits: sign(x)", "bits", signs),
+                Stage("output: (K - 2 popcount) * scale + shift", "float", output, explainable=True),
+            ],
+        )
     known = float_layer_output(layer, x)
     if known is not None:
         output, description = known
         return LayerTrace(index, kind, description, [Stage("output", "float", output)])
     output = run_layer(layer, x)
     binary = bool(np.isin(output, (-1.0, 1.0)).all())
-    stage = Stage("output (bits: +1 white, -1 black)" if binary else "output", "bits" if binary else "float",
-                  output >= 0 if binary else output)
+    stage = Stage(
+        "output (bits: +1 white, -1 black)" if binary else "output",
+        "bits" if binary else "float",
+        output >= 0 if binary else output,
+    )
     return LayerTrace(index, kind, f"{kind}, computed by the layer itself", [stage])
 
 
@@ -136,8 +153,7 @@ def float_layer_output(layer: Module, x: np.ndarray) -> tuple[np.ndarray, str] |
         if layer.bias is not None:
             y = y + layer.bias.data
         kh, kw = layer.kernel
-        return (y.T.reshape(-1, oh, ow).astype(np.float32),
-                f"float convolution {kh}x{kw}, {layer.num_filter} filters")
+        return (y.T.reshape(-1, oh, ow).astype(np.float32), f"float convolution {kh}x{kw}, {layer.num_filter} filters")
     if isinstance(layer, FullyConnected):
         y = x.reshape(-1) @ layer.weight.data.T
         if layer.bias is not None:
@@ -162,7 +178,7 @@ def output_hw(hw, kernel, stride, pad) -> tuple[int, int]:
 def pooling_windows(x: np.ndarray, kernel, stride) -> np.ndarray:
     """x (C, H, W) -> (C, OH, OW, KH, KW): every pooling window."""
     windows = np.lib.stride_tricks.sliding_window_view(x, tuple(kernel), axis=(1, 2))
-    return windows[:, ::stride[0], ::stride[1]]
+    return windows[:, :: stride[0], :: stride[1]]
 
 
 # --- binary layers ---------------------------------------------------------------------
@@ -172,11 +188,13 @@ def packed_conv_input_bits(layer: PackedConvolution, x: np.ndarray) -> np.ndarra
     With a folded input BatchNorm, the sign of ``(x - mean) inv_std gamma + beta``
     in float32, in that order, as the layer computes it."""
     if layer.input_norm:
+
         def per_channel(v: np.ndarray) -> np.ndarray:
             return v.reshape(-1, 1, 1)
 
-        x = ((x - per_channel(layer.input_mean)) * per_channel(layer.input_inv_std)
-             * per_channel(layer.input_gamma) + per_channel(layer.input_beta))
+        x = (x - per_channel(layer.input_mean)) * per_channel(layer.input_inv_std) * per_channel(
+            layer.input_gamma
+        ) + per_channel(layer.input_beta)
     return x >= 0
 
 
@@ -205,8 +223,7 @@ def conv_dots(layer: PackedConvolution, signs: np.ndarray) -> np.ndarray:
 def affine(dots: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """``dot * scale + shift`` per channel (axis 0), in float64 rounded to float32 as the layer's kernel does."""
     shape = (-1,) + (1,) * (dots.ndim - 1)
-    return (dots * scale.astype(np.float64).reshape(shape) + shift.astype(np.float64).reshape(shape)
-            ).astype(np.float32)
+    return (dots * scale.astype(np.float64).reshape(shape) + shift.astype(np.float64).reshape(shape)).astype(np.float32)
 
 
 def packed_conv_output(layer: PackedConvolution, signs: np.ndarray) -> np.ndarray:
@@ -243,13 +260,18 @@ def explain(model: Module, image: np.ndarray, layer_index: int, position: tuple[
         return explain_conv(layer, x, position)
     if isinstance(layer, PackedFullyConnected):
         return explain_dense(layer, x, position)
-    raise ArgumentError(f"layer {layer_index} is a {type(layer).__name__}; only binary layers "
-                        "(PackedConvolution, PackedFullyConnected) can be explained")
+    raise ArgumentError(
+        f"layer {layer_index} is a {type(layer).__name__}; only binary layers "
+        "(PackedConvolution, PackedFullyConnected) can be explained"
+    )
 
 
 def check_position(position: Any, shape: tuple[int, ...], names: str) -> tuple[int, ...]:
-    ok = (isinstance(position, (list, tuple)) and len(position) == len(shape)
-          and all(isinstance(p, int) and not isinstance(p, bool) and 0 <= p < n for p, n in zip(position, shape)))
+    ok = (
+        isinstance(position, (list, tuple))
+        and len(position) == len(shape)
+        and all(isinstance(p, int) and not isinstance(p, bool) and 0 <= p < n for p, n in zip(position, shape))
+    )
     if not ok:
         raise ArgumentError(f"position must be [{names}] within {list(shape)}, got {position!r}")
     return tuple(position)
@@ -269,31 +291,59 @@ def explain_conv(layer: PackedConvolution, x: np.ndarray, position: Any) -> dict
         (qh, qw), (qsh, qsw) = layer.pool_kernel, layer.pool_stride
         candidates = windows[f, i, j]
         u, v = np.unravel_index(int(np.argmax(candidates)), candidates.shape)  # first maximum
-        window = {"kernel": [qh, qw], "top_left": [i * qsh, j * qsw], "values": candidates.tolist(),
-                  "chosen": [int(u), int(v)]}
+        window = {
+            "kernel": [qh, qw],
+            "top_left": [i * qsh, j * qsw],
+            "values": candidates.tolist(),
+            "chosen": [int(u), int(v)],
+        }
         i, j = i * qsh + int(u), j * qsw + int(v)
     (kh, kw), (sh, sw) = layer.kernel, layer.stride
-    patch = padded_bits(layer, signs)[:, i * sh:i * sh + kh, j * sw:j * sw + kw]
+    patch = padded_bits(layer, signs)[:, i * sh : i * sh + kh, j * sw : j * sw + kw]
     weights = filter_signs(layer)[f]
     xor = patch ^ weights
     popcount = int(np.count_nonzero(xor))
     dot = layer.bits - 2 * popcount
     scale, shift = float(layer.scale[f]), float(layer.shift[f])
-    return {"layer_type": "PackedConvolution", "filter": f, "conv_position": [i, j], "pool": window,
-            "shape": list(patch.shape), "patch_bits": patch, "filter_bits": weights, "xor_bits": xor,
-            "K": layer.bits, "popcount": popcount, "dot": dot, "scale": scale, "shift": shift,
-            "result": float(values[f, i, j])}
+    return {
+        "layer_type": "PackedConvolution",
+        "filter": f,
+        "conv_position": [i, j],
+        "pool": window,
+        "shape": list(patch.shape),
+        "patch_bits": patch,
+        "filter_bits": weights,
+        "xor_bits": xor,
+        "K": layer.bits,
+        "popcount": popcount,
+        "dot": dot,
+        "scale": scale,
+        "shift": shift,
+        "result": float(values[f, i, j]),
+    }
 
 
 def explain_dense(layer: PackedFullyConnected, x: np.ndarray, position: Any) -> dict[str, Any]:
     signs = x.reshape(-1) >= 0
     (h,) = check_position(position, (layer.num_hidden,), "unit")
-    weights = unpack_bits(layer.weight_bits[h:h + 1], layer.features)[0] > 0
+    weights = unpack_bits(layer.weight_bits[h : h + 1], layer.features)[0] > 0
     xor = signs ^ weights
     popcount = int(np.count_nonzero(xor))
     dot = layer.features - 2 * popcount
     scale, shift = float(layer.scale[h]), float(layer.shift[h])
-    return {"layer_type": "PackedFullyConnected", "filter": h, "conv_position": None, "pool": None,
-            "shape": list(signs.shape), "patch_bits": signs, "filter_bits": weights, "xor_bits": xor,
-            "K": layer.features, "popcount": popcount, "dot": dot, "scale": scale, "shift": shift,
-            "result": float(np.float32(dot) * layer.scale[h] + layer.shift[h])}
+    return {
+        "layer_type": "PackedFullyConnected",
+        "filter": h,
+        "conv_position": None,
+        "pool": None,
+        "shape": list(signs.shape),
+        "patch_bits": signs,
+        "filter_bits": weights,
+        "xor_bits": xor,
+        "K": layer.features,
+        "popcount": popcount,
+        "dot": dot,
+        "scale": scale,
+        "shift": shift,
+        "result": float(np.float32(dot) * layer.scale[h] + layer.shift[h]),
+    }

@@ -34,6 +34,7 @@ whole process when two threads launch parallel kernels at once; so one
 lock serializes the model's computation, and parsing, encoding and sending
 are done outside it.
 """
+
 from __future__ import annotations
 
 import base64
@@ -67,11 +68,19 @@ MAX_SIDE = 4096
 IMAGE_FORMATS = ("PNG", "JPEG")
 WHOLE_NUMBER = re.compile(r"[0-9]{1,12}")  # ASCII digits only: str.isdigit() also takes "²", which int() refuses
 STATIC = Path(__file__).with_name("static")
-PAGES = {"/": ("index.html", "text/html; charset=utf-8"), "/index.html": ("index.html", "text/html; charset=utf-8"),
-         "/app.js": ("app.js", "text/javascript; charset=utf-8"),
-         "/style.css": ("style.css", "text/css; charset=utf-8")}
-ROUTES = {"/api/model": "GET", "/api/digit": "GET", "/api/predict": "POST", "/api/explain": "POST",
-          **dict.fromkeys(PAGES, "GET")}
+PAGES = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/index.html": ("index.html", "text/html; charset=utf-8"),
+    "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/style.css": ("style.css", "text/css; charset=utf-8"),
+}
+ROUTES = {
+    "/api/model": "GET",
+    "/api/digit": "GET",
+    "/api/predict": "POST",
+    "/api/explain": "POST",
+    **dict.fromkeys(PAGES, "GET"),
+}
 
 
 class RequestError(Exception):
@@ -92,8 +101,13 @@ def encode_bits(bits: np.ndarray) -> dict[str, Any]:
 def encode_floats(values: np.ndarray, decimals: int | None = 3) -> dict[str, Any]:
     """Floats as their shape, min, max and values, flattened in C order (rounded unless decimals is None)."""
     flat = np.asarray(values, np.float64).reshape(-1)
-    return {"kind": "float", "shape": list(values.shape), "min": float(flat.min()), "max": float(flat.max()),
-            "values": (flat if decimals is None else np.round(flat, decimals)).tolist()}
+    return {
+        "kind": "float",
+        "shape": list(values.shape),
+        "min": float(flat.min()),
+        "max": float(flat.max()),
+        "values": (flat if decimals is None else np.round(flat, decimals)).tolist(),
+    }
 
 
 def encode_stage(stage: Stage) -> dict[str, Any]:
@@ -105,8 +119,9 @@ def encode_stage(stage: Stage) -> dict[str, Any]:
 def image_from_json(value: Any, shape: tuple[int, int]) -> np.ndarray:
     """A list of ``shape[0]`` lists of ``shape[1]`` finite numbers in [0, 1] as float32."""
     h, w = shape
-    if not (isinstance(value, list) and len(value) == h
-            and all(isinstance(row, list) and len(row) == w for row in value)):
+    if not (
+        isinstance(value, list) and len(value) == h and all(isinstance(row, list) and len(row) == w for row in value)
+    ):
         raise RequestError(400, f"image must be a list of {h} rows of {w} numbers")
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for row in value for v in row):
         raise RequestError(400, "image must hold numbers only")
@@ -117,8 +132,9 @@ def image_from_json(value: Any, shape: tuple[int, int]) -> np.ndarray:
     if not np.isfinite(image).all():
         raise RequestError(400, "image holds a value that is not finite")
     if image.min() < 0 or image.max() > 1:
-        raise RequestError(400, f"image values must lie in [0, 1] (a digit divided by 255), "
-                                f"found {image.min():g}..{image.max():g}")
+        raise RequestError(
+            400, f"image values must lie in [0, 1] (a digit divided by 255), found {image.min():g}..{image.max():g}"
+        )
     return image.astype(np.float32)
 
 
@@ -130,8 +146,9 @@ def image_from_upload(body: bytes) -> np.ndarray:
     except Image.DecompressionBombError as error:
         raise RequestError(413, f"the image is too large ({error})") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        raise RequestError(400, "the body is not a PNG or JPEG image (send JSON with "
-                                "Content-Type: application/json for a 28x28 array)") from None
+        raise RequestError(
+            400, "the body is not a PNG or JPEG image (send JSON with Content-Type: application/json for a 28x28 array)"
+        ) from None
     if max(width, height) > MAX_SIDE:
         raise RequestError(413, f"the image is {width}x{height}; at most {MAX_SIDE} pixels a side")
     with tempfile.TemporaryDirectory(prefix="tinybnn-serve-") as folder:
@@ -176,23 +193,44 @@ class Explorer:
         for index, layer in enumerate(layers_of(self.model)):
             x = run_layer(layer, x)
             state = layer.state_dict()
-            layers.append({"index": index, "type": type(layer).__name__, "config": layer.config(),
-                           "output_shape": list(x.shape), "arrays": {k: list(v.shape) for k, v in state.items()},
-                           "bytes": int(sum(v.nbytes for v in state.values()))})
-        return {"file": self.name, "kind": self.loaded.kind, "input_shape": list(self.loaded.input_shape),
-                "classes": self.labels, "layers": layers,
-                "digits": {"count": int(len(self.digits.labels)), "source": self.digits.source}}
+            layers.append(
+                {
+                    "index": index,
+                    "type": type(layer).__name__,
+                    "config": layer.config(),
+                    "output_shape": list(x.shape),
+                    "arrays": {k: list(v.shape) for k, v in state.items()},
+                    "bytes": int(sum(v.nbytes for v in state.values())),
+                }
+            )
+        return {
+            "file": self.name,
+            "kind": self.loaded.kind,
+            "input_shape": list(self.loaded.input_shape),
+            "classes": self.labels,
+            "layers": layers,
+            "digits": {"count": int(len(self.digits.labels)), "source": self.digits.source},
+        }
 
     def predict(self, image: np.ndarray) -> dict[str, Any]:
         with self.lock:
             probs = probabilities(self.model, image[None])[0]
             traces = trace(self.model, image[None])
         best = np.argsort(-probs, kind="stable")[:3]
-        return {"predicted": self.labels[best[0]],
-                "top": [{"class": self.labels[k], "probability": round(float(probs[k]), 6)} for k in best],
-                "input": encode_floats(image, decimals=None),
-                "layers": [{"index": t.index, "type": t.type, "description": t.description,
-                            "stages": [encode_stage(s) for s in t.stages]} for t in traces]}
+        return {
+            "predicted": self.labels[best[0]],
+            "top": [{"class": self.labels[k], "probability": round(float(probs[k]), 6)} for k in best],
+            "input": encode_floats(image, decimals=None),
+            "layers": [
+                {
+                    "index": t.index,
+                    "type": t.type,
+                    "description": t.description,
+                    "stages": [encode_stage(s) for s in t.stages],
+                }
+                for t in traces
+            ],
+        }
 
     def explain(self, image: np.ndarray, layer: Any, position: Any) -> dict[str, Any]:
         with self.lock:
@@ -203,8 +241,12 @@ class Explorer:
 
     def digit(self, index: int) -> dict[str, Any]:
         image, label = self.digits.digit(index)
-        return {"index": index, "label": label, "source": self.digits.source,
-                "image": image.astype(np.float64).tolist()}
+        return {
+            "index": index,
+            "label": label,
+            "source": self.digits.source,
+            "image": image.astype(np.float64).tolist(),
+        }
 
 
 # --- HTTP ----------------------------------------------------------------------------------
@@ -334,8 +376,9 @@ class ExplorerServer(ThreadingHTTPServer):
         return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
-def open_server(model_path: str | Path | None = None, host: str = "127.0.0.1", port: int = 8000,
-                data_dir: str | Path | None = None) -> ExplorerServer:
+def open_server(
+    model_path: str | Path | None = None, host: str = "127.0.0.1", port: int = 8000, data_dir: str | Path | None = None
+) -> ExplorerServer:
     """Load the model (the shipped binarized LeNet by default) and the digits, and bind the server."""
     if not (isinstance(port, int) and 0 <= port <= 65535):
         raise ArgumentError(f"--port must lie in 0..65535, got {port}")
@@ -351,8 +394,9 @@ def open_server(model_path: str | Path | None = None, host: str = "127.0.0.1", p
         raise ArgumentError(f"cannot listen on {host} port {port} ({error.strerror or error})") from None
 
 
-def serve(model_path: str | Path | None = None, host: str = "127.0.0.1", port: int = 8000,
-          data_dir: str | Path | None = None) -> int:
+def serve(
+    model_path: str | Path | None = None, host: str = "127.0.0.1", port: int = 8000, data_dir: str | Path | None = None
+) -> int:
     """Run the explorer until Ctrl-C, which stops it with one line and status 0."""
     server = open_server(model_path, host, port, data_dir)
     try:

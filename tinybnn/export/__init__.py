@@ -10,6 +10,7 @@ the binary dense layer a hidden unit at a time added into the classifier.
 Which networks it takes: :mod:`tinybnn.export.plan`; the C text:
 :mod:`tinybnn.export.c_source`; docs/export.md has the sizes on a Cortex-M4.
 """
+
 from __future__ import annotations
 
 __all__ = ["export_c", "fused_stages"]
@@ -18,8 +19,10 @@ __all__ = ["export_c", "fused_stages"]
 def __getattr__(name: str):  # lazily: ``tinybnn --help`` imports the command module only, not NumPy's users
     if name == "export_c":
         from .writer import export_c
+
         return export_c
     if name == "fused_stages":
         from .plan import fused_stages
+
         return fused_stages
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -32,6 +32,7 @@ for every integer dot product of every binary layer, in the order computed
 (stage 1 is the first binary convolution; pooled pixel, window pixel,
 filter), so a test can compare them with Python's.
 """
+
 from __future__ import annotations
 
 import math
@@ -87,7 +88,7 @@ def float_literal(value: float) -> str:
 
 def int_literal(value: int) -> str:
     value = int(value)
-    return "(-2147483647 - 1)" if value == -2**31 else str(value)
+    return "(-2147483647 - 1)" if value == -(2**31) else str(value)
 
 
 def word_literal(value: int) -> str:
@@ -97,7 +98,7 @@ def word_literal(value: int) -> str:
 def c_array(ctype: str, name: str, values: np.ndarray, literal) -> str:
     """``static const ctype name[n] = {...};`` with the values flat, PER_LINE to a line."""
     flat = [literal(v) for v in np.asarray(values).ravel()]
-    lines = [", ".join(flat[i:i + PER_LINE]) for i in range(0, len(flat), PER_LINE)]
+    lines = [", ".join(flat[i : i + PER_LINE]) for i in range(0, len(flat), PER_LINE)]
     body = ",\n    ".join(lines)
     return f"static const {ctype} {name}[{len(flat)}] = {{\n    {body}\n}};\n"
 
@@ -114,18 +115,26 @@ def static_ram(plan: ExportPlan) -> int:
 def const_arrays(plan: ExportPlan) -> list[tuple[str, str, np.ndarray, object]]:
     """(C type, name, values, literal) of every const array, in the order the source declares them."""
     first, last = plan.first, plan.last
-    arrays = [("float", "s0_weight", first.weight, float_literal), ("float", "s0_bias", first.bias, float_literal),
-              ("int8_t", "s0_flip", first.flip, int_literal), ("float", "s0_threshold", first.threshold, float_literal)]
+    arrays = [
+        ("float", "s0_weight", first.weight, float_literal),
+        ("float", "s0_bias", first.bias, float_literal),
+        ("int8_t", "s0_flip", first.flip, int_literal),
+        ("float", "s0_threshold", first.threshold, float_literal),
+    ]
     for s, stage in enumerate(plan.middle, start=1):
-        arrays += [("uint64_t", f"s{s}_weight", words(stage.weight_bits), word_literal),
-                   ("int8_t", f"s{s}_pool_sign", stage.pool_sign, int_literal),
-                   ("int8_t", f"s{s}_flip", stage.flip, int_literal),
-                   ("int32_t", f"s{s}_threshold", stage.threshold, int_literal)]
-    return arrays + [("uint64_t", "dense_weight", words(last.weight_bits.T), word_literal),
-                     ("float", "dense_scale", last.scale, float_literal),
-                     ("float", "dense_shift", last.shift, float_literal),
-                     ("float", "dense_classifier", last.classifier.T, float_literal),
-                     ("float", "dense_bias", last.classifier_bias, float_literal)]
+        arrays += [
+            ("uint64_t", f"s{s}_weight", words(stage.weight_bits), word_literal),
+            ("int8_t", f"s{s}_pool_sign", stage.pool_sign, int_literal),
+            ("int8_t", f"s{s}_flip", stage.flip, int_literal),
+            ("int32_t", f"s{s}_threshold", stage.threshold, int_literal),
+        ]
+    return arrays + [
+        ("uint64_t", "dense_weight", words(last.weight_bits.T), word_literal),
+        ("float", "dense_scale", last.scale, float_literal),
+        ("float", "dense_shift", last.shift, float_literal),
+        ("float", "dense_classifier", last.classifier.T, float_literal),
+        ("float", "dense_bias", last.classifier_bias, float_literal),
+    ]
 
 
 C_SIZES = {"float": 4, "int8_t": 1, "int32_t": 4, "uint64_t": 8}
@@ -296,25 +305,69 @@ def model_source(plan: ExportPlan, name: str) -> str:
     for s, g in enumerate(geo):
         parts.append(f"static uint64_t bits{s}[{g.out_h * g.out_w * g.out_words}];\n")
     g0 = geo[0]
-    parts.append(FIRST_STAGE.format(
-        F=first.num_filter, OH=g0.out_h, OW=g0.out_w, QH=first.pool_kernel[0], QW=first.pool_kernel[1],
-        QSH=first.pool_stride[0], QSW=first.pool_stride[1], KH=first.kernel[0], KW=first.kernel[1],
-        SH=first.stride[0], SW=first.stride[1], PH=first.pad[0], PW=first.pad[1], H=g0.in_h, W=g0.in_w,
-        CW=g0.out_words))
+    parts.append(
+        FIRST_STAGE.format(
+            F=first.num_filter,
+            OH=g0.out_h,
+            OW=g0.out_w,
+            QH=first.pool_kernel[0],
+            QW=first.pool_kernel[1],
+            QSH=first.pool_stride[0],
+            QSW=first.pool_stride[1],
+            KH=first.kernel[0],
+            KW=first.kernel[1],
+            SH=first.stride[0],
+            SW=first.stride[1],
+            PH=first.pad[0],
+            PW=first.pad[1],
+            H=g0.in_h,
+            W=g0.in_w,
+            CW=g0.out_words,
+        )
+    )
     for s, (stage, g) in enumerate(zip(plan.middle, geo[1:]), start=1):
         full, last_word = pad_words_of_pixel(stage.channels, stage.pad_value)
-        parts.append(BIT_CONV_STAGE.format(
-            S=s, F=stage.num_filter, OH=g.out_h, OW=g.out_w, QH=stage.pool_kernel[0], QW=stage.pool_kernel[1],
-            QSH=stage.pool_stride[0], QSW=stage.pool_stride[1], KH=stage.kernel[0], KW=stage.kernel[1],
-            SH=stage.stride[0], SW=stage.stride[1], PH=stage.pad[0], PW=stage.pad[1], H=g.in_h, W=g.in_w,
-            CWIN=g.in_words, CW=g.out_words, K=stage.bits, FULL=word_literal(int(full)),
-            LAST=word_literal(int(last_word))))
+        parts.append(
+            BIT_CONV_STAGE.format(
+                S=s,
+                F=stage.num_filter,
+                OH=g.out_h,
+                OW=g.out_w,
+                QH=stage.pool_kernel[0],
+                QW=stage.pool_kernel[1],
+                QSH=stage.pool_stride[0],
+                QSW=stage.pool_stride[1],
+                KH=stage.kernel[0],
+                KW=stage.kernel[1],
+                SH=stage.stride[0],
+                SW=stage.stride[1],
+                PH=stage.pad[0],
+                PW=stage.pad[1],
+                H=g.in_h,
+                W=g.in_w,
+                CWIN=g.in_words,
+                CW=g.out_words,
+                K=stage.bits,
+                FULL=word_literal(int(full)),
+                LAST=word_literal(int(last_word)),
+            )
+        )
     s = len(geo)
     if geo[-1].out_h * geo[-1].out_w * geo[-1].out_words != last.words:
-        raise ValueError(f"the dense layer takes {last.words} words, the stage before writes "
-                         f"{geo[-1].out_h * geo[-1].out_w * geo[-1].out_words}")
-    parts.append(DENSE_STAGE.format(S=s, C=last.classes, HID=last.num_hidden, WORDS=last.words, D=last.features,
-                                    ACT=ACTIVATION_C[last.activation]))
+        raise ValueError(
+            f"the dense layer takes {last.words} words, the stage before writes "
+            f"{geo[-1].out_h * geo[-1].out_w * geo[-1].out_words}"
+        )
+    parts.append(
+        DENSE_STAGE.format(
+            S=s,
+            C=last.classes,
+            HID=last.num_hidden,
+            WORDS=last.words,
+            D=last.features,
+            ACT=ACTIVATION_C[last.activation],
+        )
+    )
     calls = ["    stage0(image, bits0);"]
     calls += [f"    stage{k}(bits{k - 1}, bits{k});" for k in range(1, s)]
     calls.append(f"    stage{s}(bits{s - 1}, logits);")
@@ -335,9 +388,11 @@ def header_source(plan: ExportPlan, name: str, stack: str) -> str:
     """The text of ``tinybnn_model.h``: sizes, the entry point, and what it needs."""
     h, w = plan.input_hw
     ram = static_ram(plan)
-    stages = ", ".join([f"ConvolutionToBits {plan.first.num_filter} filters"]
-                       + [f"BitConvolution {s.num_filter} filters" for s in plan.middle]
-                       + [f"BitDense {plan.last.num_hidden} hidden, {plan.last.classes} classes"])
+    stages = ", ".join(
+        [f"ConvolutionToBits {plan.first.num_filter} filters"]
+        + [f"BitConvolution {s.num_filter} filters" for s in plan.middle]
+        + [f"BitDense {plan.last.num_hidden} hidden, {plan.last.classes} classes"]
+    )
     return f"""{MARK} from {name}; do not edit. */
 #ifndef TINYBNN_MODEL_H
 #define TINYBNN_MODEL_H

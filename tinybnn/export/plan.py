@@ -24,6 +24,7 @@ wrote it (unfused packed layers, fused here by
 refused with an :class:`~tinybnn.errors.ModelFileError` naming the first
 layer that does not fit.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -74,8 +75,10 @@ def foreign(layer: Module) -> str:
     """Why a layer that did not fuse into a stage has no C twin."""
     bits = [f"{name}={getattr(layer, name)}" for name in ("act_bit", "weight_bit") if hasattr(layer, name)]
     kind = f"a k-bit layer ({', '.join(bits)})" if is_k_bit(layer) else "this layer"
-    return (f"{kind} did not fuse into a binary stage; the C program runs ConvolutionToBits, BitConvolution "
-            "(bits in and out) and BitDense stages only")
+    return (
+        f"{kind} did not fuse into a binary stage; the C program runs ConvolutionToBits, BitConvolution "
+        "(bits in and out) and BitDense stages only"
+    )
 
 
 def fused_stages(loaded: ModelFile, path: str | Path) -> ExportPlan:
@@ -92,12 +95,16 @@ def fused_stages(loaded: ModelFile, path: str | Path) -> ExportPlan:
         assert isinstance(converted, Sequential)  # a Sequential converts to a Sequential
         layers, source = list(converted.layers), "trained"
     else:
-        raise ModelFileError(f"{path}: has no binary layer (QConvolution or QFullyConnected with act_bit=1 and "
-                             "weight_bit=1); the C exporter writes binary networks only")
+        raise ModelFileError(
+            f"{path}: has no binary layer (QConvolution or QFullyConnected with act_bit=1 and "
+            "weight_bit=1); the C exporter writes binary networks only"
+        )
     shape = tuple(loaded.input_shape)
     if len(shape) != 3 or shape[0] != 1 or shape[1] * shape[2] > MAX_PIXELS:
-        raise ModelFileError(f"{path}: cannot export to C: the input must be one grey image (1, H, W) of at most "
-                             f"{MAX_PIXELS} pixels, got {shape}")
+        raise ModelFileError(
+            f"{path}: cannot export to C: the input must be one grey image (1, H, W) of at most "
+            f"{MAX_PIXELS} pixels, got {shape}"
+        )
     strangers = [(index, layer) for index, layer in enumerate(layers) if not isinstance(layer, FUSED)]
     k_bit = [(index, layer) for index, layer in strangers if is_k_bit(layer)]
     if strangers:  # the k-bit layer first: it is the reason the layers around it did not fuse
@@ -108,8 +115,10 @@ def fused_stages(loaded: ModelFile, path: str | Path) -> ExportPlan:
         if why:
             raise refuse(path, layer, index, why, names)
     if len(layers) < 2:
-        raise ModelFileError(f"{path}: cannot export to C: the network fuses to {len(layers)} stage(s), "
-                             "a first convolution and a binary dense classifier are needed")
+        raise ModelFileError(
+            f"{path}: cannot export to C: the network fuses to {len(layers)} stage(s), "
+            "a first convolution and a binary dense classifier are needed"
+        )
     for layer in layers:
         for name in layer.buffer_names:
             value = getattr(layer, name)
@@ -123,8 +132,10 @@ def fused_stages(loaded: ModelFile, path: str | Path) -> ExportPlan:
 
 def unsupported(layer: Module, index: int, count: int) -> str | None:
     """Why ``layer``, stage ``index`` of ``count`` fused stages, has no C twin (None if it has one)."""
-    expected = ("the first stage must be a float convolution on the image, fused to bits "
-                "(Convolution [Activation] [Pooling max] before a binary layer)")
+    expected = (
+        "the first stage must be a float convolution on the image, fused to bits "
+        "(Convolution [Activation] [Pooling max] before a binary layer)"
+    )
     if index == 0:
         if not isinstance(layer, ConvolutionToBits):
             return expected
@@ -133,16 +144,20 @@ def unsupported(layer: Module, index: int, count: int) -> str | None:
         return None
     if index == count - 1:
         if not isinstance(layer, BitDense):
-            return ("the last stage must be a binary dense layer with its classifier (QFullyConnected, BatchNorm, "
-                    "Activation, FullyConnected)")
+            return (
+                "the last stage must be a binary dense layer with its classifier (QFullyConnected, BatchNorm, "
+                "Activation, FullyConnected)"
+            )
         if not layer.classes:
             return "the binary dense layer has no float FullyConnected classifier after it"
         if layer.features > MAX_BITS:
             return f"{layer.features} input bits; at most {MAX_BITS}"
         return None
     if not isinstance(layer, BitConvolution):
-        return ("only binary convolutions reading and writing bits may stand between the first stage and the "
-                "binary dense layer (k-bit and float layers there have no C twin)")
+        return (
+            "only binary convolutions reading and writing bits may stand between the first stage and the "
+            "binary dense layer (k-bit and float layers there have no C twin)"
+        )
     if layer.input != "bits" or layer.output != "bits":
         return f"a binary convolution with {layer.input} input and {layer.output} output; bits in and out are needed"
     if layer.bits > MAX_BITS:

@@ -10,6 +10,7 @@ calls (``tanhf``, ``fmaf`` where there is no instruction for it, a
 popcount helper) are not compiled here and come on top; the emulated board
 (docs/export.md) measures the whole stack by painting it.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -17,8 +18,15 @@ import tempfile
 from pathlib import Path
 
 #: the compiler and flags of a Cortex-M4 build (the board the tests emulate)
-CORTEX_M4 = ["arm-none-eabi-gcc", "-std=c99", "-O2", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard",
-             "-mfpu=fpv4-sp-d16"]
+CORTEX_M4 = [
+    "arm-none-eabi-gcc",
+    "-std=c99",
+    "-O2",
+    "-mcpu=cortex-m4",
+    "-mthumb",
+    "-mfloat-abi=hard",
+    "-mfpu=fpv4-sp-d16",
+]
 
 
 def parse_stack_usage(text: str) -> dict[str, int]:
@@ -43,7 +51,12 @@ def measure_stack(model_c: str, header_h: str, command: list[str], timeout: floa
         where = Path(folder)
         (where / "tinybnn_model.c").write_text(model_c)
         (where / "tinybnn_model.h").write_text(header_h)
-        subprocess.run([*command, "-fstack-usage", "-c", "tinybnn_model.c", "-o", "tinybnn_model.o"], check=True,
-                       capture_output=True, timeout=timeout, cwd=folder)
+        subprocess.run(
+            [*command, "-fstack-usage", "-c", "tinybnn_model.c", "-o", "tinybnn_model.o"],
+            check=True,
+            capture_output=True,
+            timeout=timeout,
+            cwd=folder,
+        )
         frames = parse_stack_usage((where / "tinybnn_model.su").read_text())
     return predict_stack(frames), frames

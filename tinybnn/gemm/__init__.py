@@ -13,6 +13,7 @@
 
 See ``docs/gemm.md`` for the conventions and the measured speed.
 """
+
 from tinybnn.gemm.bitpack import (
     WORD_BITS,
     binary_sign,

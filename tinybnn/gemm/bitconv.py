@@ -26,6 +26,7 @@ channel) plane contiguously whatever the batch's memory layout and setting one
 bit in every pixel's word, ``prange`` over images; im2col copies whole 64-bit
 words, 64 values at a time, ``prange`` over (image, output row).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -78,8 +79,9 @@ def _pack_normalized_channels(x, mean, inv_std, gamma, beta, cw, out):  # pragma
     return out
 
 
-def pack_normalized_channels(x: np.ndarray, mean: np.ndarray, inv_std: np.ndarray, gamma: np.ndarray,
-                             beta: np.ndarray) -> np.ndarray:
+def pack_normalized_channels(
+    x: np.ndarray, mean: np.ndarray, inv_std: np.ndarray, gamma: np.ndarray, beta: np.ndarray
+) -> np.ndarray:
     """Sign bits of a BatchNorm's output ``(x - mean) inv_std gamma + beta`` (evaluation mode),
     packed per pixel along C, without writing that output: the float32 operations are those of
     :func:`tinybnn.autograd.kernels.batch_norm_forward`, in the same order, so every sign is
@@ -128,8 +130,15 @@ def _im2col_words(words, kh, kw, sh, sw, ph, pw, full_word, last_word, out):  # 
     return out
 
 
-def im2col_words(words: np.ndarray, channels: int, kernel: tuple[int, int], stride: tuple[int, int],
-                 pad: tuple[int, int], pad_value: float, pad_words_to: int = 8) -> np.ndarray:
+def im2col_words(
+    words: np.ndarray,
+    channels: int,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    pad: tuple[int, int],
+    pad_value: float,
+    pad_words_to: int = 8,
+) -> np.ndarray:
     """Patches of packed pixels (N, H, W, Cw) as rows of words (N OH OW, Kw), padded with ±1."""
     n, h, w, _ = words.shape
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
@@ -149,8 +158,15 @@ def nominal_bits(channels: int, kernel: tuple[int, int]) -> int:
     return WORD_BITS * kernel[0] * kernel[1] * packed_words(channels)
 
 
-def patch_dots(words: np.ndarray, filter_bits: np.ndarray, channels: int, kernel: tuple[int, int],
-               stride: tuple[int, int], pad: tuple[int, int], pad_value: float) -> tuple[np.ndarray, int]:
+def patch_dots(
+    words: np.ndarray,
+    filter_bits: np.ndarray,
+    channels: int,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    pad: tuple[int, int],
+    pad_value: float,
+) -> tuple[np.ndarray, int]:
     """XNOR dot products of every patch of packed pixels with every packed filter.
 
     ``words`` (N, H, W, Cw) from :func:`pack_channels`, ``filter_bits``

@@ -29,6 +29,7 @@ Two implementations of the same function, tested against each other:
   place, OR the 64 bits of each word together;
 * :func:`pack_bits`, the fast one: a Numba kernel, parallel over rows.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -68,6 +69,7 @@ def binary_sign(x: np.ndarray) -> np.ndarray:
 # argument checks shared by both implementations
 # ----------------------------------------------------------------------------
 
+
 def _check_positive_int(value, name: str) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise ArgumentError(f"{name} must be an int, got {type(value).__name__} {value!r}")
@@ -84,12 +86,8 @@ def _refuse_nan(name: str = "x"):
 def _prepare(x, axis, pad_words_to, name: str = "x"):
     """Check ``x`` and return it as a C-contiguous 2-D ``(rows, K)`` array plus the output shape."""
     x = np.asarray(x)
-    if x.dtype == np.bool_ or not (
-        np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)
-    ):
-        raise ArgumentError(
-            f"{name} must be a real float or integer array to take its signs, got dtype {x.dtype}"
-        )
+    if x.dtype == np.bool_ or not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise ArgumentError(f"{name} must be a real float or integer array to take its signs, got dtype {x.dtype}")
     if x.ndim == 0:
         raise ShapeError(f"{name} must have at least one axis to pack, got a 0-d array")
     if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
@@ -111,6 +109,7 @@ def _prepare(x, axis, pad_words_to, name: str = "x"):
 # the obvious implementation
 # ----------------------------------------------------------------------------
 
+
 def pack_bits_numpy(x, axis: int = -1, pad_words_to: int = 1) -> np.ndarray:
     """Pack the sign bits of ``x`` along ``axis`` (obvious NumPy version).
 
@@ -130,6 +129,7 @@ def pack_bits_numpy(x, axis: int = -1, pad_words_to: int = 1) -> np.ndarray:
 # ----------------------------------------------------------------------------
 # the fast implementation
 # ----------------------------------------------------------------------------
+
 
 @njit(parallel=True, cache=True)
 def _pack_rows(rows, kw):

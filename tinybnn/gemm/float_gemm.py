@@ -20,6 +20,7 @@ the classic bound ``|C - A @ B| <= gamma_K * (|A| @ |B|)`` with
 ``gamma_K ~ K * eps / 2`` for its dtype, so two of them differ by at most
 ``K * eps * (|A| @ |B|)``; that is the tolerance the tests use.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,9 +47,7 @@ def check_float_operands(A, B):
         if 0 in arr.shape:
             raise ShapeError(f"{name} must be non-empty, got shape {arr.shape}")
     if A.shape[1] != B.shape[0]:
-        raise ShapeError(
-            f"A (M, K) and B (K, N) must share K: got A of shape {A.shape} and B of shape {B.shape}"
-        )
+        raise ShapeError(f"A (M, K) and B (K, N) must share K: got A of shape {A.shape} and B of shape {B.shape}")
     dtype = np.result_type(A.dtype, B.dtype)
     return A.astype(dtype, copy=False), B.astype(dtype, copy=False)
 
@@ -56,6 +55,7 @@ def check_float_operands(A, B):
 # ----------------------------------------------------------------------------
 # naive and reference
 # ----------------------------------------------------------------------------
+
 
 def gemm_naive(A, B) -> np.ndarray:
     """``C[i, j] = sum_k A[i, k] * B[k, j]`` with three Python loops.
@@ -139,7 +139,7 @@ def gemm_blocked(A, B) -> np.ndarray:
 # parallel (prange, packed panels, 4x4 register tiles)
 # ----------------------------------------------------------------------------
 
-PANEL_N = 16   # columns of B per packed panel: one 64-byte cache line of float32 per row of B
+PANEL_N = 16  # columns of B per packed panel: one 64-byte cache line of float32 per row of B
 PANEL_K = 512  # depth of a panel: 16 x 512 float32 = 32 KB, held in L1/L2
 
 # Reassociation lets LLVM split each sum into vector lanes; contraction lets
@@ -151,10 +151,10 @@ _FASTMATH = {"reassoc", "contract"}
 def _tile_4x4(A, P, p0, i0, k0, C, j0):
     """``C[i0:i0+4, j0:j0+4] += A[i0:i0+4, k0:k0+depth] @ P[p0:p0+4, :depth].T``, 16 sums in registers."""
     depth = min(PANEL_K, A.shape[1] - k0)
-    a0 = A[i0, k0:k0 + depth]
-    a1 = A[i0 + 1, k0:k0 + depth]
-    a2 = A[i0 + 2, k0:k0 + depth]
-    a3 = A[i0 + 3, k0:k0 + depth]
+    a0 = A[i0, k0 : k0 + depth]
+    a1 = A[i0 + 1, k0 : k0 + depth]
+    a2 = A[i0 + 2, k0 : k0 + depth]
+    a3 = A[i0 + 3, k0 : k0 + depth]
     q0 = P[p0, :depth]
     q1 = P[p0 + 1, :depth]
     q2 = P[p0 + 2, :depth]
@@ -221,7 +221,7 @@ def _gemm_parallel_kernel(A, B, C):
             # Pack B[k0:k0+depth, j0:j0+width] transposed, so that both operands
             # of a tile are contiguous along K. Each row of B gives one cache line.
             for t in range(depth):
-                row = B[k0 + t, j0:j0 + width]
+                row = B[k0 + t, j0 : j0 + width]
                 for jj in range(width):
                     panel[jj, t] = row[jj]
             for i0 in range(0, m, 4):
@@ -231,7 +231,7 @@ def _gemm_parallel_kernel(A, B, C):
                     else:  # a tile cut by the edge of C: one dot product at a time
                         for i in range(i0, min(i0 + 4, m)):
                             for jj in range(p0, min(p0 + 4, width)):
-                                a = A[i, k0:k0 + depth]
+                                a = A[i, k0 : k0 + depth]
                                 q = panel[jj, :depth]
                                 total = A.dtype.type(0)
                                 for t in range(depth):

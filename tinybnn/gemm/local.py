@@ -13,6 +13,7 @@ array of that kind (no reference count; it lives until the kernel returns).
 It is for small accumulator tiles only: a kernel that calls it twice gets
 two arrays, and one call inside a loop gives the same array every iteration.
 """
+
 from __future__ import annotations
 
 from numba import types
@@ -35,8 +36,14 @@ def register_block(typingctx):
 
         data = cgutils.alloca_once(builder, context.get_value_type(types.float32), size=intp(ROWS * COLUMNS))
         array = make_array(array_type)(context, builder)
-        populate_array(array, data=data, shape=[intp(ROWS), intp(COLUMNS)], strides=[intp(4 * COLUMNS), intp(4)],
-                       itemsize=intp(4), meminfo=None)
+        populate_array(
+            array,
+            data=data,
+            shape=[intp(ROWS), intp(COLUMNS)],
+            strides=[intp(4 * COLUMNS), intp(4)],
+            itemsize=intp(4),
+            meminfo=None,
+        )
         return array._getvalue()
 
     return array_type(), codegen

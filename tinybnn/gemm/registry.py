@@ -11,6 +11,7 @@ Two kinds, two signatures:
   ``(M, Kw)``, ``b_packed`` uint64 ``(N, Kw)``, ``k`` the number of bits, and
   ``out`` int32 ``(M, N)`` equal to ``sign(A) @ sign(B).T``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -46,20 +47,13 @@ class GemmImpl:
 REGISTRY: dict[str, GemmImpl] = {
     impl.name: impl
     for impl in (
-        GemmImpl("naive", "float", gemm_naive,
-                 "three Python loops, for teaching and tiny sizes", max_ops=2_000_000),
-        GemmImpl("blocked", "float", gemm_blocked,
-                 "Numba, one thread, cache tiling, vectorized i-k-j inner loop"),
-        GemmImpl("parallel", "float", gemm_parallel,
-                 "Numba prange, packed B panels, 4x4 register tiles"),
-        GemmImpl("numpy", "float", gemm_numpy,
-                 "np.dot (OpenBLAS), the reference"),
-        GemmImpl("xnor_naive", "xnor", xnor_naive,
-                 "Python loop over rows of A, NumPy XOR and bitwise_count"),
-        GemmImpl("xnor_blocked", "xnor", xnor_blocked,
-                 "Numba, one thread, 4x4 register tiles, vpopcntq"),
-        GemmImpl("xnor_parallel", "xnor", xnor_parallel,
-                 "Numba prange over 4x4 register tiles, vpopcntq"),
+        GemmImpl("naive", "float", gemm_naive, "three Python loops, for teaching and tiny sizes", max_ops=2_000_000),
+        GemmImpl("blocked", "float", gemm_blocked, "Numba, one thread, cache tiling, vectorized i-k-j inner loop"),
+        GemmImpl("parallel", "float", gemm_parallel, "Numba prange, packed B panels, 4x4 register tiles"),
+        GemmImpl("numpy", "float", gemm_numpy, "np.dot (OpenBLAS), the reference"),
+        GemmImpl("xnor_naive", "xnor", xnor_naive, "Python loop over rows of A, NumPy XOR and bitwise_count"),
+        GemmImpl("xnor_blocked", "xnor", xnor_blocked, "Numba, one thread, 4x4 register tiles, vpopcntq"),
+        GemmImpl("xnor_parallel", "xnor", xnor_parallel, "Numba prange over 4x4 register tiles, vpopcntq"),
     )
 }
 
@@ -69,9 +63,7 @@ def get_impl(name: str) -> GemmImpl:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise ArgumentError(
-            f"unknown GEMM implementation {name!r}; known: {', '.join(REGISTRY)}"
-        ) from None
+        raise ArgumentError(f"unknown GEMM implementation {name!r}; known: {', '.join(REGISTRY)}") from None
 
 
 def impl_names(kind: str | None = None) -> list[str]:

@@ -30,6 +30,7 @@ Three kernels, the same numbers:
 * :func:`xnor_blocked`: Numba, one thread, 4x4 register tiles.
 * :func:`xnor_parallel`: the same tiles spread over threads with ``prange``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -42,6 +43,7 @@ from tinybnn.gemm.bitpack import WORD_BITS, pack_bits, packed_words
 # ----------------------------------------------------------------------------
 # argument checks
 # ----------------------------------------------------------------------------
+
 
 def _check_packed_operands(a_packed, b_packed, k):
     """Validate the operands of an XNOR kernel; return C-contiguous copies if needed, and k."""
@@ -114,8 +116,9 @@ def pad_words(packed, multiple: int = 8) -> np.ndarray:
     """
     packed = np.asarray(packed)
     if packed.dtype != np.uint64 or packed.ndim == 0:
-        raise ArgumentError(f"packed must be a uint64 array with a words axis, got {packed.dtype} "
-                            f"of shape {packed.shape}")
+        raise ArgumentError(
+            f"packed must be a uint64 array with a words axis, got {packed.dtype} of shape {packed.shape}"
+        )
     kw = packed.shape[-1]
     target = packed_words(kw * WORD_BITS, multiple)
     if target == kw:
@@ -166,6 +169,7 @@ def xnor_naive(a_packed, b_packed, k) -> np.ndarray:
 # ----------------------------------------------------------------------------
 # the Numba kernels
 # ----------------------------------------------------------------------------
+
 
 @intrinsic
 def popcount64(typingctx, x):

@@ -1,4 +1,5 @@
 """Layers: Module and Sequential, MXNet-style float layers, and binary / k-bit Q-layers."""
+
 from .activation import Activation, Dropout, Flatten
 from .convolution import Convolution
 from .dense import FullyConnected
@@ -10,7 +11,21 @@ from .quantized import QActivation, QConvolution, QFullyConnected, use_float_pat
 from .residual import Residual
 
 __all__ = [
-    "Activation", "BatchNorm", "Convolution", "Dropout", "Flatten", "FullyConnected",
-    "Module", "Parameter", "Pooling", "QActivation", "QConvolution", "QFullyConnected", "Residual", "Sequential",
-    "describe", "unfused", "use_float_path",
+    "Activation",
+    "BatchNorm",
+    "Convolution",
+    "Dropout",
+    "Flatten",
+    "FullyConnected",
+    "Module",
+    "Parameter",
+    "Pooling",
+    "QActivation",
+    "QConvolution",
+    "QFullyConnected",
+    "Residual",
+    "Sequential",
+    "describe",
+    "unfused",
+    "use_float_path",
 ]

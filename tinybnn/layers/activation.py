@@ -3,6 +3,7 @@
 Paper: Dropout, Srivastava, Hinton, Krizhevsky, Sutskever and Salakhutdinov, "Dropout: A Simple
 Way to Prevent Neural Networks from Overfitting" (JMLR 2014).
 """
+
 from __future__ import annotations
 
 import math

@@ -3,6 +3,7 @@
 Paper: convolutional networks trained by back-propagation, LeCun, Bottou, Bengio and Haffner,
 "Gradient-Based Learning Applied to Document Recognition" (Proc. IEEE 1998; LeNet).
 """
+
 from __future__ import annotations
 
 import math
@@ -24,8 +25,9 @@ def positive(value: int, name: str, where: str) -> int:
     return int(value)
 
 
-def conv_geometry(config: dict[str, Any], input_shape: tuple[int, ...], where: str
-                  ) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], int, int]:
+def conv_geometry(
+    config: dict[str, Any], input_shape: tuple[int, ...], where: str
+) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], int, int]:
     """(kernel, stride, pad, OH, OW) of a convolution ``config`` on a (C, H, W) sample, checked."""
     kernel, stride, pad = check_geometry(config["kernel"], config["stride"], config["pad"], where)
     if len(input_shape) != 3:
@@ -74,8 +76,16 @@ class Convolution(Module):
     ((2, 64, 24, 24), (64, 1, 5, 5))
     """
 
-    def __init__(self, kernel, num_filter: int, stride=1, pad=0, no_bias: bool = False,
-                 weight_init: str = "kaiming", rng: np.random.Generator | None = None):
+    def __init__(
+        self,
+        kernel,
+        num_filter: int,
+        stride=1,
+        pad=0,
+        no_bias: bool = False,
+        weight_init: str = "kaiming",
+        rng: np.random.Generator | None = None,
+    ):
         super().__init__()
         where = type(self).__name__
         self.kernel, self.stride, self.pad = check_geometry(kernel, stride, pad, where)
@@ -86,8 +96,10 @@ class Convolution(Module):
         self.weight: Parameter | None = None
         self.bias: Parameter | None = None
 
-    config_schema = Obj({"kernel": PAIR, "num_filter": POSITIVE},
-                        {"stride": PAIR, "pad": PAIR, "no_bias": Bool(), "weight_init": Str(tuple(INITIALIZERS))})
+    config_schema = Obj(
+        {"kernel": PAIR, "num_filter": POSITIVE},
+        {"stride": PAIR, "pad": PAIR, "no_bias": Bool(), "weight_init": Str(tuple(INITIALIZERS))},
+    )
 
     @classmethod
     def footprint(cls, config, input_shape, footprint_of) -> Footprint:
@@ -126,5 +138,11 @@ class Convolution(Module):
         return conv2d(x, self.weight, self.bias, stride=self.stride, pad=self.pad)
 
     def config(self) -> dict[str, Any]:
-        return {"kernel": list(self.kernel), "num_filter": self.num_filter, "stride": list(self.stride),
-                "pad": list(self.pad), "no_bias": self.no_bias, "weight_init": self.weight_init}
+        return {
+            "kernel": list(self.kernel),
+            "num_filter": self.num_filter,
+            "stride": list(self.stride),
+            "pad": list(self.pad),
+            "no_bias": self.no_bias,
+            "weight_init": self.weight_init,
+        }

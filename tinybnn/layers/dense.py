@@ -3,6 +3,7 @@
 Paper: LeCun et al., "Gradient-Based Learning Applied to Document Recognition" (Proc. IEEE
 1998), whose LeNet ends in such layers.
 """
+
 from __future__ import annotations
 
 import math
@@ -34,8 +35,13 @@ class FullyConnected(Module):
     ((3, 10), (10, 1024))
     """
 
-    def __init__(self, num_hidden: int, no_bias: bool = False, weight_init: str = "kaiming",
-                 rng: np.random.Generator | None = None):
+    def __init__(
+        self,
+        num_hidden: int,
+        no_bias: bool = False,
+        weight_init: str = "kaiming",
+        rng: np.random.Generator | None = None,
+    ):
         super().__init__()
         self.num_hidden = positive(num_hidden, "num_hidden", type(self).__name__)
         self.no_bias = bool(no_bias)

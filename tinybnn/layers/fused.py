@@ -39,6 +39,7 @@ here; ``TINYBNN_PARALLEL_MIN_BATCH`` sets the batch from which threads are used.
 Every array a stage returns is new; scratch lives inside the kernels, one
 per image, so a model may be called from several threads at once.
 """
+
 from __future__ import annotations
 
 import math
@@ -84,11 +85,15 @@ def choose(kernels: tuple, batch: int):
 def twin_kernels(function, fastmath=False):
     """The same kernel compiled twice: with ``prange`` over threads, and serial (``prange`` is
     ``range`` there). The serial copy gets its own name, so that Numba's cache keeps the two apart."""
-    serial = types.FunctionType(function.__code__, function.__globals__, function.__name__ + "_serial",
-                                function.__defaults__, function.__closure__)
+    serial = types.FunctionType(
+        function.__code__,
+        function.__globals__,
+        function.__name__ + "_serial",
+        function.__defaults__,
+        function.__closure__,
+    )
     serial.__qualname__ = function.__qualname__ + "_serial"
-    return (njit(parallel=True, cache=True, fastmath=fastmath)(function),
-            njit(cache=True, fastmath=fastmath)(serial))
+    return (njit(parallel=True, cache=True, fastmath=fastmath)(function), njit(cache=True, fastmath=fastmath)(serial))
 
 
 def planned(layer, shape: tuple[int, ...]):
@@ -188,8 +193,9 @@ def stage_cost(layer: Any, x: Tensor, y: Tensor) -> Cost:
         shape, binary_macs = (layer.classes or layer.num_hidden,), weights
     else:
         h, w = x.shape[1:3] if x.data.dtype == np.uint64 else x.shape[2:]
-        positions = math.prod(output_size(n, k, s, p) for n, k, s, p in zip((h, w), layer.kernel, layer.stride,
-                                                                              layer.pad))
+        positions = math.prod(
+            output_size(n, k, s, p) for n, k, s, p in zip((h, w), layer.kernel, layer.stride, layer.pad)
+        )
         shape = (layer.num_filter, *(y.shape[1:3] if y.data.dtype == np.uint64 else y.shape[2:]))
         if isinstance(layer, ConvolutionToBits):
             weights, binary_macs, float_macs = 0, 0, layer.weight.size * positions
@@ -245,8 +251,17 @@ class ConvolutionToBits(Module):
 
     buffer_names = ("weight", "bias", "flip", "threshold")
 
-    def __init__(self, kernel, num_filter: int, channels: int, stride=1, pad=0, activation: str = "tanh",
-                 pool_kernel=(1, 1), pool_stride=None):
+    def __init__(
+        self,
+        kernel,
+        num_filter: int,
+        channels: int,
+        stride=1,
+        pad=0,
+        activation: str = "tanh",
+        pool_kernel=(1, 1),
+        pool_stride=None,
+    ):
         super().__init__()
         where = "ConvolutionToBits"
         self.kernel, self.stride, self.pad = check_geometry(kernel, stride, pad, where)
@@ -254,16 +269,24 @@ class ConvolutionToBits(Module):
         self.channels = positive(channels, "channels", where)
         self.activation = str(activation)
         self.pool_kernel, self.pool_stride, _ = check_geometry(
-            pool_kernel, pool_kernel if pool_stride is None else pool_stride, 0, where)
+            pool_kernel, pool_kernel if pool_stride is None else pool_stride, 0, where
+        )
         taps = self.channels * self.kernel[0] * self.kernel[1]
         self.weight = np.zeros((taps, self.num_filter), np.float32)
         self.bias = np.zeros(self.num_filter, np.float32)
         self.flip = np.ones(self.num_filter, np.int32)
         self.threshold = np.zeros(self.num_filter, np.float32)
 
-    config_schema = Obj({"kernel": PAIR, "num_filter": POSITIVE, "channels": POSITIVE},
-                        {"stride": PAIR, "pad": PAIR, "activation": Str(RECORDED_ACTIVATIONS), "pool_kernel": PAIR,
-                         "pool_stride": PAIR})
+    config_schema = Obj(
+        {"kernel": PAIR, "num_filter": POSITIVE, "channels": POSITIVE},
+        {
+            "stride": PAIR,
+            "pad": PAIR,
+            "activation": Str(RECORDED_ACTIVATIONS),
+            "pool_kernel": PAIR,
+            "pool_stride": PAIR,
+        },
+    )
 
     @classmethod
     def footprint(cls, config, input_shape, footprint_of) -> Footprint:
@@ -279,22 +302,34 @@ class ConvolutionToBits(Module):
 
     def plan(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         """The output's shape for an input of ``shape``, checked once per shape (:func:`planned`)."""
-        oh, ow = check_conv_shapes(shape, (self.num_filter, self.channels, *self.kernel), self.pad, self.stride,
-                                   where=self.label())
+        oh, ow = check_conv_shapes(
+            shape, (self.num_filter, self.channels, *self.kernel), self.pad, self.stride, where=self.label()
+        )
         return (shape[0], *pooled_shape(self, oh, ow), packed_words(self.num_filter))
 
     def forward(self, x: Tensor) -> Tensor:
         data = x.data
         if data.ndim != 4 or data.shape[1] != self.channels or data.dtype != np.float32:
-            raise ShapeError(f"{self.label()}: expected float32 input (N, {self.channels}, H, W), "
-                             f"got {data.dtype} of shape {data.shape}")
+            raise ShapeError(
+                f"{self.label()}: expected float32 input (N, {self.channels}, H, W), "
+                f"got {data.dtype} of shape {data.shape}"
+            )
         out = np.empty(planned(self, data.shape), np.uint64)
         ph, pw = self.pad
         if ph or pw:  # zeros, as the float path's im2col pads: z takes fma(0, w, z) = z there
             data = np.pad(data, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-        choose(_FLOAT_CONV_BITS, data.shape[0])(np.ascontiguousarray(data), filter_blocks(self.weight), self.bias,
-                                                self.flip, self.threshold, *self.kernel, *self.stride,
-                                                *self.pool_kernel, *self.pool_stride, out)
+        choose(_FLOAT_CONV_BITS, data.shape[0])(
+            np.ascontiguousarray(data),
+            filter_blocks(self.weight),
+            self.bias,
+            self.flip,
+            self.threshold,
+            *self.kernel,
+            *self.stride,
+            *self.pool_kernel,
+            *self.pool_stride,
+            out,
+        )
         return Tensor(out)
 
     def filters(self) -> np.ndarray:
@@ -308,16 +343,24 @@ class ConvolutionToBits(Module):
         return Filters("float", self.filters(), 32)
 
     def config(self) -> dict[str, Any]:
-        return {"kernel": list(self.kernel), "num_filter": self.num_filter, "channels": self.channels,
-                "stride": list(self.stride), "pad": list(self.pad), "activation": self.activation,
-                "pool_kernel": list(self.pool_kernel), "pool_stride": list(self.pool_stride)}
+        return {
+            "kernel": list(self.kernel),
+            "num_filter": self.num_filter,
+            "channels": self.channels,
+            "stride": list(self.stride),
+            "pad": list(self.pad),
+            "activation": self.activation,
+            "pool_kernel": list(self.pool_kernel),
+            "pool_stride": list(self.pool_stride),
+        }
 
 
 def pooled_footprint(config: dict[str, Any], oh: int, ow: int, where: str) -> tuple[int, int]:
     """(PH, PW) of a fused stage's pooling window over an OH x OW output, from its config."""
     pool = config["pool_kernel"]
-    (qh, qw), (qsh, qsw), _ = check_geometry(pool, pool if config["pool_stride"] is None
-                                             else config["pool_stride"], 0, where)
+    (qh, qw), (qsh, qsw), _ = check_geometry(
+        pool, pool if config["pool_stride"] is None else config["pool_stride"], 0, where
+    )
     if qh > oh or qw > ow:
         raise ShapeError(f"{where}: pooling {(qh, qw)} is larger than the output {oh}x{ow}")
     return (oh - qh) // qsh + 1, (ow - qw) // qsw + 1
@@ -353,8 +396,9 @@ def _pixel_differ(words, n, i, j, weight, sh, sw, ph, pw, kh, kw, full_word, las
                     acc[f] += popcount64(word ^ weight[row, f])
 
 
-def _bit_conv_bits(words, weight, k, pool_sign, flip, threshold, sh, sw, ph, pw, kh, kw, full_word, last_word,
-                   qh, qw, qsh, qsw, out):  # pragma: no cover (compiled)
+def _bit_conv_bits(
+    words, weight, k, pool_sign, flip, threshold, sh, sw, ph, pw, kh, kw, full_word, last_word, qh, qw, qsh, qsw, out
+):  # pragma: no cover (compiled)
     filters = weight.shape[1]
     out_h, out_w, out_cw = out.shape[1], out.shape[2], out.shape[3]
     for n in prange(words.shape[0]):
@@ -365,8 +409,22 @@ def _bit_conv_bits(words, weight, k, pool_sign, flip, threshold, sh, sw, ph, pw,
                 best[:] = -(1 << 62)
                 for u in range(qh):
                     for v in range(qw):
-                        _pixel_differ(words, n, i * qsh + u, j * qsw + v, weight, sh, sw, ph, pw, kh, kw,
-                                      full_word, last_word, acc)
+                        _pixel_differ(
+                            words,
+                            n,
+                            i * qsh + u,
+                            j * qsw + v,
+                            weight,
+                            sh,
+                            sw,
+                            ph,
+                            pw,
+                            kh,
+                            kw,
+                            full_word,
+                            last_word,
+                            acc,
+                        )
                         for f in range(filters):
                             dot = k - 2 * np.int64(acc[f])
                             best[f] = max(best[f], np.int64(pool_sign[f]) * dot)
@@ -377,8 +435,9 @@ def _bit_conv_bits(words, weight, k, pool_sign, flip, threshold, sh, sw, ph, pw,
                         out[n, i, j, f // 64] |= np.uint64(1) << np.uint64(f % 64)
 
 
-def _bit_conv_floats(words, weight, k, scale, shift, sh, sw, ph, pw, kh, kw, full_word, last_word,
-                     qh, qw, qsh, qsw, out):  # pragma: no cover (compiled)
+def _bit_conv_floats(
+    words, weight, k, scale, shift, sh, sw, ph, pw, kh, kw, full_word, last_word, qh, qw, qsh, qsw, out
+):  # pragma: no cover (compiled)
     filters = weight.shape[1]
     out_h, out_w = out.shape[2], out.shape[3]
     for n in prange(words.shape[0]):
@@ -389,8 +448,22 @@ def _bit_conv_floats(words, weight, k, scale, shift, sh, sw, ph, pw, kh, kw, ful
                 best[:] = -np.inf
                 for u in range(qh):
                     for v in range(qw):
-                        _pixel_differ(words, n, i * qsh + u, j * qsw + v, weight, sh, sw, ph, pw, kh, kw,
-                                      full_word, last_word, acc)
+                        _pixel_differ(
+                            words,
+                            n,
+                            i * qsh + u,
+                            j * qsw + v,
+                            weight,
+                            sh,
+                            sw,
+                            ph,
+                            pw,
+                            kh,
+                            kw,
+                            full_word,
+                            last_word,
+                            acc,
+                        )
                         for f in range(filters):
                             dot = k - 2 * np.int64(acc[f])
                             best[f] = max(best[f], np.float64(dot) * np.float64(scale[f]) + np.float64(shift[f]))
@@ -438,9 +511,20 @@ class BitConvolution(Module):
     dots of one window, in registers; serial kernel for small batches.
     """
 
-    def __init__(self, kernel, num_filter: int, channels: int, stride=1, pad=0, pad_value: float = 1.0,
-                 input: str = "bits", output: str = "bits", input_norm: bool = False, pool_kernel=(1, 1),
-                 pool_stride=None):
+    def __init__(
+        self,
+        kernel,
+        num_filter: int,
+        channels: int,
+        stride=1,
+        pad=0,
+        pad_value: float = 1.0,
+        input: str = "bits",
+        output: str = "bits",
+        input_norm: bool = False,
+        pool_kernel=(1, 1),
+        pool_stride=None,
+    ):
         super().__init__()
         where = "BitConvolution"
         self.kernel, self.stride, self.pad = check_geometry(kernel, stride, pad, where)
@@ -453,7 +537,8 @@ class BitConvolution(Module):
             raise ArgumentError(f"{where}: input_norm needs input='float'")
         self.input, self.output, self.input_norm = input, output, bool(input_norm)
         self.pool_kernel, self.pool_stride, _ = check_geometry(
-            pool_kernel, pool_kernel if pool_stride is None else pool_stride, 0, where)
+            pool_kernel, pool_kernel if pool_stride is None else pool_stride, 0, where
+        )
         self.bits = self.channels * self.kernel[0] * self.kernel[1]
         self.channel_words = packed_words(self.channels)
         rows = self.kernel[0] * self.kernel[1] * self.channel_words
@@ -476,10 +561,19 @@ class BitConvolution(Module):
             names += ["input_mean", "input_inv_std", "input_gamma", "input_beta"]
         self.buffer_names = tuple(names)
 
-    config_schema = Obj({"kernel": PAIR, "num_filter": POSITIVE, "channels": POSITIVE},
-                        {"stride": PAIR, "pad": PAIR, "pad_value": Float(-1.0, 1.0), "input": Str(("bits", "float")),
-                         "output": Str(("bits", "float")), "input_norm": Bool(), "pool_kernel": PAIR,
-                         "pool_stride": PAIR})
+    config_schema = Obj(
+        {"kernel": PAIR, "num_filter": POSITIVE, "channels": POSITIVE},
+        {
+            "stride": PAIR,
+            "pad": PAIR,
+            "pad_value": Float(-1.0, 1.0),
+            "input": Str(("bits", "float")),
+            "output": Str(("bits", "float")),
+            "input_norm": Bool(),
+            "pool_kernel": PAIR,
+            "pool_stride": PAIR,
+        },
+    )
 
     @classmethod
     def footprint(cls, config, input_shape, footprint_of) -> Footprint:
@@ -503,32 +597,49 @@ class BitConvolution(Module):
         else:
             shape, out_bytes = (filters, ph, pw), FLOAT32 * filters * ph * pw
         per_channel = 3 if config["output"] == "bits" else 2
-        state = (8 * kernel[0] * kernel[1] * cw * filters + FLOAT32 * per_channel * filters
-                 + (FLOAT32 * 4 * channels if config["input_norm"] else 0))
+        state = (
+            8 * kernel[0] * kernel[1] * cw * filters
+            + FLOAT32 * per_channel * filters
+            + (FLOAT32 * 4 * channels if config["input_norm"] else 0)
+        )
         return Footprint(shape, state, out_bytes, scratch)
 
     def input_words(self, data: np.ndarray) -> np.ndarray:
         if self.input == "bits":
             cw = self.channel_words
             if data.ndim != 4 or data.shape[3] != cw or data.dtype != np.uint64:
-                raise ShapeError(f"{self.label()}: expected packed bits (N, H, W, {cw}) uint64, "
-                                 f"got {data.dtype} of shape {data.shape}")
+                raise ShapeError(
+                    f"{self.label()}: expected packed bits (N, H, W, {cw}) uint64, "
+                    f"got {data.dtype} of shape {data.shape}"
+                )
             return data
         if data.ndim != 4 or data.shape[1] != self.channels:
             raise ShapeError(f"{self.label()}: expected input (N, {self.channels}, H, W), got shape {data.shape}")
         if self.input_norm:
-            return pack_normalized_channels(data, self.input_mean, self.input_inv_std, self.input_gamma,
-                                            self.input_beta)
+            return pack_normalized_channels(
+                data, self.input_mean, self.input_inv_std, self.input_gamma, self.input_beta
+            )
         return pack_channels(data)
 
     def plan(self, shape: tuple[int, ...]) -> tuple:
         """For input words of ``shape``: the output's shape and the kernel's geometry arguments."""
         n, h, w = shape[:3]
-        oh, ow = check_conv_shapes((n, self.channels, h, w), (self.num_filter, self.channels, *self.kernel),
-                                   self.pad, self.stride, where=self.label())
+        oh, ow = check_conv_shapes(
+            (n, self.channels, h, w),
+            (self.num_filter, self.channels, *self.kernel),
+            self.pad,
+            self.stride,
+            where=self.label(),
+        )
         ph, pw = pooled_shape(self, oh, ow)
-        geometry = (*self.stride, *self.pad, *self.kernel, *pad_words_of_pixel(self.channels, self.pad_value),
-                    *self.pool_kernel, *self.pool_stride)
+        geometry = (
+            *self.stride,
+            *self.pad,
+            *self.kernel,
+            *pad_words_of_pixel(self.channels, self.pad_value),
+            *self.pool_kernel,
+            *self.pool_stride,
+        )
         shape = (n, ph, pw, packed_words(self.num_filter)) if self.output == "bits" else (n, self.num_filter, ph, pw)
         return shape, geometry
 
@@ -538,8 +649,9 @@ class BitConvolution(Module):
         n = shape[0]
         if self.output == "bits":
             out = np.empty(shape, np.uint64)
-            choose(_BIT_CONV_BITS, n)(words, self.weight_bits, self.bits, self.pool_sign, self.flip,
-                                      self.threshold, *geometry, out)
+            choose(_BIT_CONV_BITS, n)(
+                words, self.weight_bits, self.bits, self.pool_sign, self.flip, self.threshold, *geometry, out
+            )
         else:
             out = np.empty(shape, np.float32)
             choose(_BIT_CONV_FLOATS, n)(words, self.weight_bits, self.bits, self.scale, self.shift, *geometry, out)
@@ -557,10 +669,18 @@ class BitConvolution(Module):
         return Filters("binary", self.filters(), 1)
 
     def config(self) -> dict[str, Any]:
-        config = {"kernel": list(self.kernel), "num_filter": self.num_filter, "channels": self.channels,
-                  "stride": list(self.stride), "pad": list(self.pad), "pad_value": self.pad_value,
-                  "input": self.input, "output": self.output, "pool_kernel": list(self.pool_kernel),
-                  "pool_stride": list(self.pool_stride)}
+        config = {
+            "kernel": list(self.kernel),
+            "num_filter": self.num_filter,
+            "channels": self.channels,
+            "stride": list(self.stride),
+            "pad": list(self.pad),
+            "pad_value": self.pad_value,
+            "input": self.input,
+            "output": self.output,
+            "pool_kernel": list(self.pool_kernel),
+            "pool_stride": list(self.pool_stride),
+        }
         if self.input_norm:
             config["input_norm"] = True
         return config
@@ -637,8 +757,10 @@ class BitDense(Module):
         if self.classes:
             self.buffer_names += ("classifier", "classifier_bias")
 
-    config_schema = Obj({"num_hidden": POSITIVE, "features": POSITIVE, "words": POSITIVE},
-                        {"activation": Str(ACTIVATIONS), "classes": Int(0, (1 << 40) - 1)})
+    config_schema = Obj(
+        {"num_hidden": POSITIVE, "features": POSITIVE, "words": POSITIVE},
+        {"activation": Str(ACTIVATIONS), "classes": Int(0, (1 << 40) - 1)},
+    )
 
     @classmethod
     def footprint(cls, config, input_shape, footprint_of) -> Footprint:
@@ -646,8 +768,9 @@ class BitDense(Module):
         (num_hidden + 1) floats); scratch: the hidden layer's floats."""
         words, hidden, classes = config["words"], config["num_hidden"], config["classes"]
         if math.prod(input_shape) != words:
-            raise ShapeError(f"{cls.__name__}: expected packed bits with {words} words per image, got shape "
-                             f"{(1, *input_shape)}")
+            raise ShapeError(
+                f"{cls.__name__}: expected packed bits with {words} words per image, got shape {(1, *input_shape)}"
+            )
         state = 8 * words * hidden + FLOAT32 * (2 * hidden + classes * (hidden + 1))
         shape = (classes,) if classes else (hidden,)
         return Footprint(shape, state, FLOAT32 * shape[0], FLOAT32 * hidden)
@@ -655,8 +778,10 @@ class BitDense(Module):
     def forward(self, x: Tensor) -> Tensor:
         data = x.data
         if data.dtype != np.uint64 or data.ndim < 2 or data[0].size != self.words:
-            raise ShapeError(f"{self.label()}: expected packed bits with {self.words} words per image, "
-                             f"got {data.dtype} of shape {data.shape}")
+            raise ShapeError(
+                f"{self.label()}: expected packed bits with {self.words} words per image, "
+                f"got {data.dtype} of shape {data.shape}"
+            )
         words = np.ascontiguousarray(data.reshape(data.shape[0], self.words))
         y = np.empty((words.shape[0], self.num_hidden), np.float32)
         choose(_BIT_DENSE, words.shape[0])(words, self.weight_bits, self.features, self.scale, self.shift, y)
@@ -674,5 +799,10 @@ class BitDense(Module):
         return stage_cost(self, x, y)
 
     def config(self) -> dict[str, Any]:
-        return {"num_hidden": self.num_hidden, "features": self.features, "words": self.words,
-                "activation": self.activation, "classes": self.classes}
+        return {
+            "num_hidden": self.num_hidden,
+            "features": self.features,
+            "words": self.words,
+            "activation": self.activation,
+            "classes": self.classes,
+        }

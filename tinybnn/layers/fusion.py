@@ -15,6 +15,7 @@ are; only the computation is shared. ``with unfused(): ...`` runs every layer
 on its own (the plain composition), for comparisons, and so does the
 reference backend (``tinybnn.autograd.backend("reference")``).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -51,7 +52,7 @@ def fusable_block(layers: Sequence[Module], i: int, x: Tensor) -> bool:
     that the fused op computes for the input ``x``."""
     if getattr(_state, "disabled", False) or i + 3 > len(layers) or active_backend() != "fast":
         return False  # the reference backend runs every layer as its plain formula
-    conv, act, pool = layers[i:i + 3]
+    conv, act, pool = layers[i : i + 3]
     if not (type(conv) is Convolution and type(act) is Activation and type(pool) is Pooling):
         return False
     if act.act_type != "tanh" or pool.pool_type != "max" or pool.global_pool:

@@ -12,6 +12,7 @@ Glorot and Bengio, "Understanding the difficulty of training deep feedforward ne
 
 ``fan_in`` of a convolution is C KH KW and ``fan_out`` is F KH KW.
 """
+
 from __future__ import annotations
 
 import math

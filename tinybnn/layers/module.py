@@ -38,6 +38,7 @@ adding a layer is one file plus its tests:
 The defaults describe a float layer that the converter keeps and that has
 no filters to draw.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -76,8 +77,13 @@ class Footprint:
 
     def then(self, after: "Footprint") -> "Footprint":
         """This layer followed by ``after``: states and outputs add up, scratch is reused."""
-        return Footprint(after.output_shape, self.state + after.state, self.activations + after.activations,
-                         max(self.scratch, after.scratch), max(self.heaviest, after.heaviest))
+        return Footprint(
+            after.output_shape,
+            self.state + after.state,
+            self.activations + after.activations,
+            max(self.scratch, after.scratch),
+            max(self.heaviest, after.heaviest),
+        )
 
 
 def elementwise(input_shape: tuple[int, ...], state: int = 0) -> Footprint:
@@ -114,8 +120,13 @@ def float_cost(layer: "Module", float_macs: int = 0, bits: int | None = None) ->
     """The cost of a layer stored as float32 (its parameters and buffers)."""
     params = sum(p.size for _, p in layer.named_parameters())
     arrays = params + sum(b.size for _, b in layer.named_buffers())
-    return Cost(params, bits if bits is not None else 32 if arrays else None, FLOAT32 * arrays, FLOAT32 * arrays,
-                float_macs=float_macs)
+    return Cost(
+        params,
+        bits if bits is not None else 32 if arrays else None,
+        FLOAT32 * arrays,
+        FLOAT32 * arrays,
+        float_macs=float_macs,
+    )
 
 
 def bits_cost(outputs: int, words: int, params: int, float32_values: int, floats: int, binary_macs: int) -> Cost:
@@ -260,16 +271,19 @@ class Module:
         if missing or extra:
             raise ArgumentError(
                 "state does not match the network: "
-                + "; ".join(part for part in (
-                    f"missing {', '.join(missing)}" if missing else "",
-                    f"unexpected {', '.join(extra)}" if extra else "") if part)
+                + "; ".join(
+                    part
+                    for part in (
+                        f"missing {', '.join(missing)}" if missing else "",
+                        f"unexpected {', '.join(extra)}" if extra else "",
+                    )
+                    if part
+                )
             )
         for name, target in targets.items():
             value = np.asarray(state[name])
             if value.shape != target.shape:
-                raise ArgumentError(
-                    f"array {name} has shape {value.shape}, the network expects {target.shape}"
-                )
+                raise ArgumentError(f"array {name} has shape {value.shape}, the network expects {target.shape}")
             if value.dtype != target.dtype:
                 raise ArgumentError(f"array {name} has dtype {value.dtype}, the network expects {target.dtype}")
             target[...] = value
@@ -287,13 +301,15 @@ class Module:
     @classmethod
     def with_defaults(cls, config: dict[str, Any]) -> dict[str, Any]:
         """``config`` completed with the constructor's defaults, for :meth:`footprint`."""
-        defaults = {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
-                    if p.default is not inspect.Parameter.empty}
+        defaults = {
+            name: p.default
+            for name, p in inspect.signature(cls.__init__).parameters.items()
+            if p.default is not inspect.Parameter.empty
+        }
         return {**defaults, **config}
 
     @classmethod
-    def footprint(cls, config: dict[str, Any], input_shape: tuple[int, ...],
-                  footprint_of: FootprintOf) -> Footprint:
+    def footprint(cls, config: dict[str, Any], input_shape: tuple[int, ...], footprint_of: FootprintOf) -> Footprint:
         """Output shape and bytes at batch 1 of this layer on a sample of ``input_shape``
         (no batch axis), from ``config`` (checked by ``config_schema``, completed by
         :meth:`with_defaults`) alone; raises ShapeError where the forward pass would."""
@@ -421,8 +437,7 @@ class Sequential(Module):
         return cls(*(construct(item) for item in config["layers"]))
 
     @classmethod
-    def footprint(cls, config: dict[str, Any], input_shape: tuple[int, ...],
-                  footprint_of: FootprintOf) -> Footprint:
+    def footprint(cls, config: dict[str, Any], input_shape: tuple[int, ...], footprint_of: FootprintOf) -> Footprint:
         total = Footprint(tuple(input_shape))
         for i, item in enumerate(config["layers"]):
             total = total.then(footprint_of(item, total.output_shape, str(i)))

@@ -3,6 +3,7 @@
 Paper: Ioffe and Szegedy, "Batch Normalization: Accelerating Deep Network Training by Reducing
 Internal Covariate Shift" (ICML 2015, arXiv:1502.03167).
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -85,8 +86,16 @@ class BatchNorm(Module):
                 f"{self.label()}: input has {x.shape[1]} channels, the layer has "
                 f"{self.beta.shape[0]} (input shape {x.shape})"
             )
-        return batch_norm(x, self.gamma, self.beta, self.running_mean, self.running_var,
-                          training=self.training, momentum=self.momentum, eps=self.eps)
+        return batch_norm(
+            x,
+            self.gamma,
+            self.beta,
+            self.running_mean,
+            self.running_var,
+            training=self.training,
+            momentum=self.momentum,
+            eps=self.eps,
+        )
 
     def config(self) -> dict[str, Any]:
         return {"momentum": self.momentum, "eps": self.eps, "fix_gamma": self.fix_gamma}

@@ -24,6 +24,7 @@ multiplied with :func:`tinybnn.gemm.xnor_parallel`. The dot products are
 exact integers, the same numbers the float path computes on ±1 values.
 They are inference-only: no gradient flows through them.
 """
+
 from __future__ import annotations
 
 import math
@@ -144,8 +145,18 @@ class PackedConvolution(PackedModule):
       multiply-add as they are computed (the maximum of the same numbers).
     """
 
-    def __init__(self, kernel, num_filter: int, channels: int, stride=1, pad=0, pad_value: float = 1.0,
-                 input_norm: bool = False, pool_kernel=None, pool_stride=None):
+    def __init__(
+        self,
+        kernel,
+        num_filter: int,
+        channels: int,
+        stride=1,
+        pad=0,
+        pad_value: float = 1.0,
+        input_norm: bool = False,
+        pool_kernel=None,
+        pool_stride=None,
+    ):
         super().__init__()
         where = "PackedConvolution"
         self.kernel, self.stride, self.pad = check_geometry(kernel, stride, pad, where)
@@ -156,8 +167,7 @@ class PackedConvolution(PackedModule):
         self.allocate(self.num_filter, packed_words(nominal_bits(self.channels, self.kernel)))
         self.input_norm = bool(input_norm)
         if self.input_norm:
-            self.buffer_names = PackedModule.buffer_names + ("input_mean", "input_inv_std", "input_gamma",
-                                                             "input_beta")
+            self.buffer_names = PackedModule.buffer_names + ("input_mean", "input_inv_std", "input_gamma", "input_beta")
             self.input_mean = np.zeros(self.channels, np.float32)
             self.input_inv_std = np.ones(self.channels, np.float32)
             self.input_gamma = np.ones(self.channels, np.float32)
@@ -165,11 +175,20 @@ class PackedConvolution(PackedModule):
         self.pool_kernel = self.pool_stride = None
         if pool_kernel is not None:
             self.pool_kernel, self.pool_stride, _ = check_geometry(
-                pool_kernel, pool_kernel if pool_stride is None else pool_stride, 0, where)
+                pool_kernel, pool_kernel if pool_stride is None else pool_stride, 0, where
+            )
 
-    config_schema = Obj({"kernel": PAIR, "num_filter": POSITIVE, "channels": POSITIVE},
-                        {"stride": PAIR, "pad": PAIR, "pad_value": Float(-1.0, 1.0), "input_norm": Bool(),
-                         "pool_kernel": PAIR, "pool_stride": PAIR})
+    config_schema = Obj(
+        {"kernel": PAIR, "num_filter": POSITIVE, "channels": POSITIVE},
+        {
+            "stride": PAIR,
+            "pad": PAIR,
+            "pad_value": Float(-1.0, 1.0),
+            "input_norm": Bool(),
+            "pool_kernel": PAIR,
+            "pool_stride": PAIR,
+        },
+    )
 
     @classmethod
     def footprint(cls, config, input_shape, footprint_of) -> Footprint:
@@ -183,15 +202,18 @@ class PackedConvolution(PackedModule):
         pool = config["pool_kernel"]
         (qh, qw), (qsh, qsw) = (1, 1), (1, 1)
         if pool is not None:
-            (qh, qw), (qsh, qsw), _ = check_geometry(pool, pool if config["pool_stride"] is None
-                                                     else config["pool_stride"], 0, where)
+            (qh, qw), (qsh, qsw), _ = check_geometry(
+                pool, pool if config["pool_stride"] is None else config["pool_stride"], 0, where
+            )
         if qh > oh or qw > ow:
             raise ShapeError(f"{where}: pooling {(qh, qw)} is larger than the output {oh}x{ow}")
         nominal = nominal_bits(channels, kernel)
-        state = 8 * filters * packed_words(nominal) + FLOAT32 * (2 * filters + (4 * channels if config["input_norm"]
-                                                                               else 0))
-        scratch = (8 * input_shape[1] * input_shape[2] * packed_words(channels)
-                   + oh * ow * (8 * packed_words(nominal, 8) + 4 * filters))
+        state = 8 * filters * packed_words(nominal) + FLOAT32 * (
+            2 * filters + (4 * channels if config["input_norm"] else 0)
+        )
+        scratch = 8 * input_shape[1] * input_shape[2] * packed_words(channels) + oh * ow * (
+            8 * packed_words(nominal, 8) + 4 * filters
+        )
         shape = (filters, (oh - qh) // qsh + 1, (ow - qw) // qsw + 1)
         return Footprint(shape, state, FLOAT32 * math.prod(shape), scratch)
 
@@ -200,21 +222,25 @@ class PackedConvolution(PackedModule):
         if data.ndim != 4 or data.shape[1] != self.channels:
             raise ShapeError(f"{self.label()}: expected input (N, {self.channels}, H, W), got shape {data.shape}")
         n = data.shape[0]
-        oh, ow = check_conv_shapes(data.shape, (self.num_filter, self.channels, *self.kernel), self.pad,
-                                   self.stride, where=self.label())
+        oh, ow = check_conv_shapes(
+            data.shape, (self.num_filter, self.channels, *self.kernel), self.pad, self.stride, where=self.label()
+        )
         (qh, qw), (qsh, qsw) = self.pool_kernel or (1, 1), self.pool_stride or (1, 1)
         if qh > oh or qw > ow:
             raise ShapeError(f"{self.label()}: pooling {self.pool_kernel} is larger than the output {oh}x{ow}")
         if self.input_norm:
-            words = pack_normalized_channels(data, self.input_mean, self.input_inv_std, self.input_gamma,
-                                             self.input_beta)
+            words = pack_normalized_channels(
+                data, self.input_mean, self.input_inv_std, self.input_gamma, self.input_beta
+            )
         else:
             words = pack_channels(data)
-        dots, correction = patch_dots(words, pad_words(self.weight_bits, 8), self.channels, self.kernel, self.stride,
-                                      self.pad, self.pad_value)
+        dots, correction = patch_dots(
+            words, pad_words(self.weight_bits, 8), self.channels, self.kernel, self.stride, self.pad, self.pad_value
+        )
         out = empty((n, self.num_filter, (oh - qh) // qsh + 1, (ow - qw) // qsw + 1), np.float32)
-        return Tensor(_affine_pool_nchw(dots, np.int32(correction), self.scale, self.shift,
-                                        n, oh, ow, qh, qw, qsh, qsw, out))
+        return Tensor(
+            _affine_pool_nchw(dots, np.int32(correction), self.scale, self.shift, n, oh, ow, qh, qw, qsh, qsw, out)
+        )
 
     def cost(self, x: Tensor, y: Tensor, after_binary: bool) -> Cost:
         """Stored as it is held; its multiply-accumulates are counted before its max pooling."""
@@ -222,8 +248,9 @@ class PackedConvolution(PackedModule):
         weights = self.num_filter * self.bits
         positions = math.prod(y.shape[2:])
         if self.pool_kernel is not None:
-            positions = math.prod(output_size(n, k, s, p) for n, k, s, p in zip(x.shape[2:], self.kernel,
-                                                                                    self.stride, self.pad))
+            positions = math.prod(
+                output_size(n, k, s, p) for n, k, s, p in zip(x.shape[2:], self.kernel, self.stride, self.pad)
+            )
         words = self.kernel[0] * self.kernel[1] * packed_words(x.shape[1])
         return bits_cost(self.num_filter, words, weights + floats, weights + floats, floats, weights * positions)
 
@@ -239,8 +266,14 @@ class PackedConvolution(PackedModule):
         return Filters("binary", self.filters(), 1)
 
     def config(self) -> dict[str, Any]:
-        config = {"kernel": list(self.kernel), "num_filter": self.num_filter, "channels": self.channels,
-                  "stride": list(self.stride), "pad": list(self.pad), "pad_value": self.pad_value}
+        config = {
+            "kernel": list(self.kernel),
+            "num_filter": self.num_filter,
+            "channels": self.channels,
+            "stride": list(self.stride),
+            "pad": list(self.pad),
+            "pad_value": self.pad_value,
+        }
         if self.input_norm:
             config["input_norm"] = True
         if self.pool_kernel is not None:
@@ -270,18 +303,17 @@ class PackedFullyConnected(PackedModule):
         """Rows of ceil(D / 64) words, scale and shift; scratch: the packed input."""
         features, hidden = config["features"], config["num_hidden"]
         if math.prod(input_shape) != features:
-            raise ShapeError(f"{cls.__name__}: expected input with {features} features, got shape "
-                             f"{(1, *input_shape)}")
+            raise ShapeError(f"{cls.__name__}: expected input with {features} features, got shape {(1, *input_shape)}")
         words = packed_words(features)
-        return Footprint((hidden,), 8 * hidden * words + FLOAT32 * 2 * hidden, FLOAT32 * hidden,
-                         8 * packed_words(features, 8))
+        return Footprint(
+            (hidden,), 8 * hidden * words + FLOAT32 * 2 * hidden, FLOAT32 * hidden, 8 * packed_words(features, 8)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         data = x.data.reshape(x.shape[0], -1) if x.ndim > 2 else x.data
         if data.ndim != 2 or data.shape[1] != self.features:
             raise ShapeError(f"{self.label()}: expected input with {self.features} features, got shape {x.shape}")
-        dots = xnor_parallel(pack_bits(data, axis=-1, pad_words_to=8), pad_words(self.weight_bits, 8),
-                             self.features)
+        dots = xnor_parallel(pack_bits(data, axis=-1, pad_words_to=8), pad_words(self.weight_bits, 8), self.features)
         assert self.scale is not None and self.shift is not None
         return Tensor(dots.astype(np.float32) * self.scale + self.shift)
 
@@ -289,8 +321,9 @@ class PackedFullyConnected(PackedModule):
         """Stored as it is held: ceil(D / 64) words per output, a float32 scale and shift per output."""
         floats = sum(b.size for name, b in self.named_buffers() if name != "weight_bits")
         weights = self.num_hidden * self.features
-        return bits_cost(self.num_hidden, packed_words(x.data[0].size), weights + floats, weights + floats, floats,
-                         weights)
+        return bits_cost(
+            self.num_hidden, packed_words(x.data[0].size), weights + floats, weights + floats, floats, weights
+        )
 
     def config(self) -> dict[str, Any]:
         return {"num_hidden": self.num_hidden, "features": self.features}

@@ -4,6 +4,7 @@ Paper: LeCun et al., "Gradient-Based Learning Applied to Document Recognition" (
 1998) subsamples between convolutions; global average pooling, Lin, Chen and Yan, "Network in
 Network" (ICLR 2014, arXiv:1312.4400).
 """
+
 from __future__ import annotations
 
 import math
@@ -37,8 +38,14 @@ class Pooling(Module):
         self.kernel, self.stride, _ = check_geometry(kernel, kernel if stride is None else stride, 0, "Pooling")
         self.global_pool = bool(global_pool)
 
-    config_schema = Obj(optional={"pool_type": Str(("max", "avg")), "kernel": PAIR, "stride": Either(Null(), PAIR),
-                                  "global_pool": Bool()})
+    config_schema = Obj(
+        optional={
+            "pool_type": Str(("max", "avg")),
+            "kernel": PAIR,
+            "stride": Either(Null(), PAIR),
+            "global_pool": Bool(),
+        }
+    )
 
     @classmethod
     def footprint(cls, config, input_shape, footprint_of) -> Footprint:
@@ -64,5 +71,9 @@ class Pooling(Module):
         return pool(x, kernel=kernel, stride=stride)
 
     def config(self) -> dict[str, Any]:
-        return {"pool_type": self.pool_type, "kernel": list(self.kernel), "stride": list(self.stride),
-                "global_pool": self.global_pool}
+        return {
+            "pool_type": self.pool_type,
+            "kernel": list(self.kernel),
+            "stride": list(self.stride),
+            "global_pool": self.global_pool,
+        }

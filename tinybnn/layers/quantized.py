@@ -35,6 +35,7 @@ inference path exact.
   [-1, 1] the straight-through estimator would pass no gradient anyway, so a
   weight that wandered there could never come back.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,8 +45,13 @@ import numpy as np
 
 from ..autograd import Tensor, conv2d
 from ..autograd.binary import binary_conv2d, binary_linear
-from ..autograd.larq_quantizers import (ACTIVATION_QUANTIZERS, SIGN_FORWARD, WEIGHT_QUANTIZERS, quantize_by_name,
-                                        quantize_weight_by_name)
+from ..autograd.larq_quantizers import (
+    ACTIVATION_QUANTIZERS,
+    SIGN_FORWARD,
+    WEIGHT_QUANTIZERS,
+    quantize_by_name,
+    quantize_weight_by_name,
+)
 from ..autograd.quantize import check_bits, quantize_activation, quantize_weight
 from ..errors import ArgumentError, NotANumberError
 from ..schema import Bool, Float, Int, Obj, Str
@@ -243,12 +249,22 @@ class QConvolution(Convolution):
     array([-1.,  3., -1.,  1.], dtype=float32)
     """
 
-    def __init__(self, kernel, num_filter: int, stride=1, pad=0, act_bit: int = 1, weight_bit: int = 1,
-                 scaling_factor: bool = False, pad_value: float = 1.0, no_bias: bool = True,
-                 weight_init: str = "kaiming", rng: np.random.Generator | None = None,
-                 weight_method: str = "det_sign"):
-        super().__init__(kernel, num_filter, stride=stride, pad=pad, no_bias=no_bias,
-                         weight_init=weight_init, rng=rng)
+    def __init__(
+        self,
+        kernel,
+        num_filter: int,
+        stride=1,
+        pad=0,
+        act_bit: int = 1,
+        weight_bit: int = 1,
+        scaling_factor: bool = False,
+        pad_value: float = 1.0,
+        no_bias: bool = True,
+        weight_init: str = "kaiming",
+        rng: np.random.Generator | None = None,
+        weight_method: str = "det_sign",
+    ):
+        super().__init__(kernel, num_filter, stride=stride, pad=pad, no_bias=no_bias, weight_init=weight_init, rng=rng)
         self.act_bit = check_bits(act_bit, "act_bit", "QConvolution")
         self.weight_bit = check_bits(weight_bit, "weight_bit", "QConvolution")
         self.weight_method = check_weight_method(weight_method, "QConvolution")
@@ -258,8 +274,10 @@ class QConvolution(Convolution):
         #: tinybnn.diagnostics: called with (layer, input) in every forward pass
         self.observer: Callable[..., None] | None = None
 
-    config_schema = Obj(Convolution.config_schema.required,
-                        {**Convolution.config_schema.optional, **Q_FIELDS, "pad_value": Float(-1.0, 1.0)})
+    config_schema = Obj(
+        Convolution.config_schema.required,
+        {**Convolution.config_schema.optional, **Q_FIELDS, "pad_value": Float(-1.0, 1.0)},
+    )
 
     def create_parameters(self, channels: int) -> None:
         super().create_parameters(channels)
@@ -311,9 +329,16 @@ class QConvolution(Convolution):
         assert self.weight is not None
         weight = self.weight.data
         packed = PackedConvolution(
-            self.kernel, self.num_filter, channels=weight.shape[1], stride=self.stride, pad=self.pad,
-            pad_value=self.pad_value, input_norm=input_bn is not None,
-            pool_kernel=None if pool is None else pool.kernel, pool_stride=None if pool is None else pool.stride)
+            self.kernel,
+            self.num_filter,
+            channels=weight.shape[1],
+            stride=self.stride,
+            pad=self.pad,
+            pad_value=self.pad_value,
+            input_norm=input_bn is not None,
+            pool_kernel=None if pool is None else pool.kernel,
+            pool_stride=None if pool is None else pool.stride,
+        )
         assert packed.weight_bits is not None and packed.scale is not None and packed.shift is not None
         packed.weight_bits[...] = pack_filters(weight, pad_words_to=1)
         if input_bn is not None:  # the very numbers the BatchNorm kernel computes with
@@ -337,8 +362,12 @@ class QConvolution(Convolution):
 
     def config(self) -> dict[str, Any]:
         config = super().config()
-        config.update(act_bit=self.act_bit, weight_bit=self.weight_bit,
-                      scaling_factor=self.scaling_factor, pad_value=self.pad_value)
+        config.update(
+            act_bit=self.act_bit,
+            weight_bit=self.weight_bit,
+            scaling_factor=self.scaling_factor,
+            pad_value=self.pad_value,
+        )
         return with_weight_method(config, self.weight_method)
 
 
@@ -372,9 +401,17 @@ class QFullyConnected(FullyConnected):
            [ 1,  1,  1,  1]])
     """
 
-    def __init__(self, num_hidden: int, act_bit: int = 1, weight_bit: int = 1, scaling_factor: bool = False,
-                 no_bias: bool = True, weight_init: str = "kaiming", rng: np.random.Generator | None = None,
-                 weight_method: str = "det_sign"):
+    def __init__(
+        self,
+        num_hidden: int,
+        act_bit: int = 1,
+        weight_bit: int = 1,
+        scaling_factor: bool = False,
+        no_bias: bool = True,
+        weight_init: str = "kaiming",
+        rng: np.random.Generator | None = None,
+        weight_method: str = "det_sign",
+    ):
         super().__init__(num_hidden, no_bias=no_bias, weight_init=weight_init, rng=rng)
         self.act_bit = check_bits(act_bit, "act_bit", "QFullyConnected")
         self.weight_bit = check_bits(weight_bit, "weight_bit", "QFullyConnected")

@@ -8,6 +8,7 @@ arXiv:1512.03385); binary ResNets keep their shortcuts real-valued as in Liu et 
 shortcut is the identity), so a residual block is described, saved and
 converted like any other stack of layers.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,8 +28,9 @@ class Residual(Module):
     def __init__(self, body: Sequential, shortcut: Sequential | None = None, activation: str | None = None):
         super().__init__()
         if activation is not None and activation not in ACTIVATIONS:
-            raise ArgumentError(f"Residual: activation must be one of {sorted(ACTIVATIONS)} or None, "
-                                f"got {activation!r}")
+            raise ArgumentError(
+                f"Residual: activation must be one of {sorted(ACTIVATIONS)} or None, got {activation!r}"
+            )
         self.body = body
         self.shortcut = shortcut if shortcut is not None else Sequential()
         self.activation = activation
@@ -48,8 +50,9 @@ class Residual(Module):
         y = main + skip
         return y if self.activation is None else ACTIVATIONS[self.activation](y)
 
-    config_schema = Obj({"body": DESCRIPTION, "shortcut": DESCRIPTION},
-                        {"activation": Either(Null(), Str(tuple(ACTIVATIONS)))})
+    config_schema = Obj(
+        {"body": DESCRIPTION, "shortcut": DESCRIPTION}, {"activation": Either(Null(), Str(tuple(ACTIVATIONS)))}
+    )
 
     @classmethod
     def footprint(cls, config, input_shape, footprint_of) -> Footprint:
@@ -57,11 +60,17 @@ class Residual(Module):
         body = footprint_of(config["body"], input_shape, "body")
         shortcut = footprint_of(config["shortcut"], input_shape, "shortcut")
         if body.output_shape != shortcut.output_shape:
-            raise ShapeError(f"Residual: body gives {(1, *body.output_shape)} but the shortcut gives "
-                             f"{(1, *shortcut.output_shape)}")
+            raise ShapeError(
+                f"Residual: body gives {(1, *body.output_shape)} but the shortcut gives {(1, *shortcut.output_shape)}"
+            )
         both = body.then(shortcut)
-        return Footprint(body.output_shape, both.state,
-                         both.activations + FLOAT32 * math.prod(body.output_shape), both.scratch, both.heaviest)
+        return Footprint(
+            body.output_shape,
+            both.state,
+            both.activations + FLOAT32 * math.prod(body.output_shape),
+            both.scratch,
+            both.heaviest,
+        )
 
     def config(self) -> dict[str, Any]:
         return {"body": describe(self.body), "shortcut": describe(self.shortcut), "activation": self.activation}

@@ -3,6 +3,7 @@
 Liu, Shen, Savvides, Cheng, "ReActNet: Towards Precise Binary Neural Network
 with Generalized Activation Functions" (ECCV 2020).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -63,8 +64,10 @@ class RPReLU(Module):
             self.beta = Parameter(np.full(channels, self.slope, dtype=np.float32))
             self.zeta = Parameter(np.zeros(channels, dtype=np.float32))
         if x.shape[1] != self.gamma.shape[0]:
-            raise ShapeError(f"{self.label()}: input has {x.shape[1]} channels, the layer has "
-                             f"{self.gamma.shape[0]} (input shape {x.shape})")
+            raise ShapeError(
+                f"{self.label()}: input has {x.shape[1]} channels, the layer has "
+                f"{self.gamma.shape[0]} (input shape {x.shape})"
+            )
         assert self.beta is not None and self.zeta is not None  # built together with gamma
         u = x - per_channel(self.gamma, x.ndim)
         return u.relu() - per_channel(self.beta, x.ndim) * (-u).relu() + per_channel(self.zeta, x.ndim)

@@ -3,6 +3,7 @@
 Liu, Shen, Savvides, Cheng, "ReActNet: Towards Precise Binary Neural Network
 with Generalized Activation Functions" (ECCV 2020).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -68,8 +69,10 @@ class RSign(Module):
         if self.alpha is None:
             self.alpha = Parameter(np.zeros(x.shape[1], dtype=np.float32))
         if x.shape[1] != self.alpha.shape[0]:
-            raise ShapeError(f"{self.label()}: input has {x.shape[1]} channels, the layer has "
-                             f"{self.alpha.shape[0]} (input shape {x.shape})")
+            raise ShapeError(
+                f"{self.label()}: input has {x.shape[1]} channels, the layer has "
+                f"{self.alpha.shape[0]} (input shape {x.shape})"
+            )
         if contains_nan(x.data):
             raise NotANumberError(f"{self.label()}: input contains NaN, which has no sign")
         return quantize_by_name(x - per_channel(self.alpha, x.ndim), self.method)

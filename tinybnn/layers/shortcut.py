@@ -4,6 +4,7 @@ Liu, Wu, Luo, Yang, Liu, Cheng, "Bi-Real Net: Enhancing the Performance of
 1-bit CNNs with Improved Representational Capability and Advanced Training
 Algorithm" (ECCV 2018).
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -19,8 +20,15 @@ from .residual import Residual
 from .rsign import SIGN_METHODS, RSign
 
 
-def body_layers(kernel: int, num_filter: int, act_bit: int, weight_bit: int, method: str,
-                learn_threshold: bool, rng: np.random.Generator | None) -> list[Module]:
+def body_layers(
+    kernel: int,
+    num_filter: int,
+    act_bit: int,
+    weight_bit: int,
+    method: str,
+    learn_threshold: bool,
+    rng: np.random.Generator | None,
+) -> list[Module]:
     """[RSign or QActivation (1-bit input only)], QConvolution ("same" padding, stride 1), BatchNorm."""
     signs: list[Module] = []
     if act_bit == 1:
@@ -55,35 +63,61 @@ class BiRealConvolution(Residual):
     sees the same ±1 values) and keeps the float shortcut and the addition.
     """
 
-    def __init__(self, kernel: int, num_filter: int, act_bit: int = 1, weight_bit: int = 1,
-                 method: str = "det_sign", learn_threshold: bool = True, rng: np.random.Generator | None = None):
+    def __init__(
+        self,
+        kernel: int,
+        num_filter: int,
+        act_bit: int = 1,
+        weight_bit: int = 1,
+        method: str = "det_sign",
+        learn_threshold: bool = True,
+        rng: np.random.Generator | None = None,
+    ):
         if isinstance(kernel, bool) or not isinstance(kernel, (int, np.integer)) or kernel < 1 or kernel % 2 == 0:
-            raise ArgumentError(f"BiRealConvolution: kernel must be an odd positive integer (the output keeps "
-                                f"the input's size), got {kernel!r}")
+            raise ArgumentError(
+                f"BiRealConvolution: kernel must be an odd positive integer (the output keeps "
+                f"the input's size), got {kernel!r}"
+            )
         if method not in SIGN_METHODS:
             raise ArgumentError(f"BiRealConvolution: method must be one of {SIGN_METHODS}, got {method!r}")
         act_bit = check_bits(act_bit, "act_bit", "BiRealConvolution")
         weight_bit = check_bits(weight_bit, "weight_bit", "BiRealConvolution")
-        super().__init__(Sequential(*body_layers(int(kernel), num_filter, act_bit, weight_bit, method,
-                                                 bool(learn_threshold), rng)))
+        super().__init__(
+            Sequential(*body_layers(int(kernel), num_filter, act_bit, weight_bit, method, bool(learn_threshold), rng))
+        )
         self.kernel, self.num_filter = int(kernel), int(num_filter)
         self.act_bit, self.weight_bit = act_bit, weight_bit
         self.method, self.learn_threshold = method, bool(learn_threshold)
 
-    config_schema = Obj({"kernel": Int(1, 1 << 20, odd=True), "num_filter": Int(1, 1 << 20)},
-                        {"act_bit": BITS, "weight_bit": BITS, "method": Str(SIGN_METHODS), "learn_threshold": Bool()})
+    config_schema = Obj(
+        {"kernel": Int(1, 1 << 20, odd=True), "num_filter": Int(1, 1 << 20)},
+        {"act_bit": BITS, "weight_bit": BITS, "method": Str(SIGN_METHODS), "learn_threshold": Bool()},
+    )
 
     @classmethod
     def footprint(cls, config, input_shape, footprint_of):
         """The body's layers and the sum, as the Residual underneath declares them."""
-        body = body_layers(config["kernel"], config["num_filter"], config["act_bit"], config["weight_bit"],
-                           config["method"], config["learn_threshold"], np.random.default_rng(0))
+        body = body_layers(
+            config["kernel"],
+            config["num_filter"],
+            config["act_bit"],
+            config["weight_bit"],
+            config["method"],
+            config["learn_threshold"],
+            np.random.default_rng(0),
+        )
         residual = {"body": describe(Sequential(*body)), "shortcut": describe(Sequential()), "activation": None}
         return Residual.footprint(residual, input_shape, footprint_of)
 
     def config(self) -> dict[str, Any]:
-        return {"kernel": self.kernel, "num_filter": self.num_filter, "act_bit": self.act_bit,
-                "weight_bit": self.weight_bit, "method": self.method, "learn_threshold": self.learn_threshold}
+        return {
+            "kernel": self.kernel,
+            "num_filter": self.num_filter,
+            "act_bit": self.act_bit,
+            "weight_bit": self.weight_bit,
+            "method": self.method,
+            "learn_threshold": self.learn_threshold,
+        }
 
     @classmethod
     def from_config(cls, config: dict[str, Any], construct: Callable[[dict], Module]) -> "BiRealConvolution":

@@ -37,6 +37,7 @@ activation, the pooling and a BatchNorm), bisecting over float32 values in
 their order. :func:`integer_thresholds_exhaustive` is the slow, obvious twin
 of :func:`integer_thresholds`: it evaluates all 2K + 1 dots.
 """
+
 from __future__ import annotations
 
 from typing import Callable

@@ -20,10 +20,21 @@ process. The calling conventions and bit order are in
 :mod:`tinybnn.testing.strategies`. This package needs hypothesis (the
 ``test`` extra); the rest of tinybnn does not.
 """
+
 from .check import check_binary_conv2d, check_binary_dense, check_pack_bits, check_xnor_gemm, run_check
 from .report import CheckReport, Failure
 from .targets import load_target
 from .timing import time_kernel, verified_kernel
 
-__all__ = ["check_binary_conv2d", "check_binary_dense", "check_pack_bits", "check_xnor_gemm", "run_check",
-           "CheckReport", "Failure", "load_target", "time_kernel", "verified_kernel"]
+__all__ = [
+    "check_binary_conv2d",
+    "check_binary_dense",
+    "check_pack_bits",
+    "check_xnor_gemm",
+    "run_check",
+    "CheckReport",
+    "Failure",
+    "load_target",
+    "time_kernel",
+    "verified_kernel",
+]

@@ -9,6 +9,7 @@ So that tinybnn's inference path is verified the way a user's kernel is
   :func:`tinybnn.gemm.xnor_parallel`, as in
   :class:`tinybnn.layers.packed.PackedFullyConnected`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,8 +23,9 @@ def packed_conv2d(x: np.ndarray, w: np.ndarray, c: int, stride: int, pad: int, p
     n, h, wd, _ = x.shape
     f, kh, kw, _ = w.shape
     oh, ow = (h + 2 * pad - kh) // stride + 1, (wd + 2 * pad - kw) // stride + 1
-    dots, correction = patch_dots(x, pad_words(w.reshape(f, -1), 8), c, (kh, kw), (stride, stride), (pad, pad),
-                                  float(pad_value))
+    dots, correction = patch_dots(
+        x, pad_words(w.reshape(f, -1), 8), c, (kh, kw), (stride, stride), (pad, pad), float(pad_value)
+    )
     return np.ascontiguousarray((dots - correction).reshape(n, oh, ow, f).transpose(0, 3, 1, 2))
 
 

@@ -26,6 +26,7 @@ and N that are no multiple of a tile, all +1, all -1, zeros, a K above
 32767 (a 16-bit accumulator overflows), channel counts above 64, strides,
 and padding with +1 and with -1.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -78,12 +79,14 @@ def fill(pattern: str, shape: tuple, seed: int, which: int) -> np.ndarray:
 def fields_text(case) -> str:
     """``m=1 n=2 k=65 fill_a=zeros ...``: the case's fields in one line."""
     return " ".join(f"{f.name}={getattr(case, f.name)}" for f in dataclasses.fields(case) if f.name != "seed") + (
-        f" seed={case.seed}" if "random" in dataclasses.astuple(case) else "")
+        f" seed={case.seed}" if "random" in dataclasses.astuple(case) else ""
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # the cases of each kind
 # ---------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class GemmCase:
@@ -142,6 +145,7 @@ class ConvCase:
 # kinds: operands, ABI arguments, references
 # ---------------------------------------------------------------------------------------------
 
+
 class GemmKind:
     """``xnor-gemm``: packed A and B in, ±1 dot products out."""
 
@@ -158,12 +162,20 @@ class GemmKind:
         return (case.m + case.n) * case.k
 
     def operands(self, case: GemmCase) -> dict:
-        return {"A": fill(case.fill_a, (case.m, case.k), case.seed, 0),
-                "B": fill(case.fill_b, (case.n, case.k), case.seed, 1)}
+        return {
+            "A": fill(case.fill_a, (case.m, case.k), case.seed, 0),
+            "B": fill(case.fill_b, (case.n, case.k), case.seed, 1),
+        }
 
     def args(self, case: GemmCase, floats: dict) -> dict:
-        return {"a": pack_bits_numpy(floats["A"]), "b": pack_bits_numpy(floats["B"]), "m": case.m, "n": case.n,
-                "words": packed_words(case.k), "k": case.k}
+        return {
+            "a": pack_bits_numpy(floats["A"]),
+            "b": pack_bits_numpy(floats["B"]),
+            "m": case.m,
+            "n": case.n,
+            "words": packed_words(case.k),
+            "k": case.k,
+        }
 
     def expected(self, case: GemmCase, floats: dict, args: dict) -> np.ndarray:
         return xnor_naive(args["a"], args["b"], case.k)
@@ -172,19 +184,23 @@ class GemmKind:
         return binary_sign(floats["A"]).astype(np.float64) @ binary_sign(floats["B"]).astype(np.float64).T
 
     def edge_cases(self) -> list:
-        cases = [("K = 1, +1 against -1", GemmCase(1, 1, 1, "zeros", "minus")),
-                 ("K = 1, -1 against -1", GemmCase(1, 1, 1, "minus", "minus"))]
+        cases = [
+            ("K = 1, +1 against -1", GemmCase(1, 1, 1, "zeros", "minus")),
+            ("K = 1, -1 against -1", GemmCase(1, 1, 1, "minus", "minus")),
+        ]
         for k in (1, 63, 64, 65, 127, 128, 129, 191, 200):
             cases.append((f"K = {k} (K mod 64 = {k % 64}), M = 5, N = 3", GemmCase(5, 3, k, "random", "random")))
         for fa, fb in (("plus", "plus"), ("minus", "minus"), ("plus", "minus"), ("zeros", "signed_zeros")):
             cases.append((f"all {fa} against all {fb}, K = 65", GemmCase(3, 2, 65, fa, fb)))
-        cases += [("M, N no multiple of a tile", GemmCase(13, 7, 100, "random", "random")),
-                  ("one row of A", GemmCase(1, 9, 130, "random", "random")),
-                  ("one row of B", GemmCase(17, 1, 70, "random", "random")),
-                  ("rows of zeros (+1) against +1", GemmCase(6, 5, 64, "zeros", "plus")),
-                  ("long K (> 32767), all +1", GemmCase(2, 3, LONG_K, "plus", "plus")),
-                  ("long K (> 32767), +1 against -1", GemmCase(2, 3, LONG_K, "zeros", "minus")),
-                  ("long K (> 32767), random", GemmCase(3, 2, LONG_K, "random", "random"))]
+        cases += [
+            ("M, N no multiple of a tile", GemmCase(13, 7, 100, "random", "random")),
+            ("one row of A", GemmCase(1, 9, 130, "random", "random")),
+            ("one row of B", GemmCase(17, 1, 70, "random", "random")),
+            ("rows of zeros (+1) against +1", GemmCase(6, 5, 64, "zeros", "plus")),
+            ("long K (> 32767), all +1", GemmCase(2, 3, LONG_K, "plus", "plus")),
+            ("long K (> 32767), +1 against -1", GemmCase(2, 3, LONG_K, "zeros", "minus")),
+            ("long K (> 32767), random", GemmCase(3, 2, LONG_K, "random", "random")),
+        ]
         return cases
 
 
@@ -216,15 +232,16 @@ class PackKind:
         return binary_sign(floats["x"])
 
     def edge_cases(self) -> list:
-        cases = [("K = 1, a zero (sign +1)", PackCase(1, 1, "zeros")),
-                 ("K = 1, -0.0 (sign +1)", PackCase(1, 2, "signed_zeros")),
-                 ("K = 1, -1", PackCase(1, 1, "minus"))]
+        cases = [
+            ("K = 1, a zero (sign +1)", PackCase(1, 1, "zeros")),
+            ("K = 1, -0.0 (sign +1)", PackCase(1, 2, "signed_zeros")),
+            ("K = 1, -1", PackCase(1, 1, "minus")),
+        ]
         for k in (1, 63, 64, 65, 127, 128, 129, 200):
             cases.append((f"K = {k} (K mod 64 = {k % 64}), 3 rows", PackCase(3, k, "random")))
         for pattern in ("zeros", "signed_zeros", "plus", "minus"):
             cases.append((f"all {pattern}, K = 129", PackCase(2, 129, pattern)))
-        cases += [("5 rows, K = 70", PackCase(5, 70, "random")),
-                  ("long K (> 32767)", PackCase(2, LONG_K, "random"))]
+        cases += [("5 rows, K = 70", PackCase(5, 70, "random")), ("long K (> 32767)", PackCase(2, LONG_K, "random"))]
         return cases
 
 
@@ -244,8 +261,10 @@ class DenseKind:
         return (case.n + case.h) * case.d
 
     def operands(self, case: DenseCase) -> dict:
-        return {"x": fill(case.fill_x, (case.n, case.d), case.seed, 0),
-                "W": fill(case.fill_w, (case.h, case.d), case.seed, 1)}
+        return {
+            "x": fill(case.fill_x, (case.n, case.d), case.seed, 0),
+            "W": fill(case.fill_w, (case.h, case.d), case.seed, 1),
+        }
 
     def args(self, case: DenseCase, floats: dict) -> dict:
         return {"x": floats["x"], "w": pack_bits_numpy(floats["W"]), "n": case.n, "d": case.d, "h": case.h}
@@ -257,15 +276,19 @@ class DenseKind:
         return binary_sign(floats["x"]).astype(np.float64) @ binary_sign(floats["W"]).astype(np.float64).T
 
     def edge_cases(self) -> list:
-        cases = [("D = 1, a zero activation (+1) against -1", DenseCase(1, 1, 1, "zeros", "minus")),
-                 ("D = 2, -0.0 activations (+1) against -1", DenseCase(1, 2, 1, "signed_zeros", "minus"))]
+        cases = [
+            ("D = 1, a zero activation (+1) against -1", DenseCase(1, 1, 1, "zeros", "minus")),
+            ("D = 2, -0.0 activations (+1) against -1", DenseCase(1, 2, 1, "signed_zeros", "minus")),
+        ]
         for d in (1, 63, 64, 65, 128, 129, 200):
             cases.append((f"D = {d} (D mod 64 = {d % 64}), N = 5, H = 3", DenseCase(5, d, 3, "random", "random")))
         for fx, fw in (("plus", "plus"), ("minus", "minus"), ("minus", "plus"), ("zeros", "plus")):
             cases.append((f"all {fx} against all {fw}, D = 65", DenseCase(2, 65, 3, fx, fw)))
-        cases += [("N, H no multiple of a tile", DenseCase(7, 100, 13, "random", "random")),
-                  ("long D (> 32767), all +1", DenseCase(2, LONG_K, 3, "plus", "plus")),
-                  ("long D (> 32767), -1 against +1", DenseCase(2, LONG_K, 3, "minus", "plus"))]
+        cases += [
+            ("N, H no multiple of a tile", DenseCase(7, 100, 13, "random", "random")),
+            ("long D (> 32767), all +1", DenseCase(2, LONG_K, 3, "plus", "plus")),
+            ("long D (> 32767), -1 against +1", DenseCase(2, LONG_K, 3, "minus", "plus")),
+        ]
         return cases
 
 
@@ -279,56 +302,73 @@ class ConvKind:
         return case.h + 2 * case.pad >= case.kh and case.wd + 2 * case.pad >= case.kw
 
     def shape_text(self, case: ConvCase) -> str:
-        return (f"x {case.n}x{case.c}x{case.h}x{case.wd} * W {case.f}x{case.c}x{case.kh}x{case.kw} "
-                f"stride={case.stride} pad={case.pad} pad_value={case.pad_value:+d}")
+        return (
+            f"x {case.n}x{case.c}x{case.h}x{case.wd} * W {case.f}x{case.c}x{case.kh}x{case.kw} "
+            f"stride={case.stride} pad={case.pad} pad_value={case.pad_value:+d}"
+        )
 
     def input_values(self, case: ConvCase) -> int:
         return case.c * (case.n * case.h * case.wd + case.f * case.kh * case.kw)
 
     def operands(self, case: ConvCase) -> dict:
-        return {"x": fill(case.fill_x, (case.n, case.c, case.h, case.wd), case.seed, 0),
-                "W": fill(case.fill_w, (case.f, case.c, case.kh, case.kw), case.seed, 1)}
+        return {
+            "x": fill(case.fill_x, (case.n, case.c, case.h, case.wd), case.seed, 0),
+            "W": fill(case.fill_w, (case.f, case.c, case.kh, case.kw), case.seed, 1),
+        }
 
     def args(self, case: ConvCase, floats: dict) -> dict:
         words = packed_words(case.c)
         w = pack_filters(floats["W"], pad_words_to=1).reshape(case.f, case.kh, case.kw, words)
-        return {"x": pack_channels(floats["x"]), "w": w, "n": case.n, "c": case.c, "h": case.h, "wd": case.wd,
-                "f": case.f, "kh": case.kh, "kw": case.kw, "stride": case.stride, "pad": case.pad,
-                "pad_value": case.pad_value}
+        return {
+            "x": pack_channels(floats["x"]),
+            "w": w,
+            "n": case.n,
+            "c": case.c,
+            "h": case.h,
+            "wd": case.wd,
+            "f": case.f,
+            "kh": case.kh,
+            "kw": case.kw,
+            "stride": case.stride,
+            "pad": case.pad,
+            "pad_value": case.pad_value,
+        }
 
     def expected(self, case: ConvCase, floats: dict, args: dict) -> np.ndarray:
         return self.float_reference(case, floats).astype(np.int32)
 
     def float_reference(self, case: ConvCase, floats: dict) -> np.ndarray:
         p, s = case.pad, case.stride
-        signs = np.pad(binary_sign(floats["x"]).astype(np.float64), ((0, 0), (0, 0), (p, p), (p, p)),
-                       constant_values=float(case.pad_value))
+        signs = np.pad(
+            binary_sign(floats["x"]).astype(np.float64),
+            ((0, 0), (0, 0), (p, p), (p, p)),
+            constant_values=float(case.pad_value),
+        )
         patches = sliding_window_view(signs, (case.kh, case.kw), axis=(2, 3))[:, :, ::s, ::s]
         return np.einsum("ncijuv,fcuv->nfij", patches, binary_sign(floats["W"]).astype(np.float64))
 
     def edge_cases(self) -> list:
-        cases = [("C = 1, 1x1 kernel, +1 against -1", ConvCase(1, 1, 1, 1, 1, 1, 1, 1, 0, 1, "zeros", "minus")),
-                 ("C = 1, 3x3 kernel on one pixel, padding +1",
-                  ConvCase(1, 1, 1, 1, 1, 3, 3, 1, 1, 1, "plus", "plus")),
-                 ("C = 1, 3x3 kernel on one pixel, padding -1",
-                  ConvCase(1, 1, 1, 1, 1, 3, 3, 1, 1, -1, "plus", "plus"))]
+        cases = [
+            ("C = 1, 1x1 kernel, +1 against -1", ConvCase(1, 1, 1, 1, 1, 1, 1, 1, 0, 1, "zeros", "minus")),
+            ("C = 1, 3x3 kernel on one pixel, padding +1", ConvCase(1, 1, 1, 1, 1, 3, 3, 1, 1, 1, "plus", "plus")),
+            ("C = 1, 3x3 kernel on one pixel, padding -1", ConvCase(1, 1, 1, 1, 1, 3, 3, 1, 1, -1, "plus", "plus")),
+        ]
         for c in (1, 63, 64, 65, 130):
             cases.append((f"C = {c}, 3x3, pad 1 (+1)", ConvCase(2, c, 5, 5, 3, 3, 3, 1, 1, 1, "random", "random")))
         for c in (65, 130):
             cases.append((f"C = {c} > 64, pad 1 with -1", ConvCase(1, c, 4, 4, 2, 3, 3, 1, 1, -1, "plus", "plus")))
-            cases.append((f"C = {c} > 64, pad 2 with +1, all -1",
-                          ConvCase(1, c, 3, 3, 2, 3, 3, 1, 2, 1, "minus", "minus")))
-        cases += [("stride 2, pad 1 with -1", ConvCase(2, 3, 7, 6, 3, 3, 3, 2, 1, -1, "random", "random")),
-                  ("stride 3, no padding, non-square kernel",
-                   ConvCase(1, 5, 8, 9, 2, 2, 3, 3, 0, 1, "random", "random")),
-                  ("non-square image, 1x3 kernel", ConvCase(1, 4, 4, 7, 5, 1, 3, 1, 0, 1, "random", "random")),
-                  ("kernel as large as the image", ConvCase(3, 2, 3, 3, 2, 3, 3, 1, 0, 1, "random", "random")),
-                  ("zeros (+1) against -1, pad 1 with -1",
-                   ConvCase(1, 70, 3, 3, 2, 3, 3, 1, 1, -1, "zeros", "minus")),
-                  ("long K = C KH KW (> 32767), all +1",
-                   ConvCase(1, 4096, 3, 3, 1, 3, 3, 1, 0, 1, "plus", "plus")),
-                  ("long K (> 32767), pad 1 with -1",
-                   ConvCase(1, 4096, 2, 2, 2, 3, 3, 1, 1, -1, "minus", "minus"))]
+            cases.append(
+                (f"C = {c} > 64, pad 2 with +1, all -1", ConvCase(1, c, 3, 3, 2, 3, 3, 1, 2, 1, "minus", "minus"))
+            )
+        cases += [
+            ("stride 2, pad 1 with -1", ConvCase(2, 3, 7, 6, 3, 3, 3, 2, 1, -1, "random", "random")),
+            ("stride 3, no padding, non-square kernel", ConvCase(1, 5, 8, 9, 2, 2, 3, 3, 0, 1, "random", "random")),
+            ("non-square image, 1x3 kernel", ConvCase(1, 4, 4, 7, 5, 1, 3, 1, 0, 1, "random", "random")),
+            ("kernel as large as the image", ConvCase(3, 2, 3, 3, 2, 3, 3, 1, 0, 1, "random", "random")),
+            ("zeros (+1) against -1, pad 1 with -1", ConvCase(1, 70, 3, 3, 2, 3, 3, 1, 1, -1, "zeros", "minus")),
+            ("long K = C KH KW (> 32767), all +1", ConvCase(1, 4096, 3, 3, 1, 3, 3, 1, 0, 1, "plus", "plus")),
+            ("long K (> 32767), pad 1 with -1", ConvCase(1, 4096, 2, 2, 2, 3, 3, 1, 1, -1, "minus", "minus")),
+        ]
         return cases
 
 

@@ -3,6 +3,7 @@
 :class:`CheckReport` *is* its text (a ``str``), so ``assert report.ok, report``
 in pytest prints the whole report, and ``bool(report)`` is ``report.ok``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -57,10 +58,12 @@ class CheckReport(str):
     largest: str
     failure: Failure | None
 
-    def __new__(cls, kind: str, target: str, cases: int, largest: str, failure: Failure | None,
-                reference: str = ""):
-        text = summary_line(kind, target, cases, largest) if failure is None else failure_text(
-            kind, target, cases, failure, reference)
+    def __new__(cls, kind: str, target: str, cases: int, largest: str, failure: Failure | None, reference: str = ""):
+        text = (
+            summary_line(kind, target, cases, largest)
+            if failure is None
+            else failure_text(kind, target, cases, failure, reference)
+        )
         self = super().__new__(cls, text)
         self.ok = failure is None
         self.kind, self.target, self.cases, self.largest, self.failure = kind, target, cases, largest, failure
@@ -79,8 +82,9 @@ def summary_line(kind: str, target: str, cases: int, largest: str) -> str:
 
 def _array_text(name: str, array: np.ndarray, indent: str = "    ") -> str:
     if array.dtype == np.uint64:
-        body = np.array2string(array, threshold=64, edgeitems=2, max_line_width=110,
-                               formatter={"int": lambda v: f"0x{int(v):016x}"})
+        body = np.array2string(
+            array, threshold=64, edgeitems=2, max_line_width=110, formatter={"int": lambda v: f"0x{int(v):016x}"}
+        )
     else:
         body = np.array2string(array, threshold=64, edgeitems=3, max_line_width=110)
     body = body.replace("\n", "\n" + indent + " " * (len(name) + 3))
@@ -95,8 +99,10 @@ def _describe_array(name: str, array) -> str:
 
 def failure_text(kind: str, target: str, cases: int, failure: Failure, reference: str) -> str:
     """The readable text of a failure: case, inputs, expected, obtained, and the entries that differ."""
-    lines = [f"{kind} {target}: FAILED after {cases} cases; smallest failing case:",
-             f"  case: {fields_text(failure.case)}" + (f"  ({failure.label})" if failure.label else "")]
+    lines = [
+        f"{kind} {target}: FAILED after {cases} cases; smallest failing case:",
+        f"  case: {fields_text(failure.case)}" + (f"  ({failure.label})" if failure.label else ""),
+    ]
     arrays = [(n, v) for n, v in failure.args.items() if isinstance(v, np.ndarray)]
     scalars = [f"{n}={v}" for n, v in failure.args.items() if not isinstance(v, np.ndarray)]
     lines.append("  arguments: " + ", ".join([_describe_array(n, v) for n, v in arrays] + scalars))
@@ -128,8 +134,10 @@ def _entry_text(failure: Failure, index: tuple, sentinel) -> str:
     where = "out[" + ", ".join(map(str, index)) + "]"
     unwritten = " (never written: the checker's fill value)" if obtained == sentinel else ""
     if failure.expected.dtype != np.uint64:
-        return (f"{where}: expected {int(expected)}, obtained {int(obtained)}{unwritten}, "
-                f"float reference {float(failure.float_reference[index]):g}")
+        return (
+            f"{where}: expected {int(expected)}, obtained {int(obtained)}{unwritten}, "
+            f"float reference {float(failure.float_reference[index]):g}"
+        )
     # a packed word: name the bits that differ and the values they are the signs of
     row, word = index[:-1], index[-1]
     diff = int(expected) ^ int(obtained)
@@ -137,8 +145,13 @@ def _entry_text(failure: Failure, index: tuple, sentinel) -> str:
     values = failure.floats["x"][row]
     ts = [word * 64 + b for b in bits]
     shown = ", ".join(
-        f"t={t}: x={float(values[t])!r} sign {failure.float_reference[row][t]:+g}" if t < values.shape[-1]
-        else f"t={t}: a tail bit (must be 0)" for t in ts[:4])
+        f"t={t}: x={float(values[t])!r} sign {failure.float_reference[row][t]:+g}"
+        if t < values.shape[-1]
+        else f"t={t}: a tail bit (must be 0)"
+        for t in ts[:4]
+    )
     more = f", ... ({len(ts)} bits)" if len(ts) > 4 else ""
-    return (f"{where}: expected 0x{int(expected):016x}, obtained 0x{int(obtained):016x}{unwritten}; "
-            f"bits {bits[:4]}{'...' if len(bits) > 4 else ''} differ ({shown}{more})")
+    return (
+        f"{where}: expected 0x{int(expected):016x}, obtained 0x{int(obtained):016x}{unwritten}; "
+        f"bits {bits[:4]}{'...' if len(bits) > 4 else ''} differ ({shown}{more})"
+    )

@@ -18,6 +18,7 @@ For a benchmark: :func:`verified_kernel` loads a target, checks it (in the
 child process for C) and returns an in-process kernel to time with
 :func:`time_kernel`.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -123,9 +124,21 @@ class IsolatedCKernel:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "tinybnn.kernel_child", str(to_child), str(from_child), self.kind,
-                 self.library, self.symbol], pass_fds=(to_child, from_child), stdin=subprocess.DEVNULL,
-                stdout=sys.__stderr__.fileno() if sys.__stderr__ is not None else subprocess.DEVNULL, env=env)
+                [
+                    sys.executable,
+                    "-m",
+                    "tinybnn.kernel_child",
+                    str(to_child),
+                    str(from_child),
+                    self.kind,
+                    self.library,
+                    self.symbol,
+                ],
+                pass_fds=(to_child, from_child),
+                stdin=subprocess.DEVNULL,
+                stdout=sys.__stderr__.fileno() if sys.__stderr__ is not None else subprocess.DEVNULL,
+                env=env,
+            )
         finally:
             os.close(to_child)
             os.close(from_child)

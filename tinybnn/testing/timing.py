@@ -5,6 +5,7 @@ a kernel that does not agree with tinybnn's reference, so nothing wrong is
 ever timed; :func:`time_kernel` gives the median of repeated calls after a
 warm-up call, outside which nothing (compilation, loading) is timed.
 """
+
 from __future__ import annotations
 
 import statistics

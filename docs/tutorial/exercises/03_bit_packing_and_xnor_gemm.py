@@ -5,6 +5,7 @@ then check them (how to work on a copy: docs/tutorial/exercises/README.md):
 
     python -m pytest -q -m exercises tests/exercises/test_03_bit_packing_and_xnor_gemm.py
 """
+
 import numpy as np
 
 

@@ -5,6 +5,7 @@ then check them (how to work on a copy: docs/tutorial/exercises/README.md):
 
     python -m pytest -q -m exercises tests/exercises/test_04_binary_convolution.py
 """
+
 import numpy as np
 
 

@@ -5,6 +5,7 @@ then check them (how to work on a copy: docs/tutorial/exercises/README.md):
 
     python -m pytest -q -m exercises tests/exercises/test_06_convert_and_deploy.py
 """
+
 import numpy as np
 
 

@@ -1,4 +1,5 @@
 """Solutions of chapter 0's exercises (docs/tutorial/exercises/00_autograd_by_hand.py)."""
+
 import numpy as np
 
 from tinybnn.autograd import Function
@@ -17,12 +18,12 @@ class Cube(Function):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        return x ** 3
+        return x**3
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_values
-        return grad * 3 * x ** 2
+        return grad * 3 * x**2
 
 
 def binary_dense_gradients(x, w, grad_output, grad_cancel=1.0):

@@ -1,4 +1,5 @@
 """Solutions of chapter 1's exercises (docs/tutorial/exercises/01_sign_and_ste.py)."""
+
 import numpy as np
 
 

@@ -1,4 +1,5 @@
 """Solutions of chapter 2's exercises (docs/tutorial/exercises/02_xnor_dot_product.py)."""
+
 import numpy as np
 
 

@@ -1,4 +1,5 @@
 """Solutions of chapter 3's exercises (docs/tutorial/exercises/03_bit_packing_and_xnor_gemm.py)."""
+
 import numpy as np
 
 

@@ -1,4 +1,5 @@
 """Solutions of chapter 4's exercises (docs/tutorial/exercises/04_binary_convolution.py)."""
+
 import numpy as np
 
 
@@ -11,8 +12,12 @@ def im2col(x, kernel, stride, pad, pad_value=0.0):
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=pad_value)
     oh, ow = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
-    rows = [xp[b, :, i * sh:i * sh + kh, j * sw:j * sw + kw].ravel()
-            for b in range(n) for i in range(oh) for j in range(ow)]
+    rows = [
+        xp[b, :, i * sh : i * sh + kh, j * sw : j * sw + kw].ravel()
+        for b in range(n)
+        for i in range(oh)
+        for j in range(ow)
+    ]
     return np.array(rows, dtype=x.dtype).reshape(n * oh * ow, c * kh * kw)
 
 

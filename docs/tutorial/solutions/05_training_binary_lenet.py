@@ -1,4 +1,5 @@
 """Solutions of chapter 5's exercises (docs/tutorial/exercises/05_training_binary_lenet.py)."""
+
 import numpy as np
 
 

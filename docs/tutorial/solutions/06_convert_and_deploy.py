@@ -1,4 +1,5 @@
 """Solutions of chapter 6's exercises (docs/tutorial/exercises/06_convert_and_deploy.py)."""
+
 import math
 
 import numpy as np

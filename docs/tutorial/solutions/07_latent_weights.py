@@ -1,4 +1,5 @@
 """Solutions of chapter 7's exercises (docs/tutorial/exercises/07_latent_weights.py)."""
+
 import numpy as np
 
 

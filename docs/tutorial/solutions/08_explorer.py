@@ -1,4 +1,5 @@
 """Solutions of chapter 8's exercises (docs/tutorial/exercises/08_explorer.py)."""
+
 import numpy as np
 
 
