@@ -13,7 +13,10 @@ pooled before it leaves the cache, and a backward pass over the pooled
 positions only. The layers, their parameters and the model file stay as they
 are; only the computation is shared. ``with unfused(): ...`` runs every layer
 on its own (the plain composition), for comparisons, and so does the
-reference backend (``tinybnn.autograd.backend("reference")``).
+reference backend (``tinybnn.autograd.backend("reference")``). The fusion is a
+training op: under ``no_grad`` (evaluation, prediction) the layers run one
+by one, so a model's float path, which the converter's integer thresholds
+are checked against, sums its first convolution as before.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from ..autograd import Tensor
+from ..autograd import Tensor, is_grad_enabled
 from ..autograd.backends import active_backend
 from ..autograd.fast_conv import conv_tanh_max_pool, fits_direct
 from .activation import Activation
@@ -52,6 +55,8 @@ def fusable_block(layers: Sequence[Module], i: int, x: Tensor) -> bool:
     that the fused op computes for the input ``x``."""
     if getattr(_state, "disabled", False) or i + 3 > len(layers) or active_backend() != "fast":
         return False  # the reference backend runs every layer as its plain formula
+    if not is_grad_enabled():
+        return False  # inference runs the plain layers: the float path that conversion is checked against
     conv, act, pool = layers[i : i + 3]
     if not (type(conv) is Convolution and type(act) is Activation and type(pool) is Pooling):
         return False
