@@ -147,6 +147,7 @@ def convert_model(model: Module, fuse: bool = True) -> Module:
     >>> bool(np.abs(model(x).data - packed(x).data).max() < 1e-4)
     True
     """
+    converted: Module
     if isinstance(model, Sequential):
         layers = convert_layers(list(model.layers))
         converted = Sequential(*(fuse_layers(layers) if fuse else layers))
@@ -173,13 +174,25 @@ def float_stem_start(layers: list[Module], end: int) -> int | None:
     j = end - 1
     if j >= 0 and is_max_pool(layers[j]):
         j -= 1
-    if j >= 0 and isinstance(layers[j], Activation) and layers[j].act_type in MONOTONE_ACTIVATIONS:
+    act = layers[j] if j >= 0 else None
+    if isinstance(act, Activation) and act.act_type in MONOTONE_ACTIVATIONS:
         j -= 1
-    if j >= 0 and type(layers[j]) is Convolution:
-        conv = layers[j]
-        if conv.weight is not None and conv.weight.data[0].size <= MAX_DIRECT_TAPS:
-            return j
+    conv = layers[j] if j >= 0 else None
+    if type(conv) is Convolution and conv.weight is not None and conv.weight.data[0].size <= MAX_DIRECT_TAPS:
+        return j
     return None
+
+
+def packed_arrays(layer: PackedModule) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A packed layer's (weight_bits, scale, shift), which its constructor allocates."""
+    assert layer.weight_bits is not None and layer.scale is not None and layer.shift is not None
+    return layer.weight_bits, layer.scale, layer.shift
+
+
+def filters_of(layer: Module) -> int:
+    """The output channels of a bit producer: a packed convolution or a float stem's convolution."""
+    assert isinstance(layer, (PackedConvolution, Convolution))  # what bit_links links
+    return layer.num_filter
 
 
 def bit_links(layers: list[Module]) -> tuple[dict[int, tuple[int, tuple]], dict[int, int]]:
@@ -188,7 +201,8 @@ def bit_links(layers: list[Module]) -> tuple[dict[int, tuple[int, tuple]], dict[
     block just before (with a Flatten between for a dense consumer). A producer whose decision
     turns out not to be monotone (:func:`~tinybnn.layers.thresholds.verified_integer_thresholds`)
     is left unfused."""
-    producers, stems = {}, {}
+    producers: dict[int, tuple[int, tuple]] = {}
+    stems: dict[int, int] = {}
     for i, layer in enumerate(layers):
         if not isinstance(layer, (PackedConvolution, PackedFullyConnected)):
             continue
@@ -198,14 +212,16 @@ def bit_links(layers: list[Module]) -> tuple[dict[int, tuple[int, tuple]], dict[
         channels = (
             before.num_filter
             if isinstance(before, PackedConvolution)
-            else (layers[start].num_filter if start is not None else None)
+            else (filters_of(layers[start]) if start is not None else None)
         )
         if channels is None or isinstance(layer, PackedFullyConnected) and layer.features % channels:
             continue  # nothing to fuse, or bits that could not be laid out as the dense layer's features
         if start is not None:
             stems[start] = i
             continue
-        if not (np.isfinite(before.scale).all() and np.isfinite(before.shift).all()):
+        assert isinstance(before, PackedConvolution)  # no float stem, so the channels came from it
+        _, scale, shift = packed_arrays(before)
+        if not (np.isfinite(scale).all() and np.isfinite(shift).all()):
             continue
         thresholds = verified_integer_thresholds(
             lambda dots: consumer_signs(layer, affine_values(before, dots)), before.bits, before.num_filter
@@ -219,7 +235,7 @@ def consumer_signs(consumer: PackedModule, values: np.ndarray) -> np.ndarray:
     """The signs the consumer takes of float32 ``values`` (F, m), channel f in row f: with its
     input BatchNorm, by the very kernel it packs with (bool (F, m), True for +1)."""
     x = np.ascontiguousarray(values[None, :, :, None], dtype=np.float32)  # (1, F, m, 1): m pixels
-    if getattr(consumer, "input_norm", False):
+    if isinstance(consumer, PackedConvolution) and consumer.input_norm:
         words = pack_normalized_channels(
             x, consumer.input_mean, consumer.input_inv_std, consumer.input_gamma, consumer.input_beta
         )
@@ -232,9 +248,8 @@ def affine_values(layer: PackedConvolution, dots: np.ndarray) -> np.ndarray:
     """What the unfused layer computes for integer dots (F, m), channel f in row f: its own kernel."""
     channels, m = dots.shape
     out = np.empty((1, channels, m, 1), np.float32)
-    _affine_pool_nchw(
-        np.ascontiguousarray(dots.T, dtype=np.int32), np.int32(0), layer.scale, layer.shift, 1, m, 1, 1, 1, 1, 1, out
-    )
+    _, scale, shift = packed_arrays(layer)
+    _affine_pool_nchw(np.ascontiguousarray(dots.T, dtype=np.int32), np.int32(0), scale, shift, 1, m, 1, 1, 1, 1, 1, out)
     return out[0, :, :, 0]
 
 
@@ -253,12 +268,13 @@ def bit_convolution(layer: PackedConvolution, bits_in: bool, thresholds: tuple |
         pool_kernel=layer.pool_kernel or (1, 1),
         pool_stride=layer.pool_stride,
     )
-    fused.weight_bits[...] = layer.weight_bits.T
+    weight_bits, scale, shift = packed_arrays(layer)
+    fused.weight_bits[...] = weight_bits.T
     if thresholds is None:
-        fused.scale[...], fused.shift[...] = layer.scale, layer.shift
+        fused.scale[...], fused.shift[...] = scale, shift
     else:
         fused.flip[...], fused.threshold[...] = thresholds
-        fused.pool_sign[...] = np.where(layer.scale < 0, -1, 1)
+        fused.pool_sign[...] = np.where(scale < 0, -1, 1)
     if fused.input_norm:
         for name in ("input_mean", "input_inv_std", "input_gamma", "input_beta"):
             getattr(fused, name)[...] = getattr(layer, name)
@@ -268,6 +284,7 @@ def bit_convolution(layer: PackedConvolution, bits_in: bool, thresholds: tuple |
 def first_stage(block: list[Module], consumer: PackedModule) -> ConvolutionToBits:
     """``Convolution [Activation] [Pooling(max)]`` and the consumer's input sign as one stage."""
     conv = block[0]
+    assert isinstance(conv, Convolution) and conv.weight is not None  # a float stem (float_stem_start), built
     act = next((m for m in block if isinstance(m, Activation)), None)
     pool = next((m for m in block if isinstance(m, Pooling)), None)
     weight = conv.weight.data
@@ -297,7 +314,7 @@ def first_stage(block: list[Module], consumer: PackedModule) -> ConvolutionToBit
 def permuted_dense_bits(layer: PackedFullyConnected, channels: int) -> np.ndarray:
     """The dense layer's weight signs, Flatten's order c P + p (P pixels), re-packed in the order the
     bits arrive (pixel p's channel words, p Cw + c // 64), as (P Cw, num_hidden) words."""
-    signs = unpack_bits(layer.weight_bits, layer.features)  # (H, C P)
+    signs = unpack_bits(packed_arrays(layer)[0], layer.features)  # (H, C P)
     pixel_major = signs.reshape(layer.num_hidden, channels, -1).transpose(0, 2, 1)  # (H, P, C)
     return np.ascontiguousarray(pack_bits(pixel_major, axis=-1).reshape(layer.num_hidden, -1).T)
 
@@ -308,7 +325,9 @@ def bit_dense(layer: PackedFullyConnected, channels: int, after: list[Module]) -
     taken, activation = 0, "identity"
     if after and isinstance(after[0], Activation) and after[0].act_type in ACTIVATIONS:
         activation, taken = after[0].act_type, 1
-    classifier = after[taken] if len(after) > taken and isinstance(after[taken], FullyConnected) else None
+    classifier = after[taken] if len(after) > taken else None
+    if not isinstance(classifier, FullyConnected):
+        classifier = None
     words = permuted_dense_bits(layer, channels)
     stage = BitDense(
         layer.num_hidden,
@@ -318,8 +337,9 @@ def bit_dense(layer: PackedFullyConnected, channels: int, after: list[Module]) -
         classes=0 if classifier is None else classifier.num_hidden,
     )
     stage.weight_bits[...] = words
-    stage.scale[...], stage.shift[...] = layer.scale, layer.shift
+    stage.scale[...], stage.shift[...] = packed_arrays(layer)[1:]
     if classifier is not None:
+        assert classifier.weight is not None  # a built network
         stage.classifier[...] = classifier.weight.data
         if classifier.bias is not None:
             stage.classifier_bias[...] = classifier.bias.data
@@ -345,14 +365,16 @@ def fuse_layers(layers: list[Module]) -> list[Module]:
     """
     producers, stems = bit_links(layers)
     consumers = {c for c, _ in producers.values()} | set(stems.values())
-    channels_into = {c: layers[p].num_filter for p, (c, _) in producers.items()}
-    channels_into.update({c: layers[s].num_filter for s, c in stems.items()})
+    channels_into = {c: filters_of(layers[p]) for p, (c, _) in producers.items()}
+    channels_into.update({c: filters_of(layers[s]) for s, c in stems.items()})
     out: list[Module] = []
     i = 0
     while i < len(layers):
         layer = layers[i]
         if i in stems:
-            out.append(first_stage(layers[i : stems[i]], layers[stems[i]]))
+            consumer = layers[stems[i]]
+            assert isinstance(consumer, PackedModule)  # bit_links links packed consumers only
+            out.append(first_stage(layers[i : stems[i]], consumer))
             i = stems[i]
             continue
         if isinstance(layer, Flatten) and i + 1 in consumers and i - 1 in producers:

@@ -95,11 +95,11 @@ def time_training_epoch(
         start = (i % full) * batch_size
         step(images[start : start + batch_size], labels[start : start + batch_size])
     order = torch.from_numpy(np.random.default_rng(seed).permutation(len(images)))
-    start = time.perf_counter()
+    started = time.perf_counter()
     for i in range(0, len(images), batch_size):
         index = order[i : i + batch_size]
         step(images[index], labels[index])
-    return time.perf_counter() - start
+    return time.perf_counter() - started
 
 
 def time_inference(model: nn.Sequential, images, batch_size: int, warmup: int) -> float:

@@ -92,10 +92,10 @@ def time_tinybnn_epoch(
 
     for start in warmup_starts(len(x), batch_size):
         step(x[start : start + batch_size], y[start : start + batch_size])
-    start = time.perf_counter()
+    started = time.perf_counter()
     for images, labels in iterate_batches(x, y, batch_size, rng=rng):
         step(images, labels)
-    return time.perf_counter() - start
+    return time.perf_counter() - started
 
 
 def before_worker(source: str, args: Sequence[str], threads: int) -> dict:
@@ -131,8 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     if args.worker:
         x, y = load_images(args.arrays)
-        seconds = time_tinybnn_epoch(args.model, x, y, args.batch_size, args.seed, args.float_path)
-        print(json.dumps({"seconds": seconds, "images": len(x), "openblas": openblas_core()}))
+        epoch_seconds = time_tinybnn_epoch(args.model, x, y, args.batch_size, args.seed, args.float_path)
+        print(json.dumps({"seconds": epoch_seconds, "images": len(x), "openblas": openblas_core()}))
         return 0
 
     from ..data import load_dataset

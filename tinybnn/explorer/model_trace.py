@@ -30,6 +30,7 @@ BMXNet (Yang et al., 2017): for ±1 vectors a, b of length K,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,12 +38,13 @@ import numpy as np
 
 from ..autograd import Tensor, no_grad
 from ..autograd.conv import im2col_reference
+from ..convert import packed_arrays
 from ..errors import ArgumentError
 from ..gemm import unpack_bits
 from ..layers import Activation, Convolution, Flatten, FullyConnected, Module, Pooling
 from ..layers.packed import PackedConvolution, PackedFullyConnected
 
-ACTIVATIONS = {
+ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "relu": lambda x: np.maximum(x, 0),
     "tanh": np.tanh,
     "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
@@ -146,6 +148,7 @@ def trace_layer(index: int, layer: Module, x: np.ndarray) -> LayerTrace:
 def float_layer_output(layer: Module, x: np.ndarray) -> tuple[np.ndarray, str] | None:
     """The output and a description of a float layer, by NumPy; None for a type not handled here."""
     if isinstance(layer, Convolution):
+        assert layer.weight is not None  # a loaded model is built
         weight = layer.weight.data
         cols = im2col_reference(x[None], layer.kernel, layer.stride, layer.pad)  # (OH OW, C KH KW)
         oh, ow = output_hw(x.shape[1:], layer.kernel, layer.stride, layer.pad)
@@ -155,6 +158,7 @@ def float_layer_output(layer: Module, x: np.ndarray) -> tuple[np.ndarray, str] |
         kh, kw = layer.kernel
         return (y.T.reshape(-1, oh, ow).astype(np.float32), f"float convolution {kh}x{kw}, {layer.num_filter} filters")
     if isinstance(layer, FullyConnected):
+        assert layer.weight is not None  # a loaded model is built
         y = x.reshape(-1) @ layer.weight.data.T
         if layer.bias is not None:
             y = y + layer.bias.data
@@ -201,7 +205,7 @@ def packed_conv_input_bits(layer: PackedConvolution, x: np.ndarray) -> np.ndarra
 def filter_signs(layer: PackedConvolution) -> np.ndarray:
     """The filters' bits (F, C, KH, KW), True for +1, unpacked from ``weight_bits``."""
     kh, kw = layer.kernel
-    words = layer.weight_bits.reshape(layer.num_filter, kh, kw, -1)  # each pixel's C bits in Cw words
+    words = packed_arrays(layer)[0].reshape(layer.num_filter, kh, kw, -1)  # each pixel's C bits in Cw words
     return unpack_bits(words, layer.channels, axis=1) > 0
 
 
@@ -228,7 +232,8 @@ def affine(dots: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray
 
 def packed_conv_output(layer: PackedConvolution, signs: np.ndarray) -> np.ndarray:
     """A PackedConvolution's output (F, OH', OW') from its input bits, pooled if the layer pools."""
-    y = affine(conv_dots(layer, signs), layer.scale, layer.shift)
+    _, scale, shift = packed_arrays(layer)
+    y = affine(conv_dots(layer, signs), scale, shift)
     if layer.pool_kernel is None:
         return y
     return pooling_windows(y, layer.pool_kernel, layer.pool_stride).max(axis=(-2, -1))
@@ -236,9 +241,10 @@ def packed_conv_output(layer: PackedConvolution, signs: np.ndarray) -> np.ndarra
 
 def packed_dense_output(layer: PackedFullyConnected, signs: np.ndarray) -> np.ndarray:
     """A PackedFullyConnected's output (num_hidden,) from its input bits (D,)."""
-    weights = unpack_bits(layer.weight_bits, layer.features) > 0  # (H, D)
+    weight_bits, scale, shift = packed_arrays(layer)
+    weights = unpack_bits(weight_bits, layer.features) > 0  # (H, D)
     dots = layer.features - 2 * np.count_nonzero(weights ^ signs, axis=1)
-    return dots.astype(np.float32) * layer.scale + layer.shift
+    return dots.astype(np.float32) * scale + shift
 
 
 # --- one output value, spelled out ------------------------------------------------------
@@ -280,7 +286,8 @@ def check_position(position: Any, shape: tuple[int, ...], names: str) -> tuple[i
 def explain_conv(layer: PackedConvolution, x: np.ndarray, position: Any) -> dict[str, Any]:
     signs = packed_conv_input_bits(layer, x)
     dots = conv_dots(layer, signs)
-    values = affine(dots, layer.scale, layer.shift)
+    _, scales, shifts = packed_arrays(layer)
+    values = affine(dots, scales, shifts)
     if layer.pool_kernel is None:
         out_shape, window = values.shape, None
     else:
@@ -288,6 +295,7 @@ def explain_conv(layer: PackedConvolution, x: np.ndarray, position: Any) -> dict
         out_shape = windows.shape[:3]
     f, i, j = check_position(position, out_shape, "channel, row, column")
     if layer.pool_kernel is not None:
+        assert layer.pool_stride is not None  # set with pool_kernel
         (qh, qw), (qsh, qsw) = layer.pool_kernel, layer.pool_stride
         candidates = windows[f, i, j]
         u, v = np.unravel_index(int(np.argmax(candidates)), candidates.shape)  # first maximum
@@ -304,7 +312,7 @@ def explain_conv(layer: PackedConvolution, x: np.ndarray, position: Any) -> dict
     xor = patch ^ weights
     popcount = int(np.count_nonzero(xor))
     dot = layer.bits - 2 * popcount
-    scale, shift = float(layer.scale[f]), float(layer.shift[f])
+    scale, shift = float(scales[f]), float(shifts[f])
     return {
         "layer_type": "PackedConvolution",
         "filter": f,
@@ -326,11 +334,12 @@ def explain_conv(layer: PackedConvolution, x: np.ndarray, position: Any) -> dict
 def explain_dense(layer: PackedFullyConnected, x: np.ndarray, position: Any) -> dict[str, Any]:
     signs = x.reshape(-1) >= 0
     (h,) = check_position(position, (layer.num_hidden,), "unit")
-    weights = unpack_bits(layer.weight_bits[h : h + 1], layer.features)[0] > 0
+    weight_bits, scales, shifts = packed_arrays(layer)
+    weights = unpack_bits(weight_bits[h : h + 1], layer.features)[0] > 0
     xor = signs ^ weights
     popcount = int(np.count_nonzero(xor))
     dot = layer.features - 2 * popcount
-    scale, shift = float(layer.scale[h]), float(layer.shift[h])
+    scale, shift = float(scales[h]), float(shifts[h])
     return {
         "layer_type": "PackedFullyConnected",
         "filter": h,
@@ -345,5 +354,5 @@ def explain_dense(layer: PackedFullyConnected, x: np.ndarray, position: Any) -> 
         "dot": dot,
         "scale": scale,
         "shift": shift,
-        "result": float(np.float32(dot) * layer.scale[h] + layer.shift[h]),
+        "result": float(np.float32(dot) * scales[h] + shifts[h]),
     }

@@ -372,6 +372,7 @@ class ExplorerServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET or AF_INET6 address (bytes are AF_UNIX's)
         host = "localhost" if host in ("", "0.0.0.0", "::") else host
         return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 

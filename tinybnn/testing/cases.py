@@ -141,6 +141,10 @@ class ConvCase:
     seed: int = 0
 
 
+Case = GemmCase | PackCase | DenseCase | ConvCase
+"""A case of any kind."""
+
+
 # ---------------------------------------------------------------------------------------------
 # kinds: operands, ABI arguments, references
 # ---------------------------------------------------------------------------------------------

@@ -130,7 +130,7 @@ def run_check(
     """
     check_kind(kind)
     if not hasattr(kernel, "close"):
-        kernel = PythonKernel(kind, kernel, name or getattr(kernel, "__qualname__", repr(kernel)))
+        kernel = PythonKernel(kind, kernel, name or str(getattr(kernel, "__qualname__", repr(kernel))))
     name = name or kernel.name
     runner = _Runner(kind, kernel)
     reference = runner.spec.reference_name

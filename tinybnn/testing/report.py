@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinybnn.kernel_abi import SENTINEL
-from .cases import fields_text
+from .cases import Case, fields_text
 
 MAX_LISTED = 8
 """Differing entries listed one by one (the count says how many there are)."""
@@ -26,7 +26,7 @@ class Failure:
     hang, a wrong shape or dtype).
     """
 
-    case: object
+    case: Case
     label: str
     floats: dict
     args: dict
@@ -117,6 +117,7 @@ def failure_text(kind: str, target: str, cases: int, failure: Failure, reference
     if failure.error is not None:
         lines.append(f"  obtained: {failure.error}")
         return "\n".join(lines)
+    assert failure.obtained is not None  # no error: the candidate's output was kept
     lines.append("  obtained:")
     lines.append(_array_text("out", failure.obtained))
     where = failure.differing()
@@ -130,6 +131,7 @@ def failure_text(kind: str, target: str, cases: int, failure: Failure, reference
 
 
 def _entry_text(failure: Failure, index: tuple, sentinel) -> str:
+    assert failure.obtained is not None  # only entries of an output that was kept differ
     expected, obtained = failure.expected[index], failure.obtained[index]
     where = "out[" + ", ".join(map(str, index)) + "]"
     unwritten = " (never written: the checker's fill value)" if obtained == sentinel else ""

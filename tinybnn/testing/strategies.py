@@ -18,9 +18,11 @@ Reduction lengths have the 64-bit word boundaries over-represented::
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hypothesis import strategies as st
 
-from .cases import FILLS, ConvCase, DenseCase, GemmCase, PackCase
+from .cases import FILLS, Case, ConvCase, DenseCase, GemmCase, PackCase
 
 WORD_BOUNDARIES = (1, 2, 63, 64, 65, 127, 128, 129, 191, 192, 193, 255, 256, 257)
 """Reduction lengths next to a multiple of 64 bits."""
@@ -101,5 +103,10 @@ def conv_cases(
     )
 
 
-CASES = {"xnor-gemm": gemm_cases, "pack-bits": pack_cases, "binary-conv2d": conv_cases, "binary-dense": dense_cases}
+CASES: dict[str, Callable[[], st.SearchStrategy[Case]]] = {
+    "xnor-gemm": gemm_cases,
+    "pack-bits": pack_cases,
+    "binary-conv2d": conv_cases,
+    "binary-dense": dense_cases,
+}
 """Kind name -> the strategy function of its cases."""

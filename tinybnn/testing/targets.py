@@ -111,7 +111,10 @@ class IsolatedCKernel:
     STARTUP_TIMEOUT = 60.0
 
     def __init__(self, kind: str, library: str, symbol: str, timeout: float = 10.0):
-        self._process = self._send = self._receive_end = None
+        # the child and its two pipe ends, set by _start and cleared by _kill together
+        self._process: subprocess.Popen[bytes] | None = None
+        self._send: Connection | None = None
+        self._receive_end: Connection | None = None
         self.kind, self.name, self.timeout = check_kind(kind), f"{library}:{symbol}", float(timeout)
         self.library, self.symbol = _library_path(library), symbol
         self._display = library
@@ -155,6 +158,7 @@ class IsolatedCKernel:
             raise ArgumentError(f"{self._display}: cannot load the library: {message}")
 
     def _receive(self, timeout: float):
+        assert self._process is not None and self._receive_end is not None  # called on a started child
         if not self._receive_end.poll(timeout):
             self._kill()
             raise KernelHung(f"no answer within {timeout:g} s (a hang?); the child process was killed")
@@ -181,6 +185,7 @@ class IsolatedCKernel:
     def __call__(self, args: dict):
         if self._process is None:
             self._start()
+        assert self._send is not None  # set by _start
         try:
             self._send.send(args)
         except (BrokenPipeError, ConnectionError):
@@ -193,6 +198,7 @@ class IsolatedCKernel:
     def close(self) -> None:
         """Ask the child to stop, then make sure it has."""
         if self._process is not None and self._process.poll() is None:
+            assert self._send is not None  # set with _process
             try:
                 self._send.send(None)
                 self._process.wait(2)
@@ -230,6 +236,8 @@ def load_python_function(spec: str):
             if not path.is_file():
                 raise ArgumentError(f"{where}: no such Python file")
             module_spec = importlib.util.spec_from_file_location(path.stem, path)
+            if module_spec is None or module_spec.loader is None:  # a file name without a Python suffix
+                raise ArgumentError(f"{where}: importing it failed: no loader for this file name")
             module = importlib.util.module_from_spec(module_spec)
             module_spec.loader.exec_module(module)
         else:
