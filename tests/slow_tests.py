@@ -1,6 +1,9 @@
 """The tests marked ``slow``: ``pytest -m "not slow"`` leaves them out (the fast loop); the default
-command runs everything. Each took 2 s or more in a full run with ``--durations`` (a parametrized
-test is listed once, by its function). conftest.py marks them as they are collected; a new slow
+command runs everything. Listed: the tests that took 2 s or more in a full run with ``--durations``,
+and the slowest of the fast loop in its own ``--durations`` runs, ranked by their summed setup and
+call times (a parametrized test is listed once, by its function; the tests sharing an expensive
+module-scoped fixture are listed together, or its cost would move to the next of them). Every test
+file keeps at least one test in the loop. conftest.py marks them as they are collected; a new slow
 test may be listed here or carry ``@pytest.mark.slow`` itself."""
 
 SLOW_TESTS = frozenset(
@@ -8,8 +11,12 @@ SLOW_TESTS = frozenset(
 tests/test_autograd_conv.py::test_conv2d_gradients
 tests/test_autograd_ops.py::test_reshape_transpose_flatten
 tests/test_autograd_ops.py::test_sum_and_mean_over_axes
+tests/test_autograd_pooling.py::test_the_2x2_kernels_equal_the_reference
+tests/test_backend_twins.py::test_batch_norm_forward_and_backward
+tests/test_backend_twins.py::test_max_pool_forward_and_backward
 tests/test_bench_peers.py::test_check_only_on_a_few_real_digits_without_peers
 tests/test_bench_peers.py::test_tinybnn_worker_prints_one_json_line
+tests/test_bench_train.py::test_before_adds_a_paired_column_for_the_baseline_tree
 tests/test_bombs.py::test_a_data_set_with_no_images_is_refused_before_an_epoch
 tests/test_bombs.py::test_a_decompression_bomb_png_gets_one_line_and_the_others_are_classified
 tests/test_bombs.py::test_a_gzip_idx_bomb_is_refused_before_training
@@ -24,12 +31,25 @@ tests/test_cli_edges.py::test_a_run_diverging_in_epoch_2_keeps_epoch_1s_checkpoi
 tests/test_cli_edges.py::test_an_infinite_learning_rate_ends_with_the_documented_training_error
 tests/test_cli_edges.py::test_an_undecodable_file_name_is_printed_escaped
 tests/test_conftest.py::test_a_relative_data_folder_is_found_after_a_test_changes_folder
+tests/test_convert_cli.py::test_convert_command_prints_both_sizes
+tests/test_convert_cli.py::test_convert_refuses_a_converted_or_float_model
+tests/test_convert_cli.py::test_converted_file_is_small_and_close_to_its_payload
 tests/test_convert_cli.py::test_converted_predictions_equal_the_float_path
 tests/test_convert_cli.py::test_converted_resnet18_is_smaller_than_bmxnets
 tests/test_convert_cli.py::test_predict_reads_a_drawn_digit
 tests/test_convert_cli.py::test_predict_reports_bad_files_and_classifies_the_rest
+tests/test_convert_cli.py::test_summary_command
+tests/test_convert_cli.py::test_summary_predicts_the_converted_size
 tests/test_data_idx_fuzz.py::test_mutated_valid_files
 tests/test_data_mnist.py::test_real_fashion_round_trips_byte_for_byte
+tests/test_diagnostics.py::test_flip_ratio_is_larqs_definition_and_diagnostics_change_nothing
+tests/test_diagnostics.py::test_the_picture_and_its_refusals
+tests/test_diagnostics.py::test_train_diagnostics_on_real_mnist_and_resume_keeps_them
+tests/test_export_c.py::test_every_binary_dot_product_is_pythons
+tests/test_export_c.py::test_main_reads_pgm_and_refuses_other_files_in_one_line
+tests/test_export_c.py::test_the_c_program_classifies_the_10000_test_digits_as_python_does
+tests/test_export_c.py::test_the_command_writes_the_files_and_never_overwrites_a_stranger
+tests/test_export_c.py::test_the_portable_popcount_and_plain_flags_agree
 tests/test_footprint.py::test_footprint_agrees_with_the_built_network
 tests/test_footprint.py::test_the_shipped_architectures_need_far_less_than_the_limit
 tests/test_fused.py::test_a_residual_body_passes_bits_and_its_float_shortcut_stays_float
@@ -39,17 +59,19 @@ tests/test_gemm_float.py::test_fast_float_gemm_agrees_with_dot
 tests/test_gemm_float.py::test_naive_agrees_with_dot_on_tiny_sizes
 tests/test_gemm_xnor.py::test_xnor_gemm_float_packs_and_matches
 tests/test_gemm_xnor.py::test_xnor_kernel_equals_integer_sign_gemm
+tests/test_graph_picture.py::test_show_graph_writes_the_picture_and_says_what_it_drew
 tests/test_header_schema.py::test_random_field_deletions_and_type_swaps_give_only_model_file_errors
 tests/test_header_schema.py::test_resume_from_a_forged_checkpoint_is_one_line
 tests/test_header_schema.py::test_truncated_and_inflated_members_are_refused
 tests/test_interrupt.py::test_a_second_ctrl_c_ends_at_once_with_one_line
 tests/test_interrupt.py::test_ctrl_c_during_training_prints_one_line_and_keeps_the_checkpoint
-tests/test_interrupt.py::test_ctrl_c_in_other_commands_prints_one_line
 tests/test_interrupt.py::test_the_printed_command_resumes_the_run
 tests/test_layers.py::test_errors_name_the_layer_and_both_shapes
 tests/test_layers.py::test_lenet_shapes_match_bmxnet
 tests/test_model_fuzz.py::test_mutated_model_files
 tests/test_model_fuzz.py::test_random_bytes
+tests/test_optim_bop.py::test_resume_with_bop_is_exact
+tests/test_optim_bop.py::test_train_resume_with_bop_on_the_command_line_is_exact
 tests/test_outputs.py::test_a_successful_write_removes_exactly_its_own_stale_temporaries
 tests/test_outputs.py::test_convert_never_writes_over_its_input
 tests/test_outputs.py::test_file_kind_reads_the_header_and_allocates_no_array
@@ -71,11 +93,13 @@ tests/test_pictures.py::test_the_shipped_model_draws_a_two_coloured_packed_layer
 tests/test_qlayers.py::test_batch_norm_after_a_binary_layer_is_gradchecked
 tests/test_qlayers.py::test_binary_fully_connected_equals_float_on_signs
 tests/test_qlayers.py::test_binary_lenet_learns_a_tiny_problem
-tests/test_robustness.py::test_a_nan_loss_exits_2_and_keeps_the_last_checkpoint
 tests/test_robustness.py::test_a_writer_killed_mid_write_leaves_the_previous_file_loadable
+tests/test_scripts.py::test_bench_diagnostics_runs_a_round
 tests/test_scripts.py::test_bench_infer_runs_on_a_few_images
 tests/test_scripts.py::test_bench_train_runs_on_a_few_images
+tests/test_scripts.py::test_latent_weights_script_runs_both_optimizers_and_draws
 tests/test_scripts.py::test_train_mnist_example_runs
+tests/test_serve.py::test_bad_request_gets_a_json_4xx_and_the_server_keeps_serving
 tests/test_serve.py::test_browser_shows_the_models_prediction
 tests/test_serve.py::test_fifty_concurrent_predictions
 tests/test_serve.py::test_png_upload_equals_tinybnn_predict
@@ -87,9 +111,7 @@ tests/test_training.py::test_evaluate_restores_the_mode
 tests/test_training.py::test_one_epoch_on_real_mnist_5k
 tests/test_training.py::test_resume_after_2_of_4_epochs_equals_4_straight_epochs
 tests/test_training.py::test_same_seed_same_weights
-tests/test_training_workspace.py::test_outside_a_step_calls_never_share_memory
 tests/test_training_workspace.py::test_training_with_a_checking_workspace_gives_the_bits_of_training_without_one
-tests/test_training_workspace.py::test_two_graphs_built_outside_a_step_keep_their_own_saved_arrays
 tests/test_tutorial.py::test_chapter_runs_and_prints_what_it_says
 tests/test_verify.py::test_a_script_without_a_main_guard_can_check_a_c_kernel
 tests/test_verify.py::test_a_segfault_is_reported_with_its_smallest_case
