@@ -21,8 +21,9 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 from numba.np.arrayobj import make_array, populate_array
 
-#: the tile's shape: 4 rows (e.g. pixels of a pooling window) of 16 float32 (one 512-bit vector)
-ROWS, COLUMNS = 4, 16
+#: the tile's shape: 4 rows (e.g. pixels of a pooling window) of 64 float32 (four 512-bit vectors each):
+#: 16 vector accumulators, half of AVX-512's 32 registers, enough independent chains to hide FMA latency
+ROWS, COLUMNS = 4, 64
 
 
 @intrinsic

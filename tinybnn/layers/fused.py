@@ -112,8 +112,9 @@ def pooled_size(size: int, kernel: int, stride: int) -> int:
 
 
 # --- the float first stage --------------------------------------------------------------------------
-#: filters per block of the first stage's kernel (one vector of 16 float32) and pooling-window pixels
-#: convolved together: 4 accumulators in registers, each filter row loaded once for the 4 pixels
+#: filters per block of the first stage's kernel (four vectors of 16 float32, one output word of bits) and
+#: pooling-window pixels convolved together: 16 accumulators in registers, each filter row loaded once for the
+#: 4 pixels and each pixel once for the 64 filters
 FILTER_BLOCK, WINDOW_GROUP = COLUMNS, ROWS
 
 
@@ -123,7 +124,7 @@ def _float_conv_bits(x, blocks, bias, flip, threshold, kh, kw, sh, sw, qh, qw, q
     n_images, channels, height, width = x.shape
     flat = x.reshape((n_images, channels * height * width))
     filters = bias.shape[0]
-    out_h, out_w, cw = out.shape[1], out.shape[2], out.shape[3]
+    out_h, out_w = out.shape[1], out.shape[2]
     taps, window = channels * kh * kw, qh * qw
     # tap (c, u, v) -> its offset from the patch's corner in flat; unsigned, so no index needs a wraparound test
     offset = np.empty(taps, np.uint64)
@@ -133,17 +134,17 @@ def _float_conv_bits(x, blocks, bias, flip, threshold, kh, kw, sh, sw, qh, qw, q
                 offset[(c * kh + u) * kw + v] = (c * height + u) * width + v
     for n in prange(n_images):
         acc = register_block()  # acc[g, f]: z of window pixel g0 + g, filter f0 + f
-        best = np.empty(blocks.shape[0] * FILTER_BLOCK, np.float32)  # each filter's largest z in the window
+        best = np.empty(FILTER_BLOCK, np.float32)  # each filter's largest z in the window
         corner = np.empty(WINDOW_GROUP, np.uint64)
         for i in range(out_h):
             for j in range(out_w):
-                best[:] = -np.inf
-                for g0 in range(0, window, WINDOW_GROUP):
-                    for g in range(WINDOW_GROUP):
-                        q = min(g0 + g, window - 1)  # a short group repeats its last pixel
-                        corner[g] = np.uint64((i * qsh + q // qw) * sh * width + (j * qsw + q % qw) * sw)
-                    c0, c1, c2, c3 = corner[0], corner[1], corner[2], corner[3]
-                    for block in range(blocks.shape[0]):
+                for block in range(blocks.shape[0]):  # one block of filters = one output word
+                    best[:] = -np.inf
+                    for g0 in range(0, window, WINDOW_GROUP):
+                        for g in range(WINDOW_GROUP):
+                            q = min(g0 + g, window - 1)  # a short group repeats its last pixel
+                            corner[g] = np.uint64((i * qsh + q // qw) * sh * width + (j * qsw + q % qw) * sw)
+                        c0, c1, c2, c3 = corner[0], corner[1], corner[2], corner[3]
                         for g in range(WINDOW_GROUP):
                             for f in range(FILTER_BLOCK):
                                 acc[g, f] = 0
@@ -156,19 +157,46 @@ def _float_conv_bits(x, blocks, bias, flip, threshold, kh, kw, sh, sw, qh, qw, q
                                 acc[1, f] += a1 * wf
                                 acc[2, f] += a2 * wf
                                 acc[3, f] += a3 * wf
-                        f0 = block * FILTER_BLOCK
                         for f in range(FILTER_BLOCK):
-                            best[f0 + f] = max(best[f0 + f], max(max(acc[0, f], acc[1, f]), max(acc[2, f], acc[3, f])))
-                for w in range(cw):
-                    out[n, i, j, w] = 0
-                for f in range(filters):
-                    m = best[f] + bias[f]  # max(z + b) = max(z) + b: rounding is monotone
-                    if m >= threshold[f] if flip[f] > 0 else m <= threshold[f]:
-                        out[n, i, j, f // 64] |= np.uint64(1) << np.uint64(f % 64)
+                            best[f] = max(best[f], max(max(acc[0, f], acc[1, f]), max(acc[2, f], acc[3, f])))
+                    # d_f(m) without a branch: s m >= s threshold with s = flip = +-1 (negation is exact)
+                    f0 = block * FILTER_BLOCK
+                    word = np.uint64(0)
+                    for f in range(min(FILTER_BLOCK, filters - f0)):
+                        m = best[f] + bias[f0 + f]  # max(z + b) = max(z) + b: rounding is monotone
+                        s = np.float32(flip[f0 + f])
+                        word |= np.uint64(s * m >= s * threshold[f0 + f]) << np.uint64(f)
+                    out[n, i, j, block] = word
 
 
 # fused multiply-adds (LLVM's "contract", nothing else of fast-math): z = fma(x, w, z) tap after tap
 _FLOAT_CONV_BITS = twin_kernels(_float_conv_bits, fastmath={"contract"})
+
+
+@njit(cache=True, fastmath={"contract"})
+def pooled_first_stage_z(x, filters, bias, sh, sw, qh, qw, qsh, qsw):  # pragma: no cover (compiled)
+    """The obvious twin of the first stage's kernel, up to the decision: for x (N, C, Hp, Wp) already
+    zero-padded and filters (F, C, KH, KW), m[n, f, i, j] = max over pooling window (i, j) of
+    z + bias[f], z summed one fused multiply-add per tap in (c, u, v) order from 0 (float32)."""
+    n_images, channels, height, width = x.shape
+    n_filters, kh, kw = filters.shape[0], filters.shape[2], filters.shape[3]
+    out_h, out_w = (height - kh) // sh + 1, (width - kw) // sw + 1
+    pooled_h, pooled_w = (out_h - qh) // qsh + 1, (out_w - qw) // qsw + 1
+    m = np.full((n_images, n_filters, pooled_h, pooled_w), -np.inf, np.float32)
+    for n in range(n_images):
+        for f in range(n_filters):
+            for i in range(pooled_h):
+                for j in range(pooled_w):
+                    for p in range(qh):
+                        for q in range(qw):
+                            y, xx = (i * qsh + p) * sh, (j * qsw + q) * sw
+                            z = np.float32(0)
+                            for c in range(channels):
+                                for u in range(kh):
+                                    for v in range(kw):
+                                        z += x[n, c, y + u, xx + v] * filters[f, c, u, v]
+                            m[n, f, i, j] = max(m[n, f, i, j], z + bias[f])
+    return m
 
 
 def filter_blocks(weight: np.ndarray) -> np.ndarray:
@@ -239,14 +267,17 @@ class ConvolutionToBits(Module):
     order, filters innermost. Padding is with 0 (a float convolution).
 
     Optimizations: a direct convolution (no im2col, no BLAS call), 4 pixels
-    of a pooling window at a time against a block of 16 filters, whose 4
-    accumulators live in vector registers (a stack tile,
-    :func:`tinybnn.gemm.local.register_block`): per tap one vector load of
-    the filters and 4 multiply-adds with the pixels broadcast from memory;
-    unsigned tap offsets, so no index needs a wraparound test; the window's
-    maximum is taken before the bias (rounding is monotone, so
-    max(z) + b = max(z + b)); no feature map is written; the bits are
-    written 64 channels to a word; serial kernel for small batches.
+    of a pooling window at a time against a block of 64 filters (one output
+    word), whose 16 accumulator vectors live in registers (a stack tile,
+    :func:`tinybnn.gemm.local.register_block`): per tap 4 vector loads of
+    the filters and 16 multiply-adds with the 4 pixels broadcast from
+    memory, 16 independent chains (the old 16-filter block had 4 and ran 3x
+    slower); unsigned tap offsets, so no index needs a wraparound test; the
+    window's maximum is taken before the bias (rounding is monotone, so
+    max(z) + b = max(z + b)); no feature map is written; the 64 decisions
+    of a word without a branch (``flip m >= flip threshold``, negation
+    being exact), OR-ed into the word in a register; serial kernel for
+    small batches. :func:`pooled_first_stage_z` is the obvious twin.
     """
 
     buffer_names = ("weight", "bias", "flip", "threshold")
