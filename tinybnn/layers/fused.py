@@ -29,7 +29,8 @@ c // 64, 1 for +1; unused bits 0. That is the layout
 reads it as is; a dense layer after a Flatten gets its weight columns
 permuted to it by the converter.
 
-Threads: each kernel has a parallel variant (``prange`` over images) and a
+Threads: each kernel has a parallel variant (``prange`` over images; the
+first stage's over rows of pooled pixels of every image) and a
 serial one compiled from the same code; a batch smaller than
 :func:`parallel_min_batch` images, or a Numba thread count of 1, runs the
 serial one, so a batch of 1 pays no thread start-up. The thread count itself
@@ -116,6 +117,8 @@ def pooled_size(size: int, kernel: int, stride: int) -> int:
 #: pooling-window pixels convolved together: 16 accumulators in registers, each filter row loaded once for the
 #: 4 pixels and each pixel once for the 64 filters
 FILTER_BLOCK, WINDOW_GROUP = COLUMNS, ROWS
+#: a float32's bits but its sign: 0 for +0 and -0 only
+MAGNITUDE = np.uint32(0x7FFFFFFF)
 
 
 def _float_conv_bits(x, blocks, bias, flip, threshold, kh, kw, sh, sw, qh, qw, qsh, qsw, out):
@@ -123,6 +126,7 @@ def _float_conv_bits(x, blocks, bias, flip, threshold, kh, kw, sh, sw, qh, qw, q
     # x (N, C, Hp, Wp) C-contiguous, already zero-padded; blocks (B, C KH KW, FILTER_BLOCK): filters in blocks
     n_images, channels, height, width = x.shape
     flat = x.reshape((n_images, channels * height * width))
+    bits = flat.view(np.uint32)
     filters = bias.shape[0]
     out_h, out_w = out.shape[1], out.shape[2]
     taps, window = channels * kh * kw, qh * qw
@@ -132,41 +136,49 @@ def _float_conv_bits(x, blocks, bias, flip, threshold, kh, kw, sh, sw, qh, qw, q
         for u in range(kh):
             for v in range(kw):
                 offset[(c * kh + u) * kw + v] = (c * height + u) * width + v
-    for n in prange(n_images):
+    # window pixel q -> its corner's offset from the window's first; a short last group repeats its last pixel
+    groups = -(-window // WINDOW_GROUP)
+    window_offset = np.empty(groups * WINDOW_GROUP, np.uint64)
+    for q in range(groups * WINDOW_GROUP):
+        p = min(q, window - 1)
+        window_offset[q] = (p // qw) * sh * width + (p % qw) * sw
+    skip_zeros = np.isfinite(blocks).all()
+    for row in prange(n_images * out_h):  # rows of pooled pixels: one image's work splits over threads too
+        n, i = row // out_h, row % out_h
         acc = register_block()  # acc[g, f]: z of window pixel g0 + g, filter f0 + f
         best = np.empty(FILTER_BLOCK, np.float32)  # each filter's largest z in the window
-        corner = np.empty(WINDOW_GROUP, np.uint64)
-        for i in range(out_h):
-            for j in range(out_w):
-                for block in range(blocks.shape[0]):  # one block of filters = one output word
-                    best[:] = -np.inf
-                    for g0 in range(0, window, WINDOW_GROUP):
-                        for g in range(WINDOW_GROUP):
-                            q = min(g0 + g, window - 1)  # a short group repeats its last pixel
-                            corner[g] = np.uint64((i * qsh + q // qw) * sh * width + (j * qsw + q % qw) * sw)
-                        c0, c1, c2, c3 = corner[0], corner[1], corner[2], corner[3]
-                        for g in range(WINDOW_GROUP):
-                            for f in range(FILTER_BLOCK):
-                                acc[g, f] = 0
-                        for t in range(taps):
-                            o = offset[t]
-                            a0, a1, a2, a3 = flat[n, c0 + o], flat[n, c1 + o], flat[n, c2 + o], flat[n, c3 + o]
-                            for f in range(FILTER_BLOCK):
-                                wf = blocks[block, t, f]
-                                acc[0, f] += a0 * wf
-                                acc[1, f] += a1 * wf
-                                acc[2, f] += a2 * wf
-                                acc[3, f] += a3 * wf
+        for j in range(out_w):
+            for block in range(blocks.shape[0]):  # one block of filters = one output word
+                best[:] = -np.inf
+                base = np.uint64(i * qsh * sh * width + j * qsw * sw)
+                for g0 in range(0, window, WINDOW_GROUP):
+                    c0, c1 = base + window_offset[g0], base + window_offset[g0 + 1]
+                    c2, c3 = base + window_offset[g0 + 2], base + window_offset[g0 + 3]
+                    for g in range(WINDOW_GROUP):
                         for f in range(FILTER_BLOCK):
-                            best[f] = max(best[f], max(max(acc[0, f], acc[1, f]), max(acc[2, f], acc[3, f])))
-                    # d_f(m) without a branch: s m >= s threshold with s = flip = +-1 (negation is exact)
-                    f0 = block * FILTER_BLOCK
-                    word = np.uint64(0)
-                    for f in range(min(FILTER_BLOCK, filters - f0)):
-                        m = best[f] + bias[f0 + f]  # max(z + b) = max(z) + b: rounding is monotone
-                        s = np.float32(flip[f0 + f])
-                        word |= np.uint64(s * m >= s * threshold[f0 + f]) << np.uint64(f)
-                    out[n, i, j, block] = word
+                            acc[g, f] = 0
+                    for t in range(taps):
+                        o = offset[t]
+                        a0, a1, a2, a3 = flat[n, c0 + o], flat[n, c1 + o], flat[n, c2 + o], flat[n, c3 + o]
+                        b0, b1, b2, b3 = bits[n, c0 + o], bits[n, c1 + o], bits[n, c2 + o], bits[n, c3 + o]
+                        if skip_zeros and (b0 | b1 | b2 | b3) & MAGNITUDE == 0:
+                            continue  # all four are +-0: fma(+-0, w, z) = z for finite w, and z is never -0
+                        for f in range(FILTER_BLOCK):
+                            wf = blocks[block, t, f]
+                            acc[0, f] += a0 * wf
+                            acc[1, f] += a1 * wf
+                            acc[2, f] += a2 * wf
+                            acc[3, f] += a3 * wf
+                    for f in range(FILTER_BLOCK):
+                        best[f] = max(best[f], max(max(acc[0, f], acc[1, f]), max(acc[2, f], acc[3, f])))
+                # d_f(m) without a branch: s m >= s threshold with s = flip = +-1 (negation is exact)
+                f0 = block * FILTER_BLOCK
+                word = np.uint64(0)
+                for f in range(min(FILTER_BLOCK, filters - f0)):
+                    m = best[f] + bias[f0 + f]  # max(z + b) = max(z) + b: rounding is monotone
+                    s = np.float32(flip[f0 + f])
+                    word |= np.uint64(s * m >= s * threshold[f0 + f]) << np.uint64(f)
+                out[n, i, j, block] = word
 
 
 # fused multiply-adds (LLVM's "contract", nothing else of fast-math): z = fma(x, w, z) tap after tap
@@ -276,8 +288,14 @@ class ConvolutionToBits(Module):
     window's maximum is taken before the bias (rounding is monotone, so
     max(z) + b = max(z + b)); no feature map is written; the 64 decisions
     of a word without a branch (``flip m >= flip threshold``, negation
-    being exact), OR-ed into the word in a register; serial kernel for
-    small batches. :func:`pooled_first_stage_z` is the obvious twin.
+    being exact), OR-ed into the word in a register; a tap whose 4 pixels
+    are all +-0 is skipped (one OR of their bits), which leaves every z bit
+    for bit as it was: fma(+-0, w, z) = z for finite w and any z but -0, and
+    z, summed from +0 in round-to-nearest, is never -0 (an exact
+    cancellation gives +0); while a weight is not finite (0 inf is NaN) no
+    tap is skipped. On MNIST, whose digits are 82% zero pixels, 67% of the
+    taps are skipped. Serial kernel for small batches.
+    :func:`pooled_first_stage_z` is the obvious twin.
     """
 
     buffer_names = ("weight", "bias", "flip", "threshold")
