@@ -121,6 +121,17 @@ FILTER_BLOCK, WINDOW_GROUP = COLUMNS, ROWS
 MAGNITUDE = np.uint32(0x7FFFFFFF)
 
 
+@njit(cache=True, inline="always")
+def tap_offsets(a, b, c, stride_a, stride_b):  # pragma: no cover (compiled)
+    """offset[(i b + j) c + k] = i stride_a + j stride_b + k (uint64): a patch's taps, from its corner."""
+    offset = np.empty(a * b * c, np.uint64)
+    for i in range(a):
+        for j in range(b):
+            for k in range(c):
+                offset[(i * b + j) * c + k] = i * stride_a + j * stride_b + k
+    return offset
+
+
 def _float_conv_bits(x, blocks, bias, flip, threshold, kh, kw, sh, sw, qh, qw, qsh, qsw, out):
     # pragma: no cover (compiled)
     # x (N, C, Hp, Wp) C-contiguous, already zero-padded; blocks (B, C KH KW, FILTER_BLOCK): filters in blocks
@@ -131,11 +142,7 @@ def _float_conv_bits(x, blocks, bias, flip, threshold, kh, kw, sh, sw, qh, qw, q
     out_h, out_w = out.shape[1], out.shape[2]
     taps, window = channels * kh * kw, qh * qw
     # tap (c, u, v) -> its offset from the patch's corner in flat; unsigned, so no index needs a wraparound test
-    offset = np.empty(taps, np.uint64)
-    for c in range(channels):
-        for u in range(kh):
-            for v in range(kw):
-                offset[(c * kh + u) * kw + v] = (c * height + u) * width + v
+    offset = tap_offsets(channels, kh, kw, height * width, width)
     # window pixel q -> its corner's offset from the window's first; a short last group repeats its last pixel
     groups = -(-window // WINDOW_GROUP)
     window_offset = np.empty(groups * WINDOW_GROUP, np.uint64)
@@ -455,11 +462,7 @@ def _bit_conv_bits(
     hp, wp = height + 2 * ph, width + 2 * pw
     taps, window = kh * kw * cw, qh * qw
     # tap (u, v, w) -> its offset from the patch's corner in the padded image; unsigned, as in the first stage
-    offset = np.empty(taps, np.uint64)
-    for u in range(kh):
-        for v in range(kw):
-            for w in range(cw):
-                offset[(u * kw + v) * cw + w] = (u * wp + v) * cw + w
+    offset = tap_offsets(kh, kw, cw, wp * cw, cw)
     for n in prange(n_images):
         acc = word_block()  # acc[g, f]: differing bits of window pixel g0 + g and filter f0 + f
         best = np.empty(FILTER_BLOCK, np.int64)  # each filter's pool_sign dot, largest in the window
