@@ -429,3 +429,60 @@ def test_the_fused_stages_give_back_their_filters_for_pictures():
     assert np.array_equal(fused_model[0].filters(), model[0].weight.data)
     assert np.array_equal(fused_model[1].filters(), filter_panels(unfused)[1].values)
     assert [p.kind for p in filter_panels(fused_model)] == ["float", "binary"]
+
+
+@settings(max_examples=40)
+@given(
+    st.integers(1, 3),
+    st.integers(1, 130),
+    st.tuples(st.integers(1, 4), st.integers(1, 4)),
+    st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    st.tuples(st.integers(0, 2), st.integers(0, 2)),
+    st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    st.integers(1, 3),
+    st.data(),
+)
+def test_the_first_stage_kernel_equals_its_obvious_twin_on_every_bit(
+    channels, filters, kernel, stride, pad, pool, images, data
+):
+    # filters across word boundaries, pooling windows of 1 to 9 pixels (groups of 4 with a short last one),
+    # falling and rising channels, thresholds on the very values the window's maximum takes, pixels +-0 (the
+    # kernel skips taps where all its pixels are), a weight that is not finite
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    height, width = data.draw(st.integers(0, 5)), data.draw(st.integers(0, 5))
+    size = [k + (q - 1) * s + extra for k, q, s, extra in zip(kernel, pool, stride, (height, width))]
+    stage = ConvolutionToBits(kernel, filters, channels, stride, pad, "tanh", pool, pool)
+    stage.weight[...] = rng.standard_normal(stage.weight.shape).astype(np.float32)
+    stage.bias[...] = rng.standard_normal(filters).astype(np.float32)
+    stage.flip[...] = rng.choice([-1, 1], filters)
+    x = rng.standard_normal((images, channels, *size)).astype(np.float32)
+    x[rng.random(x.shape) < data.draw(st.sampled_from([0.0, 0.5, 0.9]))] = data.draw(st.sampled_from([0.0, -0.0]))
+    if pool == (1, 1) and data.draw(st.booleans()):
+        # the kernel skips taps whose pixels are all +-0 only while every weight is finite (0 inf is NaN); one
+        # pixel per window, since where a maximum meets a NaN depends on the order it is taken in
+        stage.weight.flat[rng.integers(stage.weight.size)] = data.draw(st.sampled_from([np.inf, -np.inf, np.nan]))
+    padded = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])))
+    m = fused.pooled_first_stage_z(padded, stage.filters(), stage.bias, *stride, *pool, *pool)
+    picks = rng.integers(0, m.size // filters, filters)
+    stage.threshold[...] = m.transpose(1, 0, 2, 3).reshape(filters, -1)[np.arange(filters), picks]
+    stage.threshold[rng.random(filters) < 0.2] = rng.choice([-np.inf, np.inf, 0.0])
+    decisions = apply_float_thresholds(m.transpose(0, 2, 3, 1), stage.flip, stage.threshold)
+    expected = pack_channels(np.where(decisions, 1.0, -1.0).astype(np.float32).transpose(0, 3, 1, 2))
+    with no_grad():
+        assert np.array_equal(stage(Tensor(x)).data, expected)
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_the_first_stage_skips_no_zero_pixel_while_a_weight_is_not_finite(bad):
+    stage = ConvolutionToBits((2, 2), 3, 1, pool_kernel=(1, 1))
+    stage.weight[...] = 1.0
+    stage.weight[0, 1] = bad  # 0 bad is NaN, not 0: filter 1 decides on NaN wherever its first tap sees a 0
+    stage.threshold[...] = -1.0  # every finite z >= 0 passes; NaN never does
+    x = np.zeros((1, 1, 3, 3), np.float32)
+    x[0, 0, 1:, 1:] = 1.0  # the window at (1, 1) has no zero under the bad tap: there filter 1 is +-inf, or NaN
+    m = fused.pooled_first_stage_z(x, stage.filters(), stage.bias, 1, 1, 1, 1, 1, 1)
+    expected = pack_channels(np.where(m >= -1.0, 1.0, -1.0).astype(np.float32))
+    with no_grad():
+        bits = stage(Tensor(x)).data
+    assert np.array_equal(bits, expected)
+    assert bits[0, 0, 0, 0] == 0b101  # the all-zero window: filters 0 and 2 on (z = 0), filter 1 off (NaN)

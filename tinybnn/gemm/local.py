@@ -9,7 +9,8 @@ replacement keeps its elements in vector registers. Each thread running a
 kernel has its own stack, so such scratch is safe under concurrent calls.
 
 :func:`register_block` returns a float32 ``(ROWS, COLUMNS)`` C-contiguous
-array of that kind (no reference count; it lives until the kernel returns).
+array of that kind, :func:`word_block` a uint64 ``(WORD_ROWS, COLUMNS)`` one
+(:func:`stack_tile` makes them; no reference count; it lives until the kernel returns).
 It is for small accumulator tiles only: a kernel that calls it twice gets
 two arrays, and one call inside a loop gives the same array every iteration.
 """
@@ -21,29 +22,42 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 from numba.np.arrayobj import make_array, populate_array
 
-#: the tile's shape: 4 rows (e.g. pixels of a pooling window) of 16 float32 (one 512-bit vector)
-ROWS, COLUMNS = 4, 16
+#: the tile's shape: 4 rows (e.g. pixels of a pooling window) of 64 float32 (four 512-bit vectors each):
+#: 16 vector accumulators, half of AVX-512's 32 registers, enough independent chains to hide FMA latency
+ROWS, COLUMNS = 4, 64
 
 
-@intrinsic
-def register_block(typingctx):
-    """A (ROWS, COLUMNS) float32 array on the stack of the calling kernel, uninitialized."""
-    array_type = types.Array(types.float32, 2, "C")
+def stack_tile(dtype, rows: int, columns: int):
+    """An intrinsic returning a (rows, columns) C-contiguous array of Numba type ``dtype`` on the stack of
+    the calling kernel, uninitialized."""
+    array_type = types.Array(dtype, 2, "C")
+    itemsize = dtype.bitwidth // 8
 
-    def codegen(context, builder, signature, args):
-        def intp(value):
-            return context.get_constant(types.intp, value)
+    @intrinsic
+    def tile(typingctx):
+        def codegen(context, builder, signature, args):
+            def intp(value):
+                return context.get_constant(types.intp, value)
 
-        data = cgutils.alloca_once(builder, context.get_value_type(types.float32), size=intp(ROWS * COLUMNS))
-        array = make_array(array_type)(context, builder)
-        populate_array(
-            array,
-            data=data,
-            shape=[intp(ROWS), intp(COLUMNS)],
-            strides=[intp(4 * COLUMNS), intp(4)],
-            itemsize=intp(4),
-            meminfo=None,
-        )
-        return array._getvalue()
+            data = cgutils.alloca_once(builder, context.get_value_type(dtype), size=intp(rows * columns))
+            array = make_array(array_type)(context, builder)
+            populate_array(
+                array,
+                data=data,
+                shape=[intp(rows), intp(columns)],
+                strides=[intp(itemsize * columns), intp(itemsize)],
+                itemsize=intp(itemsize),
+                meminfo=None,
+            )
+            return array._getvalue()
 
-    return array_type(), codegen
+        return array_type(), codegen
+
+    return tile
+
+
+#: a (ROWS, COLUMNS) float32 tile
+register_block = stack_tile(types.float32, ROWS, COLUMNS)
+#: a (WORD_ROWS, COLUMNS) uint64 tile: 2 rows of 64 counters, 16 vectors of 8 uint64
+WORD_ROWS = 2
+word_block = stack_tile(types.uint64, WORD_ROWS, COLUMNS)
