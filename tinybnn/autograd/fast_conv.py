@@ -314,10 +314,13 @@ def conv_tanh_pool_forward_f32(xp, tiles, b, offsets, sh, sw, out, argmax):  # p
 
 
 @njit(parallel=True, cache=True, fastmath={"contract"})
-def conv_tanh_pool_backward_weights_f32(grad, y, argmax, xp, offsets, taps, sh, sw, partial):  # pragma: no cover
+def conv_tanh_pool_backward_weights_f32(  # pragma: no cover (compiled)
+    grad, y, argmax, xp, offsets, taps, sh, sw, partial, gz, places
+):
     """:func:`conv_tanh_pool_backward_weights` for float32 with (4, 16) accumulator tiles (``xp`` as in
     :func:`conv_tanh_pool_forward_f32`, ``offsets`` as :func:`tap_offsets` padded to a multiple of
-    TAP_GROUP, ``partial`` (chunks, taps + 1, B 16)).
+    TAP_GROUP, ``partial`` (chunks, taps + 1, B 16); ``gz`` float32 and ``places`` int8 (chunks, PH, PW, B 16),
+    zero beyond F, are scratch: allocated by the caller, so that LLVM knows they do not overlap the tiles).
 
     Per image, the window gradients gz and the places of their maxima are first laid out filters
     innermost; then per block of 16 filters and group of TAP_GROUP taps, one (TAP_GROUP, 16) tile per
@@ -332,8 +335,7 @@ def conv_tanh_pool_backward_weights_f32(grad, y, argmax, xp, offsets, taps, sh, 
     for t in prange(chunks):
         total = partial[t]
         total[:, :] = 0
-        gz = np.zeros((pooled_h, pooled_w, columns), np.float32)  # filters beyond F stay 0
-        places = np.zeros((pooled_h, pooled_w, columns), np.int8)
+        window_gradients, window_places = gz[t], places[t]
         acc0, acc1, acc2, acc3 = register_block(), register_block(), register_block(), register_block()
         for n in range(t * n_images // chunks, (t + 1) * n_images // chunks):
             for pi in range(pooled_h):
@@ -341,8 +343,8 @@ def conv_tanh_pool_backward_weights_f32(grad, y, argmax, xp, offsets, taps, sh, 
                     for f in range(filters):
                         value = y[n, f, pi, pj]
                         g = grad[n, f, pi, pj] * (1 - value * value)
-                        gz[pi, pj, f] = g
-                        places[pi, pj, f] = argmax[n, f, pi, pj]
+                        window_gradients[pi, pj, f] = g
+                        window_places[pi, pj, f] = argmax[n, f, pi, pj]
                         total[taps, f] += g
             for block in range(blocks):
                 f0 = block * FILTER_BLOCK
@@ -361,8 +363,8 @@ def conv_tanh_pool_backward_weights_f32(grad, y, argmax, xp, offsets, taps, sh, 
                                 o = offsets[k0 + r]
                                 a0, a1, a2, a3 = flat[n, c0 + o], flat[n, c1 + o], flat[n, c2 + o], flat[n, c3 + o]
                                 for f in range(FILTER_BLOCK):
-                                    g = gz[pi, pj, f0 + f]
-                                    place = places[pi, pj, f0 + f]
+                                    g = window_gradients[pi, pj, f0 + f]
+                                    place = window_places[pi, pj, f0 + f]
                                     acc0[r, f] += a0 * (g if place == 0 else np.float32(0))
                                     acc1[r, f] += a1 * (g if place == 1 else np.float32(0))
                                     acc2[r, f] += a2 * (g if place == 2 else np.float32(0))
@@ -420,7 +422,9 @@ class ConvTanhMaxPool(Function):
                 offsets = tap_offsets(x.shape[1], xp.shape[2], xp.shape[3], *w.shape[2:], multiple=TAP_GROUP)
                 columns = -(-filters // FILTER_BLOCK) * FILTER_BLOCK
                 partial = np.empty((WEIGHT_CHUNKS, taps + 1, columns), np.float32)
-                conv_tanh_pool_backward_weights_f32(grad, y, argmax, xp, offsets, taps, *stride, partial)
+                scratch = (WEIGHT_CHUNKS, *y.shape[2:], columns)
+                gz, places = np.zeros(scratch, np.float32), np.zeros(scratch, np.int8)
+                conv_tanh_pool_backward_weights_f32(grad, y, argmax, xp, offsets, taps, *stride, partial, gz, places)
             else:
                 partial = np.empty((WEIGHT_CHUNKS, taps + 1, filters), grad.dtype)
                 conv_tanh_pool_backward_weights(grad, y, argmax, x, *w.shape[2:], *stride, *pad, partial)
