@@ -103,3 +103,18 @@ def test_batch_norm_kernels_equal_the_numpy_twins(shape, training, channel_major
     np.testing.assert_allclose(x_t.grad, dx, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(gamma_t.grad, dgamma, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(beta_t.grad, dbeta, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e3, -3e4])
+def test_fast_batch_statistics_hold_under_a_large_mean(offset):
+    """The fast kernel's one-pass moments (shifted by each channel's first value) keep the variance of
+    values far from 0, where E[x^2] - E[x]^2 unshifted would cancel it away in float32 terms."""
+    from tinybnn.autograd.normalization import forward_fast
+
+    rng = np.random.default_rng(4)
+    x = (offset + 0.01 * rng.standard_normal((50, 3, 4, 4))).astype(np.float32)
+    ones, zeros = np.ones(3, np.float32), np.zeros(3, np.float32)
+    _, _, _, mean, var = forward_fast(x, ones, zeros, None, None, 1e-5)
+    exact = x.astype(np.float64)
+    np.testing.assert_allclose(mean, exact.mean(axis=(0, 2, 3)), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(var, exact.var(axis=(0, 2, 3)), rtol=1e-9)

@@ -29,7 +29,8 @@ def geometries(draw):
     channels = draw(st.integers(1, 3))
     height = draw(st.integers(max(1, kh - 2 * pad[0] + stride[0]), 12))
     width = draw(st.integers(max(1, kw - 2 * pad[1] + stride[1]), 12))
-    return (draw(st.integers(1, 3)), channels, height, width), (draw(st.integers(1, 4)), channels, kh, kw), stride, pad
+    filters = draw(st.sampled_from((1, 2, 3, 4, 17)))  # 17: a second, partly filled block of 16 filters
+    return (draw(st.integers(1, 3)), channels, height, width), (filters, channels, kh, kw), stride, pad
 
 
 def operands(geometry, seed, dtype):

@@ -18,7 +18,7 @@ Adam (Kingma and Ba), step t from 1::
     w = w - eta (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 
 Adam updates float32 parameters in one Numba pass (``_adam_kernel``);
-``adam_step_reference`` is the same step in NumPy, its tested twin.
+``adam_step_reference`` is the same step in NumPy, its tested twin (same bits).
 """
 
 from __future__ import annotations
@@ -182,12 +182,20 @@ def adam_step_reference(
 
 @njit(parallel=True, cache=True)
 def _adam_kernel(w, grad, m, v, step_size, b1, b2, eps, bias2, weight_decay):  # pragma: no cover
-    """:func:`adam_step_reference` in one parallel pass over flat float32 arrays."""
+    """:func:`adam_step_reference` in one parallel pass over flat float32 arrays, no temporaries.
+
+    Every operation is NumPy's float32 one in the same order (the constants rounded to float32 as
+    NumPy rounds a Python float against a float32 array, no fused multiply-adds), so the step
+    gives the reference's bits."""
+    s, c1, c2, e = np.float32(step_size), np.float32(b1), np.float32(b2), np.float32(eps)
+    d1, d2, correction, decay = np.float32(1 - b1), np.float32(1 - b2), np.float32(bias2), np.float32(weight_decay)
     for i in prange(w.size):
-        g = grad[i] + weight_decay * w[i]
-        m[i] = b1 * m[i] + (1 - b1) * g
-        v[i] = b2 * v[i] + (1 - b2) * g * g
-        w[i] -= step_size * m[i] / (np.sqrt(v[i] / bias2) + eps)
+        g = grad[i] + decay * w[i] if weight_decay else grad[i]
+        mi = c1 * m[i] + d1 * g
+        vi = c2 * v[i] + d2 * (g * g)
+        m[i] = mi
+        v[i] = vi
+        w[i] -= s * mi / (np.sqrt(vi / correction) + e)
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam}

@@ -30,6 +30,16 @@ same float, which happens in float32 for |z| above about 4, where 1 - y^2 is
 below 1e-3. :func:`conv_tanh_pool_reference` is the obvious NumPy twin with
 this fused op's semantics (conv, then pool z, then tanh), and what the
 tests compare the Numba kernels with.
+
+For float32 (training's dtype) the forward and the weight gradient run as
+small accumulator tiles that LLVM keeps in registers
+(:func:`tinybnn.gemm.local.register_block`): the forward holds z of one
+window's four pixels for 16 filters and sums the taps into it with fused
+multiply-adds, broadcasting each input value against a vector of weights
+(:func:`conv_tanh_pool_forward_f32`); the weight gradient holds 4 taps x 16
+filters per place of the maximum and sums over the image's windows
+(:func:`conv_tanh_pool_backward_weights_f32`). Other dtypes use the plain
+loops (:func:`conv_tanh_pool_forward`, :func:`conv_tanh_pool_backward_weights`).
 """
 
 from __future__ import annotations
@@ -37,6 +47,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ..gemm.local import COLUMNS, ROWS, register_block
 from ..workspace import empty
 from .conv import check_conv_shapes, conv2d, pair
 from .function import Context, Function
@@ -212,6 +223,159 @@ def conv_tanh_pool_backward_input(grad, y, argmax, w, sh, sw, ph, pw, grad_x):  
     return grad_x
 
 
+# --- float32: accumulators in registers -------------------------------------------------------------
+
+#: filters per register tile (one 512-bit vector of float32)
+FILTER_BLOCK = COLUMNS
+#: taps per weight-gradient tile (its rows)
+TAP_GROUP = ROWS
+
+
+def padded_input(x: np.ndarray, pad: tuple[int, int]) -> np.ndarray:
+    """x as a C-contiguous float32 array with ``pad`` zeros around each plane (x itself when it is one)."""
+    if pad == (0, 0):
+        return np.ascontiguousarray(x, dtype=np.float32)
+    (ph, pw), n, c, h, w = pad, *x.shape
+    xp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), np.float32)
+    xp[:, :, ph : ph + h, pw : pw + w] = x
+    return xp
+
+
+def tap_offsets(channels: int, height: int, width: int, kh: int, kw: int, multiple: int = 1) -> np.ndarray:
+    """offset[(c, u, v)] = (c H + u) W + v, the tap's distance from a patch's corner in a flat padded
+    image (H, W its padded size); unsigned, so that no index needs a wraparound test; extra taps up to a
+    multiple of ``multiple`` point at the corner (their sums are computed and dropped)."""
+    taps = channels * kh * kw
+    c, u, v = np.unravel_index(np.arange(taps), (channels, kh, kw))
+    offsets = np.zeros(-(-taps // multiple) * multiple, np.uint64)
+    offsets[:taps] = (c * height + u) * width + v
+    return offsets
+
+
+def filter_tiles(w: np.ndarray) -> np.ndarray:
+    """w (F, C, KH, KW) as float32 (B, C KH KW, FILTER_BLOCK): filters in blocks, zero filters filling the last."""
+    filters, taps = w.shape[0], int(np.prod(w.shape[1:]))
+    blocks = -(-filters // FILTER_BLOCK)
+    tiles = np.zeros((taps, blocks * FILTER_BLOCK), np.float32)
+    tiles[:, :filters] = w.reshape(filters, taps).T
+    return np.ascontiguousarray(tiles.reshape(taps, blocks, FILTER_BLOCK).transpose(1, 0, 2))
+
+
+@njit(cache=True, inline="always")
+def _window_corners(pi, pj, sh, sw, width):  # pragma: no cover (compiled)
+    """Flat offsets of the patch corners of pooling window (pi, pj)'s four conv outputs, row-major."""
+    c0 = np.uint64((2 * pi * sh) * width + 2 * pj * sw)
+    c1 = c0 + np.uint64(sw)
+    c2 = c0 + np.uint64(sh * width)
+    return c0, c1, c2, c2 + np.uint64(sw)
+
+
+@njit(parallel=True, cache=True, fastmath={"contract"})
+def conv_tanh_pool_forward_f32(xp, tiles, b, offsets, sh, sw, out, argmax):  # pragma: no cover (compiled)
+    """:func:`conv_tanh_pool_forward` for float32 with its accumulators in registers: ``xp`` (N, C, H, W)
+    zero-padded and C-contiguous, ``tiles`` the filters as :func:`filter_tiles`, ``offsets`` as
+    :func:`tap_offsets`. One task per (image, block of 16 filters); per pooling window a (4, 16) tile
+    holds z of its four pixels for the block's filters, summed tap after tap with fused multiply-adds
+    from the bias."""
+    n_images = xp.shape[0]
+    width = xp.shape[3]
+    flat = xp.reshape((n_images, xp.shape[1] * xp.shape[2] * width))
+    blocks, taps = tiles.shape[0], tiles.shape[1]
+    filters, pooled_h, pooled_w = out.shape[1], out.shape[2], out.shape[3]
+    for task in prange(n_images * blocks):
+        n = task // blocks
+        block = task % blocks
+        f0 = block * FILTER_BLOCK
+        acc = register_block()  # acc[q, f]: z of the window's pixel q for filter f0 + f
+        for pi in range(pooled_h):
+            for pj in range(pooled_w):
+                c0, c1, c2, c3 = _window_corners(pi, pj, sh, sw, width)
+                for q in range(ROWS):
+                    for f in range(FILTER_BLOCK):
+                        acc[q, f] = b[f0 + f]
+                for t in range(taps):
+                    o = offsets[t]
+                    a0, a1, a2, a3 = flat[n, c0 + o], flat[n, c1 + o], flat[n, c2 + o], flat[n, c3 + o]
+                    for f in range(FILTER_BLOCK):
+                        wf = tiles[block, t, f]
+                        acc[0, f] += a0 * wf
+                        acc[1, f] += a1 * wf
+                        acc[2, f] += a2 * wf
+                        acc[3, f] += a3 * wf
+                for f in range(FILTER_BLOCK):
+                    if f0 + f < filters:
+                        best, where = acc[0, f], 0
+                        for q in range(1, ROWS):
+                            if acc[q, f] > best:
+                                best, where = acc[q, f], q
+                        out[n, f0 + f, pi, pj] = best
+                        argmax[n, f0 + f, pi, pj] = where
+    return out
+
+
+@njit(parallel=True, cache=True, fastmath={"contract"})
+def conv_tanh_pool_backward_weights_f32(  # pragma: no cover (compiled)
+    grad, y, argmax, xp, offsets, taps, sh, sw, partial, gz, places
+):
+    """:func:`conv_tanh_pool_backward_weights` for float32 with (4, 16) accumulator tiles (``xp`` as in
+    :func:`conv_tanh_pool_forward_f32`, ``offsets`` as :func:`tap_offsets` padded to a multiple of
+    TAP_GROUP, ``partial`` (chunks, taps + 1, B 16); ``gz`` float32 and ``places`` int8 (chunks, PH, PW, B 16),
+    zero beyond F, are scratch: allocated by the caller, so that LLVM knows they do not overlap the tiles).
+
+    Per image, the window gradients gz and the places of their maxima are first laid out filters
+    innermost; then per block of 16 filters and group of TAP_GROUP taps, one (TAP_GROUP, 16) tile per
+    place q sums x[patch of place q] [place == q] gz over the image's windows (sixteen independent
+    chains of fused multiply-adds), and the four tiles are added at the end."""
+    n_images = xp.shape[0]
+    width = xp.shape[3]
+    flat = xp.reshape((n_images, xp.shape[1] * xp.shape[2] * width))
+    chunks, columns = partial.shape[0], partial.shape[2]
+    filters, pooled_h, pooled_w = grad.shape[1], grad.shape[2], grad.shape[3]
+    blocks, groups = columns // FILTER_BLOCK, offsets.shape[0] // TAP_GROUP
+    for t in prange(chunks):
+        total = partial[t]
+        total[:, :] = 0
+        window_gradients, window_places = gz[t], places[t]
+        acc0, acc1, acc2, acc3 = register_block(), register_block(), register_block(), register_block()
+        for n in range(t * n_images // chunks, (t + 1) * n_images // chunks):
+            for pi in range(pooled_h):
+                for pj in range(pooled_w):
+                    for f in range(filters):
+                        value = y[n, f, pi, pj]
+                        g = grad[n, f, pi, pj] * (1 - value * value)
+                        window_gradients[pi, pj, f] = g
+                        window_places[pi, pj, f] = argmax[n, f, pi, pj]
+                        total[taps, f] += g
+            for block in range(blocks):
+                f0 = block * FILTER_BLOCK
+                for group in range(groups):
+                    k0 = group * TAP_GROUP
+                    for r in range(TAP_GROUP):
+                        for f in range(FILTER_BLOCK):
+                            acc0[r, f] = 0
+                            acc1[r, f] = 0
+                            acc2[r, f] = 0
+                            acc3[r, f] = 0
+                    for pi in range(pooled_h):
+                        for pj in range(pooled_w):
+                            c0, c1, c2, c3 = _window_corners(pi, pj, sh, sw, width)
+                            for r in range(TAP_GROUP):
+                                o = offsets[k0 + r]
+                                a0, a1, a2, a3 = flat[n, c0 + o], flat[n, c1 + o], flat[n, c2 + o], flat[n, c3 + o]
+                                for f in range(FILTER_BLOCK):
+                                    g = window_gradients[pi, pj, f0 + f]
+                                    place = window_places[pi, pj, f0 + f]
+                                    acc0[r, f] += a0 * (g if place == 0 else np.float32(0))
+                                    acc1[r, f] += a1 * (g if place == 1 else np.float32(0))
+                                    acc2[r, f] += a2 * (g if place == 2 else np.float32(0))
+                                    acc3[r, f] += a3 * (g if place == 3 else np.float32(0))
+                    for r in range(TAP_GROUP):
+                        if k0 + r < taps:
+                            for f in range(FILTER_BLOCK):
+                                total[k0 + r, f0 + f] += (acc0[r, f] + acc1[r, f]) + (acc2[r, f] + acc3[r, f])
+    return partial
+
+
 def fits_direct(x_shape: tuple[int, ...], w_shape: tuple[int, ...]) -> bool:
     """True if the fused kernel applies and pays: C KH KW at most MAX_DIRECT_K, and a 2x2 pooling window fits."""
     return len(w_shape) == 4 and int(np.prod(w_shape[1:])) <= MAX_DIRECT_K
@@ -231,11 +395,19 @@ class ConvTanhMaxPool(Function):
         n, f = x.shape[0], w.shape[0]
         pooled = empty((f, n, oh // 2, ow // 2), x.dtype).transpose(1, 0, 2, 3)
         argmax = np.empty((f, n, oh // 2, ow // 2), np.int8).transpose(1, 0, 2, 3)
-        w_kf = np.ascontiguousarray(w.reshape(f, -1).T, dtype=x.dtype)
-        conv_tanh_pool_forward(x, w_kf, b.astype(x.dtype, copy=False), *w.shape[2:], *stride, *pad, pooled, argmax)
+        xp = None
+        if x.dtype == np.float32:
+            xp = padded_input(x, pad)
+            offsets = tap_offsets(x.shape[1], xp.shape[2], xp.shape[3], *w.shape[2:])
+            bias = np.zeros(-(-f // FILTER_BLOCK) * FILTER_BLOCK, np.float32)
+            bias[:f] = b
+            conv_tanh_pool_forward_f32(xp, filter_tiles(w), bias, offsets, *stride, pooled, argmax)
+        else:
+            w_kf = np.ascontiguousarray(w.reshape(f, -1).T, dtype=x.dtype)
+            conv_tanh_pool_forward(x, w_kf, b.astype(x.dtype, copy=False), *w.shape[2:], *stride, *pad, pooled, argmax)
         np.tanh(pooled, out=pooled)
         ctx.save_for_backward(x, w, pooled, argmax)
-        ctx.geometry = (stride, pad)
+        ctx.padded, ctx.geometry = xp, (stride, pad)
         return pooled
 
     @staticmethod
@@ -245,10 +417,18 @@ class ConvTanhMaxPool(Function):
         needs = ctx.needs_input_grad
         grad_x = grad_w = grad_b = None
         if needs[1] or needs[2]:
-            taps = int(np.prod(w.shape[1:]))
-            partial = np.empty((WEIGHT_CHUNKS, taps + 1, w.shape[0]), grad.dtype)
-            conv_tanh_pool_backward_weights(grad, y, argmax, x, *w.shape[2:], *stride, *pad, partial)
-            full = partial.sum(axis=0)  # (C KH KW + 1, F)
+            taps, filters, xp = int(np.prod(w.shape[1:])), w.shape[0], ctx.padded
+            if xp is not None and grad.dtype == np.float32:
+                offsets = tap_offsets(x.shape[1], xp.shape[2], xp.shape[3], *w.shape[2:], multiple=TAP_GROUP)
+                columns = -(-filters // FILTER_BLOCK) * FILTER_BLOCK
+                partial = np.empty((WEIGHT_CHUNKS, taps + 1, columns), np.float32)
+                scratch = (WEIGHT_CHUNKS, *y.shape[2:], columns)
+                gz, places = np.zeros(scratch, np.float32), np.zeros(scratch, np.int8)
+                conv_tanh_pool_backward_weights_f32(grad, y, argmax, xp, offsets, taps, *stride, partial, gz, places)
+            else:
+                partial = np.empty((WEIGHT_CHUNKS, taps + 1, filters), grad.dtype)
+                conv_tanh_pool_backward_weights(grad, y, argmax, x, *w.shape[2:], *stride, *pad, partial)
+            full = partial.sum(axis=0)[:, :filters]  # (C KH KW + 1, F)
             grad_w, grad_b = full[:taps].T.reshape(w.shape), full[taps].copy()
         if needs[0]:
             grad_x = conv_tanh_pool_backward_input(

@@ -17,8 +17,10 @@ Optimizations:
 - ``tanh_backward_into`` / ``pass_where_within``: elementwise backward formulas
   in one parallel pass instead of NumPy's two or three with temporaries.
 - ``batch_norm_forward`` / ``batch_norm_backward``: ``prange`` over channels,
-  two passes over a channel's values for the statistics (float64 sums) and
-  one to write, instead of NumPy's seven temporaries.
+  one pass over a channel's values for the statistics (float64 sums, shifted
+  by the channel's first value; both moments at once) and one to write,
+  instead of NumPy's seven temporaries; the sums run in SIMD lanes
+  (reassociated), so they differ from NumPy's in the last bits.
 - ``sign_into`` / ``sign_and_mask``: one parallel pass, no temporaries
   (NumPy's ``where`` with scalars took 4 ns per value).
 - ``max_pool_forward`` / ``max_pool_backward``: one pass over each window,
@@ -236,27 +238,32 @@ def sign_and_mask(x, limit, out, mask):  # pragma: no cover (compiled)
     return out
 
 
-@njit(parallel=True, cache=True)
+#: the batch-norm kernels' sums may be reordered into SIMD lanes, their products fused into multiply-adds
+_SUMS_IN_LANES = {"reassoc", "contract"}
+
+
+@njit(parallel=True, cache=True, fastmath=_SUMS_IN_LANES)
 def batch_norm_forward(x, gamma, beta, eps, training, mean, var, inv_std, out, xhat):  # pragma: no cover
-    """Per channel c of x (N, C, H, W): with training, mean[c] and var[c] (biased) of the batch,
-    summed in float64; then xhat = (x - mean) inv_std and out = gamma xhat + beta."""
+    """Per channel c of x (N, C, H, W): with training, mean[c] and var[c] (biased) of the batch in one
+    pass, float64 sums of x - s and (x - s)^2 with s the channel's first value (so that a large mean
+    does not cancel the variance away):  mean = s + S1 / m,  var = S2 / m - (S1 / m)^2;
+    then xhat = (x - mean) inv_std and out = gamma xhat + beta."""
     n_images, channels, height, width = x.shape
     count = n_images * height * width
     for c in prange(channels):
         if training:
+            shift = np.float64(x[0, c, 0, 0])
             total = 0.0
-            for n in range(n_images):
-                for i in range(height):
-                    for j in range(width):
-                        total += x[n, c, i, j]
-            mean[c] = total / count
             squares = 0.0
             for n in range(n_images):
                 for i in range(height):
                     for j in range(width):
-                        d = x[n, c, i, j] - mean[c]
+                        d = np.float64(x[n, c, i, j]) - shift
+                        total += d
                         squares += d * d
-            var[c] = squares / count
+            mean_shifted = total / count
+            mean[c] = shift + mean_shifted
+            var[c] = max(squares / count - mean_shifted * mean_shifted, 0.0)
         inv = x.dtype.type(1.0 / np.sqrt(var[c] + eps))
         inv_std[c] = inv
         m = x.dtype.type(mean[c])
@@ -271,7 +278,7 @@ def batch_norm_forward(x, gamma, beta, eps, training, mean, var, inv_std, out, x
     return out
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=_SUMS_IN_LANES)
 def batch_norm_backward(grad, xhat, gamma, inv_std, training, out, dgamma, dbeta):  # pragma: no cover
     """dbeta = sum g, dgamma = sum g xhat; dx = gamma inv_std (g - mean g - xhat mean(g xhat))
     when training, gamma inv_std g otherwise; per channel, sums in float64."""
