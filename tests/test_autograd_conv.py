@@ -128,6 +128,12 @@ def test_channels_last_im2col_is_the_reference_with_columns_permuted(
         assert got.shape[1] == want.shape[1] + ones_column and np.all(got[:, want.shape[1] :] == 1)
 
 
+def test_channels_last_im2col_refuses_an_out_that_is_not_contiguous():
+    x = np.zeros((1, 3, 3, 2))
+    with pytest.raises(ArgumentError, match="C-contiguous"):
+        im2col_channels_last(x, (2, 2), (1, 1), out=np.zeros((4, 16))[:, ::2])
+
+
 @given(conv_geometry(), st.data())
 def test_channels_last_col2im_equals_the_reference(geometry, data):
     x_shape, w_shape, stride, pad = geometry

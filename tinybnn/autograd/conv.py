@@ -299,12 +299,15 @@ def im2col_channels_last(
     """The patches of a channel-last x (N, H, W, C) as a (N OH OW, KH KW C) matrix whose columns
     run in (u, v, c) order: :func:`im2col_reference`'s rows with their columns permuted from
     (c, u, v). A patch row is then KH runs of KW C values that lie side by side in x, copied
-    whole. With ``ones_column`` one more column of ones (a bias input). x and ``out`` must be
-    C-contiguous."""
+    whole. With ``ones_column`` one more column of ones (a bias input). ``out``, if given, must be
+    C-contiguous (the kernel copies runs of its flat memory)."""
+    x = np.ascontiguousarray(x)
     n, h, w, c = x.shape
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
     rows = n * output_size(h, kh, sh, ph) * output_size(w, kw, sw, pw)
     out = empty((rows, kh * kw * c + ones_column), x.dtype) if out is None else out
+    if not out.flags.c_contiguous:
+        raise ArgumentError(f"im2col_channels_last: out must be C-contiguous, got strides {out.strides}")
     return kernels.im2col_channels_last_into(x, kh, kw, sh, sw, ph, pw, x.dtype.type(pad_value), out)
 
 
@@ -346,6 +349,9 @@ class Patches(Protocol):
     """What :func:`backward_in_chunks` reads the im2col matrix through: the rows of images n0..n1,
     columns in :func:`im2col_channels_last`'s (u, v, c) order."""
 
+    #: how many images' rows to ask for at a time
+    per_chunk: int
+
     def rows(self, n0: int, n1: int) -> np.ndarray: ...
 
 
@@ -376,11 +382,16 @@ class ChannelsLastPatches:
         self.columns = x.shape[1] * geometry.kernel[0] * geometry.kernel[1] + ones_column
         self.per_chunk = images_per_chunk(geometry, self.columns, x.itemsize)
         self.cols: np.ndarray | None = None
+        self.built: tuple[int, int] | None = None  # the images whose rows self.cols holds
 
     def rows(self, n0: int, n1: int) -> np.ndarray:
         geometry, positions = self.geometry, self.geometry.positions
-        if self.cols is None:
-            self.cols = empty(((n1 - n0) * positions, self.columns), self.images.dtype)
+        count = (n1 - n0) * positions
+        if self.built == (n0, n1) and self.cols is not None:  # a single chunk: the forward's rows, unchanged
+            return self.cols[:count]
+        if self.cols is None or self.cols.shape[0] < count:
+            self.cols = empty((count, self.columns), self.images.dtype)
+        self.built = (n0, n1)
         return im2col_channels_last(
             self.images[n0:n1],
             geometry.kernel,
@@ -388,7 +399,7 @@ class ChannelsLastPatches:
             geometry.pad,
             geometry.pad_value,
             self.ones_column,
-            out=self.cols[: (n1 - n0) * positions],
+            out=self.cols[:count],
         )
 
 
@@ -408,7 +419,7 @@ def backward_in_chunks(
     """
     x_shape = geometry.x_shape
     n, positions = x_shape[0], geometry.positions
-    per_chunk = images_per_chunk(geometry, weights.shape[1], g.itemsize)
+    per_chunk = patches.per_chunk
     grad_w = None
     grad_x = empty(x_shape, g.dtype) if need_x else None
     dcols_scratch = empty((min(n, per_chunk) * positions, weights.shape[1]), g.dtype) if need_x else None
