@@ -11,10 +11,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tinybnn.autograd import Tensor, conv2d, gradcheck
-from tinybnn.autograd.conv import col2im, col2im_reference, im2col, im2col_reference, output_size
+from tinybnn.autograd import conv
+from tinybnn.autograd.conv import (
+    ConvGeometry,
+    channels_last,
+    col2im,
+    col2im_channels_last,
+    col2im_reference,
+    im2col,
+    im2col_channels_last,
+    im2col_reference,
+    output_size,
+)
 from tinybnn.errors import ArgumentError, ShapeError
 
-from .strategies import arrays_f64
+from .strategies import arrays_f64, with_layout
 
 
 @st.composite
@@ -84,6 +95,75 @@ def test_col2im_is_the_adjoint_of_im2col(geometry, data):
     c = data.draw(arrays_f64(cols.shape))
     back = col2im(c, x_shape, w_shape[2:], stride, pad)
     assert np.sum(cols * c) == pytest.approx(np.sum(x * back), rel=1e-9, abs=1e-9)
+
+
+def channel_columns_last(cols, channels, kernel):
+    """im2col_reference's (c, u, v) columns reordered to im2col_channels_last's (u, v, c)."""
+    return cols.reshape(cols.shape[0], channels, *kernel).transpose(0, 2, 3, 1).reshape(cols.shape[0], -1)
+
+
+@given(
+    conv_geometry(),
+    st.sampled_from([0.0, 1.0, -1.0]),
+    st.sampled_from(["C", "F", "strided"]),
+    st.booleans(),
+    st.booleans(),
+    st.data(),
+)
+def test_channels_last_im2col_is_the_reference_with_columns_permuted(
+    geometry, pad_value, layout, signs, ones_column, data
+):
+    x_shape, w_shape, stride, pad = geometry
+    kernel = w_shape[2:]
+    for dtype in (np.float64, np.float32):
+        x = with_layout(data.draw(arrays_f64(x_shape)).astype(dtype), layout)
+        x.flat[0] = 0.0  # sign(0) = +1
+        last = channels_last(x, signs)
+        assert last.flags.c_contiguous and last.dtype == dtype
+        values = np.where(x >= 0, 1.0, -1.0).astype(dtype) if signs else x
+        assert np.array_equal(last, values.transpose(0, 2, 3, 1))
+        want = channel_columns_last(im2col_reference(values, kernel, stride, pad, pad_value), x_shape[1], kernel)
+        got = im2col_channels_last(last, kernel, stride, pad, pad_value, ones_column)
+        assert got.dtype == dtype and np.array_equal(got[:, : want.shape[1]], want)
+        assert got.shape[1] == want.shape[1] + ones_column and np.all(got[:, want.shape[1] :] == 1)
+
+
+def test_channels_last_im2col_refuses_an_out_that_is_not_contiguous():
+    x = np.zeros((1, 3, 3, 2))
+    with pytest.raises(ArgumentError, match="C-contiguous"):
+        im2col_channels_last(x, (2, 2), (1, 1), out=np.zeros((4, 16))[:, ::2])
+
+
+@given(conv_geometry(), st.data())
+def test_channels_last_col2im_equals_the_reference(geometry, data):
+    x_shape, w_shape, stride, pad = geometry
+    kernel = w_shape[2:]
+    rows = im2col_reference(np.zeros(x_shape), kernel, stride, pad).shape[0]
+    cols = data.draw(arrays_f64((rows, x_shape[1] * kernel[0] * kernel[1])))
+    got = col2im_channels_last(channel_columns_last(cols, x_shape[1], kernel), x_shape, kernel, stride, pad)
+    assert got.flags.c_contiguous
+    np.testing.assert_allclose(got, col2im_reference(cols, x_shape, kernel, stride, pad), rtol=1e-12, atol=1e-12)
+
+
+@given(conv_geometry(), st.booleans(), st.sampled_from([0.0, 1.0, -1.0]), st.data())
+def test_the_fast_convolution_one_image_per_chunk_agrees_with_the_reference(geometry, with_bias, pad_value, data):
+    x_shape, w_shape, stride, pad = geometry
+    x, w, grad_seed = data.draw(arrays_f64(x_shape)), data.draw(arrays_f64(w_shape)), data.draw(st.integers(0, 99))
+    b = data.draw(arrays_f64((w_shape[0],))) if with_bias else None
+    g = ConvGeometry.of(x_shape, w_shape, stride, pad, pad_value)
+    needs = (True, True, with_bias)
+    saved, conv.CHUNK_BYTES = conv.CHUNK_BYTES, 1  # every image its own chunk, forward and backward
+    try:
+        y, patches = conv.conv_forward_fast(x, w, b, g)
+        grad = np.random.default_rng(grad_seed).standard_normal(y.shape)
+        fast = conv.conv_backward_fast(grad, patches, w, g, needs)
+    finally:
+        conv.CHUNK_BYTES = saved
+    y_ref, cols = conv.conv_forward_reference(x, w, b, g)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-12)
+    for got, want in zip(fast, conv.conv_backward_reference(grad, cols, w, g, needs)):
+        if want is not None:
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
 @given(conv_geometry(), st.booleans(), st.sampled_from([0.0, 1.0, -1.0]), st.data())

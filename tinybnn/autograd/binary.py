@@ -30,16 +30,17 @@ import numpy as np
 from ..gemm import pack_bits, xnor_parallel
 from ..gemm.bitconv import pack_channels, pack_filters, patch_dots
 from ..workspace import empty
-from . import kernels
 from .backends import SUMMED_IN_ANOTHER_ORDER, kernel
 from .conv import (
+    ChannelsLastPatches,
     ConvGeometry,
     backward_in_chunks,
     channel_rows,
     conv_backward_reference,
     conv_forward_reference,
-    im2col,
     im2col_reference,
+    weights_channels_last,
+    weights_from_channels_last,
 )
 from .function import Context, Function
 from .quantize import (
@@ -81,43 +82,6 @@ def binary_dense_forward_reference(x: np.ndarray, w: np.ndarray) -> np.ndarray:
 # ---- fast backend: bits and XNOR-popcount forward, a backward in chunks ---------------------
 
 
-class SignPatches:
-    """The im2col rows of sign(x[n0:n1]) padded with ``pad_value``, for
-    :func:`~tinybnn.autograd.conv.backward_in_chunks`.
-
-    Each chunk's signs go in C order into one scratch array and its rows into
-    one scratch matrix, both reused chunk after chunk (the first chunk is the
-    largest), so that a chunk's patches stay in cache.
-    """
-
-    def __init__(self, x: np.ndarray, geometry: ConvGeometry):
-        self.x, self.geometry = x, geometry
-        self.images: np.ndarray | None = None
-        self.cols: np.ndarray | None = None
-
-    def rows(self, n0: int, n1: int) -> np.ndarray:
-        chunk, geometry = self.x[n0:n1], self.geometry
-        if self.images is None or self.cols is None:
-            n, c = chunk.shape[:2]
-            self.images = empty(chunk.shape, chunk.dtype)
-            self.cols = empty((n * geometry.positions, c * geometry.kernel[0] * geometry.kernel[1]), chunk.dtype)
-        images = self.images[: n1 - n0]
-        flat = images.reshape(-1)
-        if chunk.flags.c_contiguous:
-            kernels.sign_into(chunk.reshape(-1), flat)
-        else:
-            images[...] = chunk
-            kernels.sign_into(flat, flat)
-        return im2col(
-            images,
-            geometry.kernel,
-            geometry.stride,
-            geometry.pad,
-            geometry.pad_value,
-            out=self.cols[: (n1 - n0) * geometry.positions],
-        )
-
-
 def binary_conv_forward_fast(x: np.ndarray, w: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
     """:func:`binary_conv_forward_reference` by packing the signs into bits and XNOR-popcount."""
     (n, c), f, (oh, ow) = x.shape[:2], w.shape[0], geometry.out_hw
@@ -135,12 +99,13 @@ def binary_conv_backward_fast(
     """:func:`binary_conv_backward_reference` by the float convolution's chunked backward, with
     the patches of sign(x) built a few images at a time and never whole."""
     need_x, need_w = needs
+    patches = ChannelsLastPatches(x, geometry, signs=True)
     grad_x, grad_w = backward_in_chunks(
-        channel_rows(grad), SignPatches(x, geometry), sign_fast(w).reshape(w.shape[0], -1), geometry, need_x, need_w
+        channel_rows(grad), patches, weights_channels_last(sign_fast(w)), geometry, need_x, need_w
     )
     return (
         None if grad_x is None else straight_through_fast(grad_x, x, grad_cancel),
-        None if grad_w is None else straight_through_fast(grad_w.reshape(w.shape), w, 1.0),
+        None if grad_w is None else straight_through_fast(weights_from_channels_last(grad_w, w.shape), w, 1.0),
     )
 
 

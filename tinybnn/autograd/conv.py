@@ -21,8 +21,16 @@ The convolution is two kernels with two backends each (:mod:`.backends`):
 ``conv_forward_reference`` and ``conv_backward_reference`` are these formulas
 in NumPy (on ``im2col_reference`` and ``col2im_reference``, the obvious
 versions); ``conv_forward_fast`` and ``conv_backward_fast`` give the same
-results with the Numba ``im2col`` and ``col2im`` (:mod:`.kernels`), the bias
-folded into the GEMM and a backward pass that goes a few images at a time.
+results a few images at a time: the input copied once channel-last
+(N, H, W, C), so that the patch columns can run in (u, v, c) order and a
+patch row is KH contiguous runs of KW C values (:func:`im2col_channels_last`),
+the filters permuted to the same order, each chunk's patches built into one
+small scratch matrix that stays in cache for the GEMMs that read it (the
+whole matrix never exists; the backward pass builds them again), the bias
+folded into the GEMM, and a col2im that adds C contiguous values at a time
+(:func:`col2im_channels_last`). The Numba kernels are in :mod:`.kernels`;
+``im2col`` and ``col2im`` are the same kernels in the reference's
+(c, u, v) order.
 """
 
 from __future__ import annotations
@@ -271,24 +279,128 @@ def channel_rows(grad: np.ndarray) -> np.ndarray:
     return g
 
 
+def channels_last(x: np.ndarray, signs: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+    """x (N, C, H, W), in any layout, copied to a C-contiguous (N, H, W, C) array (into ``out`` if
+    given); with ``signs``, sign(x) (+1 where x >= 0, -1 elsewhere) instead of x."""
+    n, c, h, w = x.shape
+    out = empty((n, h, w, c), x.dtype) if out is None else out
+    return kernels.channels_last_into(x, signs, out)
+
+
+def im2col_channels_last(
+    x: np.ndarray,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    pad: tuple[int, int] = (0, 0),
+    pad_value: float = 0.0,
+    ones_column: bool = False,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """The patches of a channel-last x (N, H, W, C) as a (N OH OW, KH KW C) matrix whose columns
+    run in (u, v, c) order: :func:`im2col_reference`'s rows with their columns permuted from
+    (c, u, v). A patch row is then KH runs of KW C values that lie side by side in x, copied
+    whole. With ``ones_column`` one more column of ones (a bias input). ``out``, if given, must be
+    C-contiguous (the kernel copies runs of its flat memory)."""
+    x = np.ascontiguousarray(x)
+    n, h, w, c = x.shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
+    rows = n * output_size(h, kh, sh, ph) * output_size(w, kw, sw, pw)
+    out = empty((rows, kh * kw * c + ones_column), x.dtype) if out is None else out
+    if not out.flags.c_contiguous:
+        raise ArgumentError(f"im2col_channels_last: out must be C-contiguous, got strides {out.strides}")
+    return kernels.im2col_channels_last_into(x, kh, kw, sh, sw, ph, pw, x.dtype.type(pad_value), out)
+
+
+def col2im_channels_last(
+    cols: np.ndarray,
+    x_shape: tuple[int, int, int, int],
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    pad: tuple[int, int] = (0, 0),
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """The adjoint of :func:`im2col_channels_last`: each patch row of ``cols`` (columns in (u, v, c)
+    order) added back where it came from, into an (N, C, H, W) C-contiguous array; padding dropped."""
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
+    out = empty(x_shape, cols.dtype) if out is None else out
+    return kernels.col2im_channels_last_from(cols, x_shape[2], x_shape[3], kh, kw, sh, sw, ph, pw, out)
+
+
+def weights_channels_last(w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """Filters (F, C, KH, KW) as the (F, KH KW C) matrix that multiplies :func:`im2col_channels_last`'s
+    columns, with the bias as one more column when ``b`` is given."""
+    f = w.shape[0]
+    if b is None:
+        return np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(f, -1)
+    weights = empty((f, w[0].size + 1), w.dtype)
+    weights[:, :-1].reshape(f, w.shape[2], w.shape[3], w.shape[1])[...] = w.transpose(0, 2, 3, 1)
+    weights[:, -1] = b
+    return weights
+
+
+def weights_from_channels_last(m: np.ndarray, w_shape: tuple[int, ...]) -> np.ndarray:
+    """The inverse of :func:`weights_channels_last` (without a bias column): (F, KH KW C) back to
+    (F, C, KH, KW), C-contiguous."""
+    f, c, kh, kw = w_shape
+    return np.ascontiguousarray(m.reshape(f, kh, kw, c).transpose(0, 3, 1, 2))
+
+
 class Patches(Protocol):
-    """What :func:`backward_in_chunks` reads the im2col matrix through: the rows of images n0..n1."""
+    """What :func:`backward_in_chunks` reads the im2col matrix through: the rows of images n0..n1,
+    columns in :func:`im2col_channels_last`'s (u, v, c) order."""
+
+    #: how many images' rows to ask for at a time
+    per_chunk: int
 
     def rows(self, n0: int, n1: int) -> np.ndarray: ...
 
 
-class SavedPatches:
-    """The rows of an im2col matrix kept whole (by the forward pass), ``positions`` rows per image."""
+#: bytes of im2col matrix a pass works on at a time (a few images; stays in cache)
+CHUNK_BYTES = 4 << 20
 
-    def __init__(self, cols: np.ndarray, positions: int):
-        self.cols, self.positions = cols, positions
+
+def images_per_chunk(geometry: ConvGeometry, columns: int, itemsize: int) -> int:
+    """How many images' patch rows (``columns`` wide) make about CHUNK_BYTES, at least one."""
+    return max(1, CHUNK_BYTES // (geometry.positions * columns * itemsize))
+
+
+class ChannelsLastPatches:
+    """The im2col rows of x (or of sign(x), with ``signs``) for a few images at a time.
+
+    x is copied once, channel-last (:func:`channels_last`, 4% of the matrix's
+    size for a 5x5 kernel); :meth:`rows` builds the patch rows of images n0..n1
+    (:func:`im2col_channels_last`, with a ones column if ``ones_column``) into
+    one scratch matrix reused chunk after chunk (the first chunk is the
+    largest), so that a chunk's patches are still in cache when the GEMM that
+    reads them runs, and the whole matrix is never in memory. The forward pass
+    and the backward pass each build the rows they need.
+    """
+
+    def __init__(self, x: np.ndarray, geometry: ConvGeometry, ones_column: bool = False, signs: bool = False):
+        self.images = channels_last(x, signs)
+        self.geometry, self.ones_column = geometry, ones_column
+        self.columns = x.shape[1] * geometry.kernel[0] * geometry.kernel[1] + ones_column
+        self.per_chunk = images_per_chunk(geometry, self.columns, x.itemsize)
+        self.cols: np.ndarray | None = None
+        self.built: tuple[int, int] | None = None  # the images whose rows self.cols holds
 
     def rows(self, n0: int, n1: int) -> np.ndarray:
-        return self.cols[n0 * self.positions : n1 * self.positions]
-
-
-#: bytes of im2col matrix a backward pass works on at a time (a few images; stays in cache)
-CHUNK_BYTES = 16 << 20
+        geometry, positions = self.geometry, self.geometry.positions
+        count = (n1 - n0) * positions
+        if self.built == (n0, n1) and self.cols is not None:  # a single chunk: the forward's rows, unchanged
+            return self.cols[:count]
+        if self.cols is None or self.cols.shape[0] < count:
+            self.cols = empty((count, self.columns), self.images.dtype)
+        self.built = (n0, n1)
+        return im2col_channels_last(
+            self.images[n0:n1],
+            geometry.kernel,
+            geometry.stride,
+            geometry.pad,
+            geometry.pad_value,
+            self.ones_column,
+            out=self.cols[:count],
+        )
 
 
 def backward_in_chunks(
@@ -297,58 +409,64 @@ def backward_in_chunks(
     """(col2im(G^T @ W), G @ cols) for G (F, N OH OW) and W (F, K), a few images at a time.
 
     ``patches.rows(n0, n1)`` gives the im2col rows of images n0..n1 (with a
-    ones column if there is a bias). Working on chunks of about CHUNK_BYTES
-    keeps each chunk's patches and their gradient in cache between the GEMM
-    that makes them and the one (or col2im) that reads them; the weight
-    gradient is summed chunk by chunk, and one scratch matrix holds each
+    ones column if there is a bias), and W's columns follow the same (u, v, c)
+    order (:func:`weights_channels_last`). Working on chunks of about
+    CHUNK_BYTES keeps each chunk's patches and their gradient in cache between
+    the GEMM that makes them and the one (or col2im) that reads them; the
+    weight gradient is summed chunk by chunk, and one scratch matrix holds each
     chunk's patch gradient in turn. Convolutions of float and of binary
     layers both go through here, so their gradients agree bit for bit.
     """
     x_shape = geometry.x_shape
     n, positions = x_shape[0], geometry.positions
-    per_chunk = max(1, CHUNK_BYTES // (positions * weights.shape[1] * g.itemsize))
+    per_chunk = patches.per_chunk
     grad_w = None
     grad_x = empty(x_shape, g.dtype) if need_x else None
     dcols_scratch = empty((min(n, per_chunk) * positions, weights.shape[1]), g.dtype) if need_x else None
     for n0 in range(0, n, per_chunk):
         n1 = min(n, n0 + per_chunk)
-        cols = patches.rows(n0, n1)
         g_chunk = g[:, n0 * positions : n1 * positions]
         if need_w:
-            part = g_chunk @ cols
+            part = g_chunk @ patches.rows(n0, n1)
             grad_w = part if grad_w is None else np.add(grad_w, part, out=grad_w)
         if need_x:
-            dcols = np.matmul(g_chunk.T, weights, out=dcols_scratch[: cols.shape[0]])
-            col2im(dcols, (n1 - n0, *x_shape[1:]), geometry.kernel, geometry.stride, geometry.pad, out=grad_x[n0:n1])
+            dcols = np.matmul(g_chunk.T, weights, out=dcols_scratch[: g_chunk.shape[1]])
+            col2im_channels_last(
+                dcols, (n1 - n0, *x_shape[1:]), geometry.kernel, geometry.stride, geometry.pad, out=grad_x[n0:n1]
+            )
     return grad_x, grad_w
 
 
 def conv_forward_fast(
     x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geometry: ConvGeometry
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`conv_forward_reference` with the Numba im2col into scratch memory and the bias as the
-    weight of one more input column that is always 1, ``[W | b] @ [cols | 1]^T``, so adding it
-    costs no pass over the output (the returned cols keep that column)."""
-    f = w.shape[0]
-    cols = im2col(x, geometry.kernel, geometry.stride, geometry.pad, geometry.pad_value, ones_column=b is not None)
-    w2 = w.reshape(f, -1)
-    weights = w2 if b is None else np.concatenate([w2, b.reshape(f, 1).astype(w2.dtype)], axis=1)
-    y = np.matmul(weights, cols.T, out=empty((f, cols.shape[0]), np.result_type(weights, cols)))
-    return as_nchw(y, geometry), cols
+) -> tuple[np.ndarray, ChannelsLastPatches]:
+    """:func:`conv_forward_reference` a few images at a time: the patch rows of each chunk
+    (:class:`ChannelsLastPatches`, columns in (u, v, c) order) times the filters in the same
+    order, with the bias as the weight of one more input column that is always 1,
+    ``[W | b] @ [cols | 1]^T``, so adding it costs no pass over the output. Returns the
+    patches (which rebuild their rows for the backward pass) in place of the matrix."""
+    f, n, positions = w.shape[0], x.shape[0], geometry.positions
+    patches = ChannelsLastPatches(x, geometry, ones_column=b is not None)
+    weights = weights_channels_last(w, b)
+    y = empty((f, n * positions), np.result_type(weights, x))
+    for n0 in range(0, n, patches.per_chunk):
+        n1 = min(n, n0 + patches.per_chunk)
+        np.matmul(weights, patches.rows(n0, n1).T, out=y[:, n0 * positions : n1 * positions])
+    return as_nchw(y, geometry), patches
 
 
 def conv_backward_fast(
-    grad: np.ndarray, cols: np.ndarray, w: np.ndarray, geometry: ConvGeometry, needs: tuple[bool, bool, bool]
+    grad: np.ndarray, patches: Patches, w: np.ndarray, geometry: ConvGeometry, needs: tuple[bool, bool, bool]
 ) -> tuple[np.ndarray | None, ...]:
-    """:func:`conv_backward_reference` by :func:`backward_in_chunks`; the bias gradient is the last
-    column of ``G @ [cols | 1]``, the weights' GEMM."""
+    """:func:`conv_backward_reference` by :func:`backward_in_chunks` on the forward pass's
+    :class:`ChannelsLastPatches`; the bias gradient is the last column of ``G @ [cols | 1]``,
+    the weights' GEMM."""
     need_x, need_w, need_b = needs
-    w2 = w.reshape(w.shape[0], -1)
-    k = w2.shape[1]
+    k = w[0].size
     grad_x, full = backward_in_chunks(
-        channel_rows(grad), SavedPatches(cols, geometry.positions), w2, geometry, need_x, need_w or need_b
+        channel_rows(grad), patches, weights_channels_last(w), geometry, need_x, need_w or need_b
     )
-    grad_w = full[:, :k].reshape(w.shape) if need_w else None
+    grad_w = weights_from_channels_last(full[:, :k], w.shape) if need_w else None
     grad_b = full[:, k].copy() if need_b else None
     return grad_x, grad_w, grad_b
 
@@ -375,17 +493,17 @@ class Conv2d(Function):
         pad_value: float = 0.0,
     ) -> np.ndarray:
         geometry = ConvGeometry.of(x.shape, w.shape, stride, pad, pad_value)
-        y, cols = conv_forward(x, w, b, geometry)
-        ctx.save_for_backward(cols, w)
+        y, patches = conv_forward(x, w, b, geometry)
+        ctx.save_for_backward(patches, w)
         ctx.geometry = geometry
         return y
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
-        cols, w = ctx.saved_values
+        patches, w = ctx.saved_values
         with_bias = len(ctx.needs_input_grad) == 3
         need_x, need_w, need_b = (*ctx.needs_input_grad, False)[:3]
-        grad_x, grad_w, grad_b = conv_backward(grad, cols, w, ctx.geometry, (need_x, need_w, need_b))
+        grad_x, grad_w, grad_b = conv_backward(grad, patches, w, ctx.geometry, (need_x, need_w, need_b))
         return (grad_x, grad_w, grad_b) if with_bias else (grad_x, grad_w)
 
 

@@ -14,6 +14,14 @@ Optimizations:
   adds into (no atomics, no races); it reads an image's patch rows from start
   to end and adds into that image's gradient, which stays in cache (37 KB for
   LeNet's second layer): 1.6x faster than going plane by plane.
+- ``channels_last_into``, ``im2col_channels_last_into`` and
+  ``col2im_channels_last_from``: the fast convolution's layout. With the input
+  channel-last (N, H, W, C) and patch columns in (u, v, c) order, a patch row
+  is KH runs of KW C contiguous values, each copied by one slice assignment
+  (a memcpy): 5x faster than ``im2col_into``'s element-by-element copy for
+  LeNet's second layer. col2im adds each run into a padded (H, W, C) block of
+  one image (in cache), C contiguous values at a time, then writes it out as
+  (C, H, W): 3-4x faster than ``col2im_from``.
 - ``tanh_backward_into`` / ``pass_where_within``: elementwise backward formulas
   in one parallel pass instead of NumPy's two or three with temporaries.
 - ``batch_norm_forward`` / ``batch_norm_backward``: ``prange`` over channels,
@@ -106,6 +114,89 @@ def col2im_from(cols, n_images, channels, height, width, kh, kw, sh, sw, ph, pw,
                                 if 0 <= y < height and 0 <= xx < width:
                                     out[n, c, y, xx] += cols[row, col]
                                 col += 1
+    return out
+
+
+@njit(parallel=True, cache=True)
+def channels_last_into(x, signs, out):  # pragma: no cover (compiled)
+    """out[n, y, x, c] = x[n, c, y, x] (or its sign, +1 where x >= 0 and -1 elsewhere, with ``signs``);
+    x (N, C, H, W) in any layout, out (N, H, W, C) C-contiguous."""
+    n_images, channels, height, width = x.shape
+    one = out.dtype.type(1)
+    for task in prange(n_images * height):
+        n = task // height
+        y = task % height
+        for c in range(channels):
+            for xx in range(width):
+                value = x[n, c, y, xx]
+                if signs:
+                    value = one if value >= 0 else -one
+                out[n, y, xx, c] = value
+    return out
+
+
+@njit(parallel=True, cache=True)
+def im2col_channels_last_into(x, kh, kw, sh, sw, ph, pw, pad_value, out):  # pragma: no cover (compiled)
+    """out[(n, i, j), (u, v, c)] = x[n, i sh + u - ph, j sw + v - pw, c], or pad_value outside, for x
+    (N, H, W, C) and out C-contiguous; columns beyond KH KW C are set to 1 (a bias input).
+
+    A patch row is KH runs of KW C values that lie side by side in x (fewer where the
+    patch overlaps the padding): each is one slice copy of the flat arrays (a memcpy,
+    2.6x faster than element by element)."""
+    n_images, height, width, channels = x.shape
+    oh = (height + 2 * ph - kh) // sh + 1
+    ow = (width + 2 * pw - kw) // sw + 1
+    source, target = x.reshape(-1), out.reshape(-1)
+    columns = out.shape[1]
+    run = kw * channels
+    for task in prange(n_images * oh):
+        n = task // oh
+        y0 = (task % oh) * sh - ph
+        for j in range(ow):
+            row = (task * ow + j) * columns
+            x0 = j * sw - pw
+            first, last = max(x0, 0), min(x0 + kw, width)  # the patch's columns inside the image
+            for u in range(kh):
+                y = y0 + u
+                at = row + u * run
+                if y < 0 or y >= height or first >= last:
+                    target[at : at + run] = pad_value
+                    continue
+                before, inside = (first - x0) * channels, (last - first) * channels
+                target[at : at + before] = pad_value
+                start = ((n * height + y) * width + first) * channels
+                target[at + before : at + before + inside] = source[start : start + inside]
+                target[at + before + inside : at + run] = pad_value
+            target[row + kh * run : row + columns] = 1
+    return out
+
+
+@njit(parallel=True, cache=True)
+def col2im_channels_last_from(cols, height, width, kh, kw, sh, sw, ph, pw, out):  # pragma: no cover (compiled)
+    """out[n, c, y, x] = sum of the entries of cols (rows (n, i, j), columns (u, v, c), as
+    im2col_channels_last_into lays them out) that were read from (y, x, c); padding dropped.
+
+    One image per task: its patch gradients are added, C contiguous values at a time, into a
+    padded (H + 2 ph, W + 2 pw, C) block that stays in cache, which is then written out
+    as (C, H, W)."""
+    n_images, channels = out.shape[0], out.shape[1]
+    oh = (height + 2 * ph - kh) // sh + 1
+    ow = (width + 2 * pw - kw) // sw + 1
+    for n in prange(n_images):
+        acc = np.zeros((height + 2 * ph, width + 2 * pw, channels), cols.dtype)
+        for i in range(oh):
+            for j in range(ow):
+                row = (n * oh + i) * ow + j
+                for u in range(kh):
+                    for v in range(kw):
+                        at = (u * kw + v) * channels
+                        target = acc[i * sh + u, j * sw + v]
+                        for c in range(channels):
+                            target[c] += cols[row, at + c]
+        for c in range(channels):
+            for y in range(height):
+                for xx in range(width):
+                    out[n, c, y, xx] = acc[y + ph, xx + pw, c]
     return out
 
 
