@@ -333,25 +333,34 @@ def sign_and_mask(x, limit, out, mask):  # pragma: no cover (compiled)
 _SUMS_IN_LANES = {"reassoc", "contract"}
 
 
-@njit(parallel=True, cache=True, fastmath=_SUMS_IN_LANES)
+@njit(cache=True, fastmath=_SUMS_IN_LANES)
+def _shifted_moments(x, c, shift):  # pragma: no cover (compiled)
+    """Float64 sums of x[:, c] - shift and of its squares, reordered into SIMD lanes."""
+    n_images, _, height, width = x.shape
+    total = 0.0
+    squares = 0.0
+    for n in range(n_images):
+        for i in range(height):
+            for j in range(width):
+                d = np.float64(x[n, c, i, j]) - shift
+                total += d
+                squares += d * d
+    return total, squares
+
+
+@njit(parallel=True, cache=True)
 def batch_norm_forward(x, gamma, beta, eps, training, mean, var, inv_std, out, xhat):  # pragma: no cover
     """Per channel c of x (N, C, H, W): with training, mean[c] and var[c] (biased) of the batch in one
     pass, float64 sums of x - s and (x - s)^2 with s the channel's first value (so that a large mean
     does not cancel the variance away):  mean = s + S1 / m,  var = S2 / m - (S1 / m)^2;
-    then xhat = (x - mean) inv_std and out = gamma xhat + beta."""
+    then xhat = (x - mean) inv_std and out = gamma xhat + beta, rounded as written (no fused
+    multiply-add: the converter's packed signs of a BatchNorm output compute the same expression)."""
     n_images, channels, height, width = x.shape
     count = n_images * height * width
     for c in prange(channels):
         if training:
             shift = np.float64(x[0, c, 0, 0])
-            total = 0.0
-            squares = 0.0
-            for n in range(n_images):
-                for i in range(height):
-                    for j in range(width):
-                        d = np.float64(x[n, c, i, j]) - shift
-                        total += d
-                        squares += d * d
+            total, squares = _shifted_moments(x, c, shift)
             mean_shifted = total / count
             mean[c] = shift + mean_shifted
             var[c] = max(squares / count - mean_shifted * mean_shifted, 0.0)
