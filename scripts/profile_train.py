@@ -15,6 +15,7 @@ import argparse
 import collections
 import time
 
+import tinybnn  # noqa: F401 (first: its thread settings must be in place when NumPy loads OpenBLAS)
 import numpy as np
 
 from tinybnn.autograd import Tensor, softmax_cross_entropy

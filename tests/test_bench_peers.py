@@ -339,6 +339,36 @@ def test_tables_give_paired_ratios_tinybnn_over_each_peer():
     assert rows[3].split()[-1] == "3.00" and rows[3].split()[3] == "3000.000"
 
 
+def test_thread_scaling_pairs_each_repeat_s_thread_counts():
+    def runs(*seconds):
+        return [{"seconds": s, "images": 100} for s in seconds]
+
+    cells = {
+        (100, 1): {"tinybnn": runs(2.0, 4.0, 2.0)},
+        (100, 2): {"tinybnn": runs(1.0, 4.0, 1.0)},  # per repeat 2.0, 1.0, 2.0: median 2.0
+        (1, 1): {"tinybnn": runs(1.0, 1.0, 1.0)},
+    }
+    assert peers.thread_scaling(cells) == [
+        "tinybnn, batch 100: 2 threads run at 2.00x the speed of 1 (median of 3 paired repeats)"
+    ]
+
+
+def test_every_repeat_times_all_thread_counts_back_to_back(monkeypatch, data_root, capsys):
+    order = []
+
+    def fake_worker(module, args, threads, coretype=None):
+        order.append(threads)
+        return {"seconds": 1.0, "images": 20}
+
+    monkeypatch.setattr(peers, "tinybnn_worker", fake_worker)
+    monkeypatch.setattr(peers, "peer_problem", lambda peer, python: f"{peer}: left out")
+    argv = ["--data", str(data_root), "--threads", "1,2", "--batch-sizes", "1", "--images", "100", "--repeats", "3"]
+    assert peers.main(argv) == 0
+    assert order == [1, 2, 1, 2, 1, 2]
+    line = "tinybnn, batch 1: 2 threads run at 1.00x the speed of 1 (median of 3 paired repeats)"
+    assert line in capsys.readouterr().out
+
+
 def test_check_only_on_a_few_real_digits_without_peers(data_root, capsys):
     code = peers.main(
         [

@@ -136,20 +136,33 @@ def test_schedules():
     st.sampled_from(((0.9, 0.999), (0.5, 0.9), (0.0, 0.0))),
     st.sampled_from((1e-8, 1e-3)),
     st.sampled_from((0.0, 0.1)),
+    st.booleans(),
+    st.booleans(),
 )
-def test_adam_kernel_equals_the_numpy_twin(size, seed, lr, betas, eps, weight_decay):
-    """The Numba step gives the NumPy formula's bits, step after step."""
+def test_adam_kernel_equals_the_numpy_twin(size, seed, lr, betas, eps, weight_decay, transposed, threads):
+    """The Numba step gives the NumPy formula's bits, step after step, serial or over threads, for a
+    contiguous gradient and for a transposed view (what a dense layer's weight gradient is)."""
+    import tinybnn.optim as optim
     from tinybnn.optim import adam_step_reference
 
     rng = np.random.default_rng(seed)
-    values, grads = rng.standard_normal((2, size)).astype(np.float32)
-    grads[rng.random(size) < 0.2] = 0  # zero gradients: v stays 0 where they start
+    values = rng.standard_normal((3, size)).astype(np.float32)
+    grads = rng.standard_normal((size, 3) if transposed else (3, size)).astype(np.float32)
+    grads = grads.T if transposed else grads
+    grads[rng.random(grads.shape) < 0.2] = 0  # zero gradients: v stays 0 where they start
+    assert grads.flags.c_contiguous != transposed or size == 1
     p = param(values, grads)
+    p.grad = grads  # as it is, not a contiguous copy
     opt = Adam([p], lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
     w, m, v = values.copy(), np.zeros_like(values), np.zeros_like(values)
-    for t in (1, 2, 3):
-        opt.step()
-        adam_step_reference(w, grads, m, v, lr, *betas, eps, t, weight_decay)
-        np.testing.assert_array_equal(opt.m[0], m)
-        np.testing.assert_array_equal(opt.v[0], v)
-        np.testing.assert_array_equal(p.data, w)
+    default = optim.ADAM_PARALLEL_MIN_SIZE
+    optim.ADAM_PARALLEL_MIN_SIZE = 1 if threads else default
+    try:
+        for t in (1, 2, 3):
+            opt.step()
+            adam_step_reference(w, grads, m, v, lr, *betas, eps, t, weight_decay)
+            np.testing.assert_array_equal(opt.m[0], m)
+            np.testing.assert_array_equal(opt.v[0], v)
+            np.testing.assert_array_equal(p.data, w)
+    finally:
+        optim.ADAM_PARALLEL_MIN_SIZE = default

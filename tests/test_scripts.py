@@ -1,8 +1,12 @@
 """The runnable examples and benchmarks still run (smoke tests on tiny inputs; nothing is timed)."""
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tinybnn.benchmarks.workers import format_table, paired_ratio, thread_environment
 
@@ -109,10 +113,10 @@ def test_thread_environment_limits_every_library(monkeypatch):
 def test_torch_workers_do_not_inherit_tinybnns_thread_settings(monkeypatch):
     import tinybnn
 
-    monkeypatch.setitem(tinybnn.THREAD_SETTINGS, "OMP_WAIT_POLICY", "passive")
-    monkeypatch.setenv("OMP_WAIT_POLICY", "passive")
-    assert thread_environment(2)["OMP_WAIT_POLICY"] == "passive"
-    assert "OMP_WAIT_POLICY" not in thread_environment(2, tinybnn_settings=False)
+    monkeypatch.setitem(tinybnn.THREAD_SETTINGS, "GOMP_SPINCOUNT", "30000")
+    monkeypatch.setenv("GOMP_SPINCOUNT", "30000")
+    assert thread_environment(2)["GOMP_SPINCOUNT"] == "30000"
+    assert "GOMP_SPINCOUNT" not in thread_environment(2, tinybnn_settings=False)
 
 
 def test_format_table_aligns_columns():
@@ -170,3 +174,22 @@ def test_bench_diagnostics_runs_a_round(data_root):
     )
     assert done.returncode == 0, done.stderr
     assert "median paired ratio with/without" in done.stdout and "inside the diagnostics" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        ({}, {"GOMP_SPINCOUNT": "30000", "OPENBLAS_THREAD_TIMEOUT": "20"}),
+        ({"OPENBLAS_THREAD_TIMEOUT": "4"}, {"GOMP_SPINCOUNT": "30000", "OPENBLAS_THREAD_TIMEOUT": "4"}),
+        ({"GOMP_SPINCOUNT": "0"}, {"GOMP_SPINCOUNT": "0", "OPENBLAS_THREAD_TIMEOUT": "20"}),
+        ({"OMP_WAIT_POLICY": "passive"}, {"GOMP_SPINCOUNT": None, "OPENBLAS_THREAD_TIMEOUT": "20"}),
+    ],
+)
+def test_import_sets_short_spins_unless_the_user_chose(given, expected):
+    """Importing tinybnn bounds both pools' spinning, and never overrides a user's setting."""
+    ours = ("GOMP_SPINCOUNT", "OPENBLAS_THREAD_TIMEOUT", "OMP_WAIT_POLICY")
+    env = {k: v for k, v in os.environ.items() if k not in ours}
+    code = f"import json, os, tinybnn; print(json.dumps({{k: os.environ.get(k) for k in {sorted(expected)!r}}}))"
+    done = subprocess.run([sys.executable, "-c", code], env={**env, **given}, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == expected

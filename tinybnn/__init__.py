@@ -1,26 +1,35 @@
 """tinybnn: a small, readable, fully tested engine for binary neural networks.
 
 Two thread pools share the cores while tinybnn trains: OpenBLAS's (float
-GEMM, through NumPy) and Numba's OpenMP pool (our kernels). By default each
-keeps its threads spinning for a while after its work, on the very cores the
-other pool needs next; a LeNet training step on 2 cores took 130 ms that way
-and 63 ms with both pools told to sleep at once. So, unless you set them
-yourself, importing tinybnn sets
+GEMM, through NumPy) and Numba's OpenMP pool (our kernels). How long an idle
+thread of a pool spins before it sleeps decides much of a training step's
+time on 2 cores. Spinning long (the libraries' defaults, milliseconds) keeps
+a pool's threads on the very cores the other pool needs next: a LeNet step
+took 130 ms that way. Sleeping at once is no better on a virtual machine,
+where waking a sleeping thread costs about 80 us (an empty parallel loop took
+73-104 us with ``OMP_WAIT_POLICY=passive``, 4-21 us spinning), and a step
+runs dozens of parallel loops. So, unless you set them yourself, importing
+tinybnn has both pools spin for a few tenths of a millisecond, long enough
+to catch the next loop of a step, short enough to hand the core over:
 
-    OMP_WAIT_POLICY=passive          (Numba's OpenMP threads sleep when idle)
-    OPENBLAS_THREAD_TIMEOUT=4        (OpenBLAS threads sleep after 2^4 cycles)
+    GOMP_SPINCOUNT=30000             (Numba's OpenMP threads: about 0.3 ms)
+    OPENBLAS_THREAD_TIMEOUT=20       (OpenBLAS threads: 2^20 cycles)
 
-OpenBLAS reads its variable when NumPy is first imported, so import tinybnn
-before NumPy (the ``tinybnn`` command does), or export it in the shell.
-:data:`THREAD_SETTINGS` lists what was set here.
+(float LeNet on 2 threads, ``scripts/profile_train.py``: 49 s of an epoch
+with both pools sleeping at once, 40 s with these.) A setting of
+``OMP_WAIT_POLICY`` of yours is left to work as you meant it: then
+``GOMP_SPINCOUNT`` is not set. OpenBLAS reads its variable when NumPy is
+first imported, so import tinybnn before NumPy (the ``tinybnn`` command
+does), or export it in the shell. :data:`THREAD_SETTINGS` lists what was set
+here.
 """
 
 import os as _os
 
 #: environment variables tinybnn set because the user had not (see the module docstring)
 THREAD_SETTINGS = {}
-for _name, _value in (("OMP_WAIT_POLICY", "passive"), ("OPENBLAS_THREAD_TIMEOUT", "4")):
-    if _name not in _os.environ:
+for _name, _value in (("GOMP_SPINCOUNT", "30000"), ("OPENBLAS_THREAD_TIMEOUT", "20")):
+    if _name not in _os.environ and not (_name == "GOMP_SPINCOUNT" and "OMP_WAIT_POLICY" in _os.environ):
         _os.environ[_name] = THREAD_SETTINGS[_name] = _value
 
 __version__ = "0.1.0"

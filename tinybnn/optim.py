@@ -27,10 +27,11 @@ import math
 from typing import Any, Iterable
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from .errors import ArgumentError
 from .layers import Parameter
+from .layers.fused import twin_kernels
 
 
 class Optimizer:
@@ -143,13 +144,13 @@ class Adam(Optimizer):
     def update(self, index: int, p: Parameter) -> None:
         b1, b2 = self.betas
         t = self.step_count
-        arrays = (p.data, p.grad, self.m[index], self.v[index])
-        if all(a.flags.c_contiguous and a.dtype == np.float32 for a in arrays):
-            _adam_kernel(
-                *(a.reshape(-1) for a in arrays), self.lr / (1 - b1**t), b1, b2, self.eps, 1 - b2**t, self.weight_decay
-            )
-        else:
+        w, grad, m, v = arrays = (p.data, p.grad, self.m[index], self.v[index])
+        constants = (self.lr / (1 - b1**t), b1, b2, self.eps, 1 - b2**t, self.weight_decay)
+        if not all(a.dtype == np.float32 for a in arrays) or not all(a.flags.c_contiguous for a in (w, m, v)):
             adam_step_reference(*arrays, self.lr, b1, b2, self.eps, t, self.weight_decay)
+        else:  # a transposed view (a dense layer's weight gradient) is copied: a flat pass is 5x faster
+            flat = (w.reshape(-1), np.ascontiguousarray(grad).reshape(-1), m.reshape(-1), v.reshape(-1))
+            _ADAM_FLAT[w.size < ADAM_PARALLEL_MIN_SIZE](*flat, *constants)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         state = {f"m.{i}": m for i, m in enumerate(self.m)}
@@ -180,9 +181,8 @@ def adam_step_reference(
     w -= (step_size * m / denom).astype(w.dtype, copy=False)
 
 
-@njit(parallel=True, cache=True)
-def _adam_kernel(w, grad, m, v, step_size, b1, b2, eps, bias2, weight_decay):  # pragma: no cover
-    """:func:`adam_step_reference` in one parallel pass over flat float32 arrays, no temporaries.
+def _adam_flat(w, grad, m, v, step_size, b1, b2, eps, bias2, weight_decay):  # pragma: no cover
+    """:func:`adam_step_reference` in one pass over flat float32 arrays, no temporaries.
 
     Every operation is NumPy's float32 one in the same order (the constants rounded to float32 as
     NumPy rounds a Python float against a float32 array, no fused multiply-adds), so the step
@@ -196,6 +196,11 @@ def _adam_kernel(w, grad, m, v, step_size, b1, b2, eps, bias2, weight_decay):  #
         m[i] = mi
         v[i] = vi
         w[i] -= s * mi / (np.sqrt(vi / correction) + e)
+
+
+#: below this many values a step runs on one thread: waking the pool costs more than it saves
+ADAM_PARALLEL_MIN_SIZE = 1 << 16
+_ADAM_FLAT = twin_kernels(_adam_flat)  # (parallel, serial)
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam}

@@ -396,20 +396,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         for batch_size in args.batch_sizes:
             count = args.images if batch_size > 1 else max(1, args.images // 5)
             arrays = write_arrays(folder / f"timed{batch_size}.npz", data.test_images[:count], data.test_labels[:count])
+            runners = {
+                (threads, name): runner
+                for threads in args.threads
+                for name, runner in contenders(args, prepared, pythons, arrays, batch_size, threads).items()
+            }
+            runs = paired_runs(
+                runners,
+                args.repeats,
+                lambda key, result: print(
+                    f"  batch {batch_size:>3}  {key[0]} thread(s)  {key[1]:13} "
+                    f"{result['images'] / result['seconds']:>9,.0f} images/s",
+                    flush=True,
+                ),
+            )
             for threads in args.threads:
-                cells[batch_size, threads] = paired_runs(
-                    contenders(args, prepared, pythons, arrays, batch_size, threads),
-                    args.repeats,
-                    lambda peer, result: print(
-                        f"  batch {batch_size:>3}  {threads} thread(s)  {peer:13} "
-                        f"{result['images'] / result['seconds']:>9,.0f} images/s",
-                        flush=True,
-                    ),
-                )
+                cells[batch_size, threads] = {name: runs[t, name] for t, name in runs if t == threads}
     print()
     print(results_table(cells))
     print()
     print(summary_table(cells))
+    for line in thread_scaling(cells):
+        print(line)
     if not agree:
         print("predictions disagree (see above)")
     return 0 if agree else 1
@@ -456,6 +464,24 @@ def summary_table(cells: dict[tuple[int, int], dict[str, list[dict[str, Any]]]])
             ratios.append(paired_ratio(seconds, name, TINYBNN) + "x")
         rows.append([f"tinybnn / {name}"] + ratios)
     return format_table(header, rows)
+
+
+def thread_scaling(cells: dict[tuple[int, int], dict[str, list[dict[str, Any]]]]) -> list[str]:
+    """For each batch size timed on more than one thread count, tinybnn's speed on each
+    count over its speed on the fewest: the median of per-repeat ratios, which pair up
+    because every repeat runs all thread counts back to back."""
+    lines = []
+    for batch_size in dict.fromkeys(b for b, _ in cells):
+        counts = sorted(t for b, t in cells if b == batch_size)
+        base = [r["seconds"] for r in cells[batch_size, counts[0]][TINYBNN]]
+        for threads in counts[1:]:
+            seconds = [r["seconds"] for r in cells[batch_size, threads][TINYBNN]]
+            speed = median([b / s for b, s in zip(base, seconds)])
+            lines.append(
+                f"tinybnn, batch {batch_size}: {threads} threads run at {speed:.2f}x the speed of "
+                f"{counts[0]} (median of {len(seconds)} paired repeats)"
+            )
+    return lines
 
 
 if __name__ == "__main__":

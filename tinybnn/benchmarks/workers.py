@@ -9,12 +9,14 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Hashable, Sequence, TypeVar
 
 import numpy as np
 
 from .. import THREAD_SETTINGS
 from ..data import to_float_nchw
+
+Key = TypeVar("Key", bound=Hashable)
 
 #: OpenBLAS's AVX-512 kernel (about 1.7x faster float GEMM on AVX-512 CPUs where
 #: OpenBLAS picks the AVX2 one by default)
@@ -97,10 +99,10 @@ def load_images(path: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def paired_runs(
-    contenders: dict[str, Callable[[], dict[str, Any]]], repeats: int, progress: Callable[[str, dict[str, Any]], None]
-) -> dict[str, list[dict[str, Any]]]:
+    contenders: dict[Key, Callable[[], dict[str, Any]]], repeats: int, progress: Callable[[Key, dict[str, Any]], None]
+) -> dict[Key, list[dict[str, Any]]]:
     """Run every contender once per repeat, back to back, so that their timings pair up."""
-    results: dict[str, list[dict[str, Any]]] = {name: [] for name in contenders}
+    results: dict[Key, list[dict[str, Any]]] = {name: [] for name in contenders}
     for _ in range(repeats):
         for name, runner in contenders.items():
             results[name].append(runner())
