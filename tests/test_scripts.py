@@ -179,10 +179,10 @@ def test_bench_diagnostics_runs_a_round(data_root):
 @pytest.mark.parametrize(
     "given, expected",
     [
-        ({}, {"GOMP_SPINCOUNT": "30000", "OPENBLAS_THREAD_TIMEOUT": "20"}),
-        ({"OPENBLAS_THREAD_TIMEOUT": "4"}, {"GOMP_SPINCOUNT": "30000", "OPENBLAS_THREAD_TIMEOUT": "4"}),
-        ({"GOMP_SPINCOUNT": "0"}, {"GOMP_SPINCOUNT": "0", "OPENBLAS_THREAD_TIMEOUT": "20"}),
-        ({"OMP_WAIT_POLICY": "passive"}, {"GOMP_SPINCOUNT": None, "OPENBLAS_THREAD_TIMEOUT": "20"}),
+        ({}, {"GOMP_SPINCOUNT": "30000", "OPENBLAS_THREAD_TIMEOUT": "4"}),
+        ({"OPENBLAS_THREAD_TIMEOUT": "20"}, {"GOMP_SPINCOUNT": "30000", "OPENBLAS_THREAD_TIMEOUT": "20"}),
+        ({"GOMP_SPINCOUNT": "0"}, {"GOMP_SPINCOUNT": "0", "OPENBLAS_THREAD_TIMEOUT": "4"}),
+        ({"OMP_WAIT_POLICY": "passive"}, {"GOMP_SPINCOUNT": None, "OPENBLAS_THREAD_TIMEOUT": "4"}),
     ],
 )
 def test_import_sets_short_spins_unless_the_user_chose(given, expected):
