@@ -14,11 +14,11 @@ enough to catch the next loop of a step, and OpenBLAS's sleep at once (its
 threads spinning after a 1000 x 10 product made a batch of 1 on 2 threads
 0.68x as fast as on 1 thread; sleeping, 1.09x):
 
-    GOMP_SPINCOUNT=30000             (Numba's OpenMP threads: about 0.3 ms)
+    GOMP_SPINCOUNT=30000             (Numba's OpenMP threads; libgomp counts
+                                      about 100,000 spins a millisecond)
     OPENBLAS_THREAD_TIMEOUT=4        (OpenBLAS threads: 2^4 cycles)
 
-A setting of
-``OMP_WAIT_POLICY`` of yours is left to work as you meant it: then
+An ``OMP_WAIT_POLICY`` of yours is left to work as you meant it: then
 ``GOMP_SPINCOUNT`` is not set. OpenBLAS reads its variable when NumPy is
 first imported, so import tinybnn before NumPy (the ``tinybnn`` command
 does), or export it in the shell. :data:`THREAD_SETTINGS` lists what was set
@@ -29,8 +29,12 @@ import os as _os
 
 #: environment variables tinybnn set because the user had not (see the module docstring)
 THREAD_SETTINGS = {}
-for _name, _value in (("GOMP_SPINCOUNT", "30000"), ("OPENBLAS_THREAD_TIMEOUT", "4")):
-    if _name not in _os.environ and not (_name == "GOMP_SPINCOUNT" and "OMP_WAIT_POLICY" in _os.environ):
+# (variable, value, the user's variables that leave it unset)
+for _name, _value, _preempted_by in (
+    ("GOMP_SPINCOUNT", "30000", ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")),
+    ("OPENBLAS_THREAD_TIMEOUT", "4", ("OPENBLAS_THREAD_TIMEOUT",)),
+):
+    if not any(name in _os.environ for name in _preempted_by):
         _os.environ[_name] = THREAD_SETTINGS[_name] = _value
 
 __version__ = "0.1.0"

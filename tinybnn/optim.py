@@ -148,7 +148,7 @@ class Adam(Optimizer):
         constants = (self.lr / (1 - b1**t), b1, b2, self.eps, 1 - b2**t, self.weight_decay)
         if not all(a.dtype == np.float32 for a in arrays) or not all(a.flags.c_contiguous for a in (w, m, v)):
             adam_step_reference(*arrays, self.lr, b1, b2, self.eps, t, self.weight_decay)
-        else:  # a transposed view (a dense layer's weight gradient) is copied: a flat pass is 5x faster
+        else:  # a transposed gradient (a dense layer's weight) is copied: 1000x1024 took 1.6 ms so, 8.6 in NumPy
             flat = (w.reshape(-1), np.ascontiguousarray(grad).reshape(-1), m.reshape(-1), v.reshape(-1))
             _ADAM_FLAT[w.size < ADAM_PARALLEL_MIN_SIZE](*flat, *constants)
 
