@@ -166,3 +166,12 @@ def test_adam_kernel_equals_the_numpy_twin(size, seed, lr, betas, eps, weight_de
             np.testing.assert_array_equal(p.data, w)
     finally:
         optim.ADAM_PARALLEL_MIN_SIZE = default
+
+
+@pytest.mark.parametrize("optimizer", [Adam, SGD])
+def test_a_gradient_of_another_shape_is_refused_before_any_step(optimizer):
+    """The compiled step indexes the gradient as the parameter: a shorter one would be read past its end."""
+    p = param(np.zeros(10), np.ones(3))
+    with pytest.raises(ArgumentError, match=r"parameter 0 has shape \(10,\), its gradient \(3,\)"):
+        optimizer([p], lr=0.1).step()
+    np.testing.assert_array_equal(p.data, np.zeros(10))

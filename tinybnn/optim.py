@@ -54,6 +54,10 @@ class Optimizer:
         self.step_count += 1
         for index, p in enumerate(self.params):
             if p.grad is not None:
+                if p.grad.shape != p.data.shape:  # the compiled steps index both arrays alike
+                    raise ArgumentError(
+                        f"optimizer: parameter {index} has shape {p.data.shape}, its gradient {p.grad.shape}"
+                    )
                 self.update(index, p)
                 p.apply_constraint()
 
