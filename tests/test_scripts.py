@@ -187,9 +187,45 @@ def test_bench_diagnostics_runs_a_round(data_root):
 )
 def test_import_sets_short_spins_unless_the_user_chose(given, expected):
     """Importing tinybnn bounds both pools' spinning, and never overrides a user's setting."""
-    ours = ("GOMP_SPINCOUNT", "OPENBLAS_THREAD_TIMEOUT", "OMP_WAIT_POLICY")
+    ours = ("GOMP_SPINCOUNT", "OPENBLAS_THREAD_TIMEOUT", "OMP_WAIT_POLICY", "NUMBA_CPU_FEATURES", "NUMBA_CPU_NAME")
     env = {k: v for k, v in os.environ.items() if k not in ours}
     code = f"import json, os, tinybnn; print(json.dumps({{k: os.environ.get(k) for k in {sorted(expected)!r}}}))"
     done = subprocess.run([sys.executable, "-c", code], env={**env, **given}, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == expected
+
+
+def host_has_avx512f() -> bool:
+    import llvmlite.binding as llvm
+
+    return "+avx512f" in llvm.get_host_cpu_features().flatten().split(",")
+
+
+@pytest.mark.parametrize(
+    "given, import_numba_first, expect_ours",
+    [
+        ({}, False, True),
+        ({"NUMBA_CPU_NAME": "generic"}, False, False),
+        ({"NUMBA_CPU_FEATURES": "+sse2"}, False, False),
+        ({}, True, False),
+    ],
+)
+def test_import_prefers_512_bit_vectors_unless_the_user_chose(given, import_numba_first, expect_ours):
+    """On an AVX-512 host, importing tinybnn asks LLVM for 512-bit vectors; a user's Numba CPU setting, or a
+    Numba imported before tinybnn, is left alone; Numba's own configuration then sees what was decided."""
+    ours = ("NUMBA_CPU_FEATURES", "NUMBA_CPU_NAME")
+    env = {k: v for k, v in os.environ.items() if k not in ours}
+    first = "import numba; " if import_numba_first else ""
+    code = (
+        f"import json, os; {first}import tinybnn, numba.core.config as c; "
+        "print(json.dumps([os.environ.get('NUMBA_CPU_FEATURES'), c.CPU_FEATURES, tinybnn.COMPILER_SETTINGS]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env={**env, **given}, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    variable, numba_sees, settings = json.loads(done.stdout)
+    if expect_ours and host_has_avx512f():
+        assert variable.endswith(",-prefer-256-bit") and "+avx512f" in variable.split(",")
+        assert numba_sees == variable and settings == {"NUMBA_CPU_FEATURES": variable}
+    else:
+        assert settings == {}
+        assert variable == given.get("NUMBA_CPU_FEATURES")
