@@ -119,6 +119,15 @@ def test_torch_workers_do_not_inherit_tinybnns_thread_settings(monkeypatch):
     assert "GOMP_SPINCOUNT" not in thread_environment(2, tinybnn_settings=False)
 
 
+def test_workers_decide_tinybnns_compiler_settings_themselves(monkeypatch):
+    ours = {"NUMBA_CPU_FEATURES": "+avx512f,-prefer-256-bit"}
+    monkeypatch.setattr("tinybnn.benchmarks.workers.COMPILER_SETTINGS", ours)
+    monkeypatch.setenv("NUMBA_CPU_FEATURES", "+avx512f,-prefer-256-bit")
+    assert "NUMBA_CPU_FEATURES" not in thread_environment(2)
+    monkeypatch.setattr("tinybnn.benchmarks.workers.COMPILER_SETTINGS", {})  # the user's own setting stays
+    assert thread_environment(2)["NUMBA_CPU_FEATURES"] == "+avx512f,-prefer-256-bit"
+
+
 def test_format_table_aligns_columns():
     table = format_table(["a", "long name"], [[1, 2.5], ["xyz", 3]])
     lines = table.splitlines()

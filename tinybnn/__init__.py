@@ -25,8 +25,9 @@ does), or export it in the shell. :data:`THREAD_SETTINGS` lists what was set
 here.
 
 One more setting concerns the compiler. On CPUs with AVX-512, LLVM (which
-compiles Numba's kernels) is tuned by default to prefer 256-bit vectors: a
-512-bit instruction once lowered the clock of the whole core. On this round's
+compiles Numba's kernels) is tuned by default to prefer 256-bit vectors (a
+choice made for early AVX-512 cores, which lowered their clock for 512-bit
+instructions; not measured here). On this round's
 Intel Xeon (detected as Rocket Lake; AVX-512 with VPOPCNTDQ) the 512-bit
 kernels ran the packed LeNet's first stage 1.4x and its binary convolution
 1.9x faster at batch 1. So where the CPU has AVX-512F, importing tinybnn sets

@@ -13,7 +13,7 @@ from typing import Any, Callable, Hashable, Sequence, TypeVar
 
 import numpy as np
 
-from .. import THREAD_SETTINGS
+from .. import COMPILER_SETTINGS, THREAD_SETTINGS
 from ..data import to_float_nchw
 
 Key = TypeVar("Key", bound=Hashable)
@@ -30,8 +30,13 @@ def thread_environment(threads: int, coretype: str | None = None, tinybnn_settin
 
     ``tinybnn_settings=False`` removes the thread-pool settings tinybnn's import
     made (for PyTorch's worker, whose pool should run as PyTorch ships it).
+    The compiler settings tinybnn's import made are always removed: each
+    worker's tinybnn (a ``--before`` tree's too) decides them on its own
+    import, so a baseline tree without them is timed without them.
     """
     env = dict(os.environ)
+    for name in COMPILER_SETTINGS:
+        env.pop(name, None)
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         env[name] = str(threads)
     if coretype:  # otherwise OpenBLAS runs as the environment has it (this machine sets Haswell)
