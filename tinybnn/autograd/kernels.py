@@ -135,7 +135,7 @@ def channels_last_into(x, signs, out):  # pragma: no cover (compiled)
     return out
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, cache=True)
 def im2col_channels_last_into(x, kh, kw, sh, sw, ph, pw, pad_value, out):  # pragma: no cover (compiled)
     """out[(n, i, j), (u, v, c)] = x[n, i sh + u - ph, j sw + v - pw, c], or pad_value outside, for x
     (N, H, W, C) and out C-contiguous; columns beyond KH KW C are set to 1 (a bias input).
@@ -171,7 +171,7 @@ def im2col_channels_last_into(x, kh, kw, sh, sw, ph, pw, pad_value, out):  # pra
     return out
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, cache=True)
 def col2im_channels_last_from(cols, height, width, kh, kw, sh, sw, ph, pw, out):  # pragma: no cover (compiled)
     """out[n, c, y, x] = sum of the entries of cols (rows (n, i, j), columns (u, v, c), as
     im2col_channels_last_into lays them out) that were read from (y, x, c); padding dropped.
