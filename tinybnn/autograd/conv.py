@@ -450,15 +450,21 @@ def conv_forward_fast(
     """:func:`conv_forward_reference` a few images at a time: the patch rows of each chunk
     (:class:`ChannelsLastPatches`, columns in (u, v, c) order) times the filters in the same
     order, with the bias as the weight of one more input column that is always 1,
-    ``[W | b] @ [cols | 1]^T``, so adding it costs no pass over the output. Returns the
+    ``[W | b] @ [cols | 1]^T``, so adding it costs no pass over the output. Each chunk is
+    multiplied as ``[cols | 1] @ [W | b]^T`` (chunk rows x F) and copied transposed into
+    its columns of the (F, N OH OW) output: OpenBLAS runs that shape faster (LeNet's second
+    convolution, 9 images a chunk, 1 thread: 1.04 ms against 1.29 ms). Returns the
     patches (which rebuild their rows for the backward pass) in place of the matrix."""
     f, n, positions = w.shape[0], x.shape[0], geometry.positions
     patches = ChannelsLastPatches(x, geometry, ones_column=b is not None)
     weights = weights_channels_last(w, b)
     y = empty((f, n * positions), np.result_type(weights, x))
+    products = empty((min(n, patches.per_chunk) * positions, f), y.dtype)
     for n0 in range(0, n, patches.per_chunk):
         n1 = min(n, n0 + patches.per_chunk)
-        np.matmul(weights, patches.rows(n0, n1).T, out=y[:, n0 * positions : n1 * positions])
+        rows = patches.rows(n0, n1)
+        product = np.matmul(rows, weights.T, out=products[: rows.shape[0]])
+        y[:, n0 * positions : n1 * positions] = product.T
     return as_nchw(y, geometry), patches
 
 
