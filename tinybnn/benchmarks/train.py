@@ -99,10 +99,18 @@ def time_tinybnn_epoch(
 
 
 def before_worker(source: str, args: Sequence[str], threads: int) -> dict:
-    """A worker of the tinybnn package in source tree ``source`` (imported first through PYTHONPATH)."""
+    """A worker of the tinybnn package in source tree ``source``, run from that folder.
+
+    ``python -m`` puts the current folder first on the module path, ahead of
+    PYTHONPATH, so the worker runs in ``source`` (and has it on PYTHONPATH too);
+    the package it reports having imported is checked to be ``source``'s."""
+    tree = Path(source).resolve()
     env = thread_environment(threads)
-    env["PYTHONPATH"] = str(Path(source).resolve())
-    return run_worker([sys.executable, "-m", MODULE, "--worker", *args], env)
+    env["PYTHONPATH"] = str(tree)
+    result = run_worker([sys.executable, "-m", MODULE, "--worker", *args], env, cwd=str(tree))
+    if "package" in result and Path(result["package"]).resolve() != tree / "tinybnn":  # older trees do not say
+        raise RuntimeError(f"--before {source}: the worker imported tinybnn from {result['package']}, not that tree")
+    return result
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -132,7 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.worker:
         x, y = load_images(args.arrays)
         epoch_seconds = time_tinybnn_epoch(args.model, x, y, args.batch_size, args.seed, args.float_path)
-        print(json.dumps({"seconds": epoch_seconds, "images": len(x), "openblas": openblas_core()}))
+        package = str(Path(__file__).resolve().parents[1])
+        print(json.dumps({"seconds": epoch_seconds, "images": len(x), "openblas": openblas_core(), "package": package}))
         return 0
 
     from ..data import load_dataset

@@ -47,9 +47,11 @@ def thread_environment(threads: int, coretype: str | None = None, tinybnn_settin
     return env
 
 
-def run_worker(command: Sequence[str], env: dict[str, str], timeout: float = 3600) -> dict[str, Any]:
-    """Run a worker command and return the JSON object it prints last."""
-    done = subprocess.run(list(command), capture_output=True, text=True, env=env, timeout=timeout)
+def run_worker(
+    command: Sequence[str], env: dict[str, str], timeout: float = 3600, cwd: str | None = None
+) -> dict[str, Any]:
+    """Run a worker command (in folder ``cwd`` if given) and return the JSON object it prints last."""
+    done = subprocess.run(list(command), capture_output=True, text=True, env=env, timeout=timeout, cwd=cwd)
     if done.returncode != 0:
         raise RuntimeError(f"benchmark worker {' '.join(command)} failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
