@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinybnn.autograd.backends import KERNELS
-from tinybnn.autograd.conv import ConvGeometry
+from tinybnn.autograd.conv import DIRECT_MIN_FILTERS, ConvGeometry, uses_direct_convolution
 
 from .strategies import float_dtypes, with_layout
 
@@ -145,6 +145,26 @@ def test_conv_forward_and_backward(conv, with_bias, data):
     (y_ref, cols), (y_fast, patches) = reference(x, w, b, geometry), fast(x, w, b, geometry)
     assert_agree("conv_forward", y_ref, y_fast)
     grad = data.draw(nchw(dtype=x.dtype, shape=y_ref.shape))
+    needs = (*needs_of(data.draw, 2), with_bias and data.draw(st.booleans()))
+    reference, fast = twins("conv_backward")
+    assert_agree("conv_backward", reference(grad, cols, w, geometry, needs), fast(grad, patches, w, geometry, needs))
+
+
+@settings(deadline=None, max_examples=40)
+@given(conv=convolutions(), filters=st.integers(DIRECT_MIN_FILTERS, 70), with_bias=st.booleans(), data=st.data())
+def test_the_direct_convolution_and_the_backward_on_its_patches(conv, filters, with_bias, data):
+    """conv_forward's fast twin for float32 and 32 or more filters (the direct kernel, its
+    64-filter tiles full or partial), and the backward on the padded copy it keeps."""
+    x, _, geometry = conv
+    x = x.astype(np.float32)
+    w = data.draw(nchw(dtype=np.float32, shape=(filters, *geometry.w_shape[1:])))
+    geometry = ConvGeometry.of(x.shape, w.shape, geometry.stride, geometry.pad, geometry.pad_value)
+    b = np.random.default_rng(0).standard_normal(filters).astype(np.float32) if with_bias else None
+    assert uses_direct_convolution(x, w, b)
+    reference, fast = twins("conv_forward")
+    (y_ref, cols), (y_fast, patches) = reference(x, w, b, geometry), fast(x, w, b, geometry)
+    assert_agree("conv_forward", y_ref, y_fast)
+    grad = data.draw(nchw(dtype=np.float32, shape=y_ref.shape))
     needs = (*needs_of(data.draw, 2), with_bias and data.draw(st.booleans()))
     reference, fast = twins("conv_backward")
     assert_agree("conv_backward", reference(grad, cols, w, geometry, needs), fast(grad, patches, w, geometry, needs))

@@ -28,7 +28,11 @@ the filters permuted to the same order, each chunk's patches built into one
 small scratch matrix that stays in cache for the GEMMs that read it (the
 whole matrix never exists; the backward pass builds them again), the bias
 folded into the GEMM, and a col2im that adds C contiguous values at a time
-(:func:`col2im_channels_last`). The Numba kernels are in :mod:`.kernels`;
+(:func:`col2im_channels_last`); with more than one thread, each thread of
+our own takes a share of the images, with OpenBLAS on one thread
+(:mod:`tinybnn.blas_threads`), so that every chunk stays in its core's cache.
+A float32 forward with 32 filters or more skips the patches altogether
+(:func:`conv_forward_direct`). The Numba kernels are in :mod:`.kernels`;
 ``im2col`` and ``col2im`` are the same kernels in the reference's
 (c, u, v) order.
 """
@@ -41,6 +45,7 @@ from typing import Protocol
 import numba
 import numpy as np
 
+from .. import blas_threads
 from ..errors import ArgumentError, ShapeError
 from ..workspace import empty
 from . import kernels
@@ -280,12 +285,20 @@ def channel_rows(grad: np.ndarray) -> np.ndarray:
     return g
 
 
-def channels_last(x: np.ndarray, signs: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+def channels_last(
+    x: np.ndarray,
+    signs: bool = False,
+    out: np.ndarray | None = None,
+    pad: tuple[int, int] = (0, 0),
+    pad_value: float = 0.0,
+) -> np.ndarray:
     """x (N, C, H, W), in any layout, copied to a C-contiguous (N, H, W, C) array (into ``out`` if
-    given); with ``signs``, sign(x) (+1 where x >= 0, -1 elsewhere) instead of x."""
+    given); with ``signs``, sign(x) (+1 where x >= 0, -1 elsewhere) instead of x; with ``pad``
+    (ph, pw), (N, H + 2 ph, W + 2 pw, C) with ``pad_value`` around the image."""
     n, c, h, w = x.shape
-    out = empty((n, h, w, c), x.dtype) if out is None else out
-    return kernels.channels_last_into(x, signs, out)
+    ph, pw = pad
+    out = empty((n, h + 2 * ph, w + 2 * pw, c), x.dtype) if out is None else out
+    return kernels.channels_last_into(x, signs, ph, pw, x.dtype.type(pad_value), out)
 
 
 def im2col_channels_last(
@@ -348,26 +361,35 @@ def weights_from_channels_last(m: np.ndarray, w_shape: tuple[int, ...]) -> np.nd
 
 class Patches(Protocol):
     """What :func:`backward_in_chunks` reads the im2col matrix through: the rows of images n0..n1,
-    columns in :func:`im2col_channels_last`'s (u, v, c) order."""
+    columns in :func:`im2col_channels_last`'s (u, v, c) order (``rows_into``: into a ``scratch``
+    matrix of the caller's, for threads that each build their own)."""
 
     #: how many images' rows to ask for at a time
     per_chunk: int
+    #: how many columns a row has
+    columns: int
 
     def rows(self, n0: int, n1: int) -> np.ndarray: ...
+
+    def scratch(self) -> np.ndarray: ...
+
+    def rows_into(self, n0: int, n1: int, out: np.ndarray) -> np.ndarray: ...
 
 
 #: bytes of im2col matrix a pass works on at a time on one thread (a few images; stays in cache)
 CHUNK_BYTES = 4 << 20
-#: how much larger a chunk is when the kernels run on more than one thread: each chunk's GEMM must be
-#: large enough for OpenBLAS to split it (LeNet's second convolution, batch 100, 2 threads: an epoch's
-#: Conv2d forward + backward 31.5 s with 4 MB chunks, 22.6 s with 64 MB, one chunk per batch)
+#: how much larger a chunk is when OpenBLAS must split each chunk's GEMM across its threads (when
+#: :mod:`tinybnn.blas_threads` cannot split the batch instead): the GEMM must be large enough for
+#: OpenBLAS to split (LeNet's second convolution, batch 100, 2 threads: an epoch's Conv2d forward +
+#: backward 31.5 s with 4 MB chunks, 22.6 s with 64 MB, one chunk per batch)
 PARALLEL_CHUNK_FACTOR = 16
 
 
 def images_per_chunk(geometry: ConvGeometry, columns: int, itemsize: int) -> int:
     """How many images' patch rows (``columns`` wide) make about CHUNK_BYTES (times
-    PARALLEL_CHUNK_FACTOR when Numba runs more than one thread), at least one."""
-    chunk_bytes = CHUNK_BYTES * (PARALLEL_CHUNK_FACTOR if numba.get_num_threads() > 1 else 1)
+    PARALLEL_CHUNK_FACTOR when each chunk's GEMM runs on OpenBLAS's threads), at least one."""
+    blas_splits_chunks = numba.get_num_threads() > 1 and not blas_threads.available()
+    chunk_bytes = CHUNK_BYTES * (PARALLEL_CHUNK_FACTOR if blas_splits_chunks else 1)
     return max(1, chunk_bytes // (geometry.positions * columns * itemsize))
 
 
@@ -380,34 +402,59 @@ class ChannelsLastPatches:
     one scratch matrix reused chunk after chunk (the first chunk is the
     largest), so that a chunk's patches are still in cache when the GEMM that
     reads them runs, and the whole matrix is never in memory. The forward pass
-    and the backward pass each build the rows they need.
+    and the backward pass each build the rows they need. Threads that share
+    the work (:mod:`tinybnn.blas_threads`) each build theirs into a
+    :meth:`scratch` matrix of their own with :meth:`rows_into`.
     """
 
-    def __init__(self, x: np.ndarray, geometry: ConvGeometry, ones_column: bool = False, signs: bool = False):
-        self.images = channels_last(x, signs)
+    def __init__(
+        self,
+        x: np.ndarray,
+        geometry: ConvGeometry,
+        ones_column: bool = False,
+        signs: bool = False,
+        padded_images: np.ndarray | None = None,
+    ):
+        # padded_images: x already copied channel-last with its padding (by the direct forward)
+        self.images = channels_last(x, signs) if padded_images is None else padded_images
+        self.pad = geometry.pad if padded_images is None else (0, 0)
         self.geometry, self.ones_column = geometry, ones_column
         self.columns = x.shape[1] * geometry.kernel[0] * geometry.kernel[1] + ones_column
         self.per_chunk = images_per_chunk(geometry, self.columns, x.itemsize)
         self.cols: np.ndarray | None = None
         self.built: tuple[int, int] | None = None  # the images whose rows self.cols holds
 
+    def scratch(self) -> np.ndarray:
+        """A matrix large enough for one chunk's rows."""
+        rows = min(self.per_chunk, self.images.shape[0]) * self.geometry.positions
+        return empty((rows, self.columns), self.images.dtype)
+
+    def rows_into(self, n0: int, n1: int, out: np.ndarray) -> np.ndarray:
+        """The patch rows of images n0..n1, built into the first rows of ``out``."""
+        geometry = self.geometry
+        return im2col_channels_last(
+            self.images[n0:n1],
+            geometry.kernel,
+            geometry.stride,
+            self.pad,
+            geometry.pad_value,
+            self.ones_column,
+            out=out[: (n1 - n0) * geometry.positions],
+        )
+
     def rows(self, n0: int, n1: int) -> np.ndarray:
-        geometry, positions = self.geometry, self.geometry.positions
-        count = (n1 - n0) * positions
+        count = (n1 - n0) * self.geometry.positions
         if self.built == (n0, n1) and self.cols is not None:  # a single chunk: the forward's rows, unchanged
             return self.cols[:count]
         if self.cols is None or self.cols.shape[0] < count:
             self.cols = empty((count, self.columns), self.images.dtype)
         self.built = (n0, n1)
-        return im2col_channels_last(
-            self.images[n0:n1],
-            geometry.kernel,
-            geometry.stride,
-            geometry.pad,
-            geometry.pad_value,
-            self.ones_column,
-            out=self.cols[:count],
-        )
+        return self.rows_into(n0, n1, self.cols)
+
+
+def chunks(start: int, stop: int, per_chunk: int) -> list[tuple[int, int]]:
+    """start..stop cut into runs of ``per_chunk`` images (the last may be shorter)."""
+    return [(n0, min(stop, n0 + per_chunk)) for n0 in range(start, stop, per_chunk)]
 
 
 def backward_in_chunks(
@@ -421,50 +468,131 @@ def backward_in_chunks(
     CHUNK_BYTES keeps each chunk's patches and their gradient in cache between
     the GEMM that makes them and the one (or col2im) that reads them; the
     weight gradient is summed chunk by chunk, and one scratch matrix holds each
-    chunk's patch gradient in turn. Convolutions of float and of binary
-    layers both go through here, so their gradients agree bit for bit.
+    chunk's patch gradient in turn. With more than one thread the images are
+    split into one contiguous share per thread (:mod:`tinybnn.blas_threads`):
+    each thread sums its share's weight gradient chunk by chunk, and the
+    shares' sums are added in order, so the result depends on the thread
+    count but not on timing. Convolutions of float and of binary layers both
+    go through here, so their gradients agree bit for bit.
     """
     x_shape = geometry.x_shape
     n, positions = x_shape[0], geometry.positions
-    per_chunk = patches.per_chunk
-    grad_w = None
+    per_chunk, f = patches.per_chunk, weights.shape[0]
+    threads = blas_threads.threads_to_split(n)
+    shares = blas_threads.split_ranges(n, threads)
     grad_x = empty(x_shape, g.dtype) if need_x else None
-    dcols_scratch = empty((min(n, per_chunk) * positions, weights.shape[1]), g.dtype) if need_x else None
-    for n0 in range(0, n, per_chunk):
-        n1 = min(n, n0 + per_chunk)
-        g_chunk = g[:, n0 * positions : n1 * positions]
-        if need_w:
-            part = g_chunk @ patches.rows(n0, n1)
-            grad_w = part if grad_w is None else np.add(grad_w, part, out=grad_w)
-        if need_x:
-            dcols = np.matmul(g_chunk.T, weights, out=dcols_scratch[: g_chunk.shape[1]])
-            col2im_channels_last(
-                dcols, (n1 - n0, *x_shape[1:]), geometry.kernel, geometry.stride, geometry.pad, out=grad_x[n0:n1]
-            )
-    return grad_x, grad_w
+    rows_scratch = [patches.scratch() for _ in shares] if need_w and threads > 1 else None
+    sums = [empty((f, patches.columns), g.dtype) for _ in shares] if need_w else None
+    product_scratch = empty((len(shares), f, patches.columns), g.dtype) if need_w else None
+    dcols_scratch = empty((len(shares), min(n, per_chunk) * positions, weights.shape[1]), g.dtype) if need_x else None
+
+    def backward_share(share: int, start: int, stop: int) -> None:
+        for index, (n0, n1) in enumerate(chunks(start, stop, per_chunk)):
+            g_chunk = g[:, n0 * positions : n1 * positions]
+            if need_w:
+                rows = patches.rows(n0, n1) if rows_scratch is None else patches.rows_into(n0, n1, rows_scratch[share])
+                if index == 0:
+                    np.matmul(g_chunk, rows, out=sums[share])
+                else:
+                    np.add(sums[share], np.matmul(g_chunk, rows, out=product_scratch[share]), out=sums[share])
+            if need_x:
+                dcols = np.matmul(g_chunk.T, weights, out=dcols_scratch[share, : g_chunk.shape[1]])
+                col2im_channels_last(
+                    dcols, (n1 - n0, *x_shape[1:]), geometry.kernel, geometry.stride, geometry.pad, out=grad_x[n0:n1]
+                )
+
+    if threads > 1:
+        blas_threads.run_split(backward_share, shares)
+    else:
+        backward_share(0, 0, n)
+    if not need_w:
+        return grad_x, None
+    for share_sum in sums[1:]:
+        np.add(sums[0], share_sum, out=sums[0])
+    return grad_x, sums[0]
+
+
+#: the fewest filters for which :func:`conv_forward_fast` convolves directly: the direct kernel's
+#: tile is 64 filters wide, and with fewer than half of them it multiplies mostly zeros
+DIRECT_MIN_FILTERS = 32
+
+
+def uses_direct_convolution(x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> bool:
+    """Whether :func:`conv_forward_fast` takes :func:`conv_forward_direct` for these arrays:
+    float32 throughout (the kernel's tile is float32) and at least DIRECT_MIN_FILTERS filters."""
+    float32 = x.dtype == np.float32 and w.dtype == np.float32 and (b is None or b.dtype == np.float32)
+    return float32 and w.shape[0] >= DIRECT_MIN_FILTERS
+
+
+def conv_forward_direct(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geometry: ConvGeometry
+) -> tuple[np.ndarray, ChannelsLastPatches]:
+    """:func:`conv_forward_reference` without a patch matrix, for float32 arrays: x copied
+    channel-last with its padding, then every output summed tap by tap straight from it
+    (:func:`.kernels.conv_direct_into`), 6 pixels x 64 filters at a time in registers.
+
+    im2col + GEMM writes a patch matrix KH KW times the size of the input (41 MB for LeNet's
+    second convolution at batch 100) and reads it back from memory; this reads the 3.7 MB
+    input. Same machine, LeNet's second convolution, Fashion-MNIST training on 2 threads:
+    an epoch's Conv2d forward took 7.2 s through the patch matrix and 5.7 s this way.
+    Returns the patches for the backward pass, which builds their rows from the padded copy."""
+    f, c, kh, kw = w.shape
+    n = x.shape[0]
+    (oh, ow), (sh, sw) = geometry.out_hw, geometry.stride
+    images = channels_last(x, pad=geometry.pad, pad_value=geometry.pad_value)
+    padded_width = images.shape[2]
+    blocks = -(-f // kernels.DIRECT_FILTERS)
+    tiles = np.zeros((blocks * kernels.DIRECT_FILTERS, kh * kw * c), np.float32)
+    tiles[:f] = weights_channels_last(w)
+    tiles = np.ascontiguousarray(tiles.reshape(blocks, kernels.DIRECT_FILTERS, -1).transpose(0, 2, 1))
+    bias = np.zeros(blocks * kernels.DIRECT_FILTERS, np.float32)
+    if b is not None:
+        bias[:f] = b
+    u, v, channel = np.meshgrid(np.arange(kh), np.arange(kw), np.arange(c), indexing="ij")
+    taps = ((u * padded_width + v) * c + channel).reshape(-1)
+    i, j = np.meshgrid(np.arange(oh), np.arange(ow), indexing="ij")
+    pixels = ((i * sh * padded_width + j * sw) * c).reshape(-1)
+    y = empty((f, n * oh * ow), np.float32)
+    kernels.conv_direct_into(images, tiles, taps, pixels, bias.reshape(blocks, -1), y.reshape(f, n, oh * ow))
+    patches = ChannelsLastPatches(x, geometry, ones_column=b is not None, padded_images=images)
+    return as_nchw(y, geometry), patches
 
 
 def conv_forward_fast(
     x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geometry: ConvGeometry
 ) -> tuple[np.ndarray, ChannelsLastPatches]:
-    """:func:`conv_forward_reference` a few images at a time: the patch rows of each chunk
+    """:func:`conv_forward_reference` by :func:`conv_forward_direct` where
+    :func:`uses_direct_convolution` says so; otherwise a few images at a time: the patch rows of each chunk
     (:class:`ChannelsLastPatches`, columns in (u, v, c) order) times the filters in the same
     order, with the bias as the weight of one more input column that is always 1,
     ``[W | b] @ [cols | 1]^T``, so adding it costs no pass over the output. Each chunk is
     multiplied as ``[cols | 1] @ [W | b]^T`` (chunk rows x F) and copied transposed into
     its columns of the (F, N OH OW) output: OpenBLAS runs that shape faster (LeNet's second
-    convolution, 9 images a chunk, 1 thread: 1.04 ms against 1.29 ms). Returns the
+    convolution, 9 images a chunk, 1 thread: 1.04 ms against 1.29 ms); with more than one
+    thread, each thread takes a share of the images (:mod:`tinybnn.blas_threads`). Returns the
     patches (which rebuild their rows for the backward pass) in place of the matrix."""
+    if uses_direct_convolution(x, w, b):
+        return conv_forward_direct(x, w, b, geometry)
     f, n, positions = w.shape[0], x.shape[0], geometry.positions
     patches = ChannelsLastPatches(x, geometry, ones_column=b is not None)
     weights = weights_channels_last(w, b)
     y = empty((f, n * positions), np.result_type(weights, x))
-    products = empty((min(n, patches.per_chunk) * positions, f), y.dtype)
-    for n0 in range(0, n, patches.per_chunk):
-        n1 = min(n, n0 + patches.per_chunk)
-        rows = patches.rows(n0, n1)
-        product = np.matmul(rows, weights.T, out=products[: rows.shape[0]])
-        y[:, n0 * positions : n1 * positions] = product.T
+    threads = blas_threads.threads_to_split(n)
+    shares = blas_threads.split_ranges(n, threads)
+    rows_scratch = [patches.scratch() for _ in shares] if threads > 1 else None
+    chunk_rows = min(n, patches.per_chunk) * positions
+    products = empty((len(shares), chunk_rows, f), y.dtype)
+
+    def forward_share(share: int, start: int, stop: int) -> None:
+        for n0, n1 in chunks(start, stop, patches.per_chunk):
+            rows = patches.rows(n0, n1) if rows_scratch is None else patches.rows_into(n0, n1, rows_scratch[share])
+            product = np.matmul(rows, weights.T, out=products[share, : rows.shape[0]])
+            y[:, n0 * positions : n1 * positions] = product.T
+
+    if threads > 1:
+        blas_threads.run_split(forward_share, shares)
+    else:
+        forward_share(0, 0, n)
     return as_nchw(y, geometry), patches
 
 

@@ -22,6 +22,14 @@ Optimizations:
   LeNet's second layer. col2im adds each run into a padded (H, W, C) block of
   one image (in cache), C contiguous values at a time, then writes it out as
   (C, H, W): 3-4x faster than ``col2im_from``.
+- ``conv_direct_into``: a float32 convolution with no patch matrix, summed
+  tap by tap from the padded channel-last input (``channels_last_into`` with
+  padding) into a (6 pixels x 64 filters) accumulator tile on the stack
+  (:func:`tinybnn.gemm.local.stack_tile`); the taps are a flat table of
+  offsets, so that the loop over filters is one contiguous row of weights
+  (LLVM vectorizes it; nested (u, v, c) loops compiled to gathers and ran
+  5x slower). It reads the input instead of writing and reading a patch
+  matrix KH KW times its size.
 - ``tanh_backward_into`` / ``pass_where_within``: elementwise backward formulas
   in one parallel pass instead of NumPy's two or three with temporaries.
 - ``batch_norm_forward`` / ``batch_norm_backward``: ``prange`` over channels,
@@ -43,7 +51,9 @@ Optimizations:
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+
+from ..gemm.local import stack_tile
 
 
 @njit(parallel=True, cache=True)
@@ -118,24 +128,83 @@ def col2im_from(cols, n_images, channels, height, width, kh, kw, sh, sw, ph, pw,
 
 
 @njit(parallel=True, cache=True)
-def channels_last_into(x, signs, out):  # pragma: no cover (compiled)
-    """out[n, y, x, c] = x[n, c, y, x] (or its sign, +1 where x >= 0 and -1 elsewhere, with ``signs``);
-    x (N, C, H, W) in any layout, out (N, H, W, C) C-contiguous."""
+def channels_last_into(x, signs, ph, pw, pad_value, out):  # pragma: no cover (compiled)
+    """out[n, y + ph, x + pw, c] = x[n, c, y, x] (or its sign, +1 where x >= 0 and -1 elsewhere, with
+    ``signs``), and pad_value in the ph rows and pw columns around; x (N, C, H, W) in any layout,
+    out (N, H + 2 ph, W + 2 pw, C) C-contiguous."""
     n_images, channels, height, width = x.shape
+    padded_height = height + 2 * ph
     one = out.dtype.type(1)
-    for task in prange(n_images * height):
-        n = task // height
-        y = task % height
+    for task in prange(n_images * padded_height):
+        n = task // padded_height
+        yp = task % padded_height
+        y = yp - ph
+        if y < 0 or y >= height:
+            out[n, yp] = pad_value
+            continue
+        out[n, yp, :pw] = pad_value
+        out[n, yp, pw + width :] = pad_value
         for c in range(channels):
             for xx in range(width):
                 value = x[n, c, y, xx]
                 if signs:
                     value = one if value >= 0 else -one
-                out[n, y, xx, c] = value
+                out[n, yp, pw + xx, c] = value
     return out
 
 
-@njit(parallel=True, cache=True)
+#: output pixels x filters of the direct convolution's accumulator tile: 6 x 4 vectors of 16 float32,
+#: 24 of AVX-512's 32 registers, so that each weight vector loaded feeds 6 FMAs
+DIRECT_PIXELS, DIRECT_FILTERS = 6, 64
+_direct_tile = stack_tile(types.float32, DIRECT_PIXELS, DIRECT_FILTERS)
+
+
+@njit(parallel=True, cache=True, fastmath={"contract"})
+def conv_direct_into(images, tiles, taps, pixels, bias, out):  # pragma: no cover (compiled)
+    """out[f, n, p] = bias[b, g] + sum_t images[n].flat[pixels[p] + taps[t]] tiles[b, t, g], f = 64 b + g.
+
+    ``images`` (N, HP, WP, C) is the padded input channel-last, ``pixels[p]`` the flat offset in
+    an image of output pixel p's first tap and ``taps[t]`` that of tap t = (u, v, c) from it, so
+    that the sum is the convolution without a patch matrix. ``tiles`` (B, T, 64) holds the filters
+    64 at a time (zero rows past F). Each task accumulates a (6 pixels x 64 filters) tile on the
+    stack over all taps: per tap, 6 input values and one 64-wide row of weights.
+    """
+    n_images = images.shape[0]
+    flat = images.reshape((n_images, images.size // n_images))
+    blocks, n_taps = tiles.shape[0], tiles.shape[1]
+    filters, positions = out.shape[0], pixels.shape[0]
+    pixel_tiles = (positions + DIRECT_PIXELS - 1) // DIRECT_PIXELS
+    last = positions - 1
+    for task in prange(n_images * pixel_tiles * blocks):
+        block = task % blocks
+        n = task // blocks // pixel_tiles
+        q0 = task // blocks % pixel_tiles * DIRECT_PIXELS
+        acc = _direct_tile()
+        for q in range(DIRECT_PIXELS):
+            for g in range(DIRECT_FILTERS):
+                acc[q, g] = bias[block, g]
+        # past the last pixel, recompute the last one (not stored): no branch in the loop over taps
+        p0, p1, p2 = pixels[min(q0, last)], pixels[min(q0 + 1, last)], pixels[min(q0 + 2, last)]
+        p3, p4, p5 = pixels[min(q0 + 3, last)], pixels[min(q0 + 4, last)], pixels[min(q0 + 5, last)]
+        for t in range(n_taps):
+            o = taps[t]
+            a0, a1, a2 = flat[n, p0 + o], flat[n, p1 + o], flat[n, p2 + o]
+            a3, a4, a5 = flat[n, p3 + o], flat[n, p4 + o], flat[n, p5 + o]
+            for g in range(DIRECT_FILTERS):
+                weight = tiles[block, t, g]
+                acc[0, g] += a0 * weight
+                acc[1, g] += a1 * weight
+                acc[2, g] += a2 * weight
+                acc[3, g] += a3 * weight
+                acc[4, g] += a4 * weight
+                acc[5, g] += a5 * weight
+        for q in range(min(DIRECT_PIXELS, positions - q0)):
+            for g in range(min(DIRECT_FILTERS, filters - block * DIRECT_FILTERS)):
+                out[block * DIRECT_FILTERS + g, n, q0 + q] = acc[q, g]
+    return out
+
+
+@njit(parallel=True, cache=True, nogil=True)
 def im2col_channels_last_into(x, kh, kw, sh, sw, ph, pw, pad_value, out):  # pragma: no cover (compiled)
     """out[(n, i, j), (u, v, c)] = x[n, i sh + u - ph, j sw + v - pw, c], or pad_value outside, for x
     (N, H, W, C) and out C-contiguous; columns beyond KH KW C are set to 1 (a bias input).
@@ -171,7 +240,7 @@ def im2col_channels_last_into(x, kh, kw, sh, sw, ph, pw, pad_value, out):  # pra
     return out
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def col2im_channels_last_from(cols, height, width, kh, kw, sh, sw, ph, pw, out):  # pragma: no cover (compiled)
     """out[n, c, y, x] = sum of the entries of cols (rows (n, i, j), columns (u, v, c), as
     im2col_channels_last_into lays them out) that were read from (y, x, c); padding dropped.
