@@ -103,6 +103,16 @@ def test_straight_through(data, limit):
     assert_agree("straight_through", expected, fast(grad.copy(), x, limit))  # fast may write into grad
 
 
+def test_straight_through_of_a_channel_major_input_zeroes_nan_like_the_reference():
+    """The plane-by-plane kernel (a C-order gradient, a channel-major input): |NaN| <= limit is false."""
+    x = channel_major_copy(np.array([[[[0.5, np.nan], [2.0, -1.0]]] * 2] * 3, np.float32))
+    assert not x.flags.c_contiguous
+    reference, fast = twins("straight_through")
+    grad = np.ones(x.shape, np.float32)
+    assert_agree("straight_through", reference(grad.copy(), x, 1.0), fast(grad.copy(), x, 1.0))
+    assert fast(grad.copy(), x, 1.0)[0, 0].tolist() == [[1.0, 0.0], [0.0, 1.0]]
+
+
 @settings(deadline=None, max_examples=40)
 @given(x=nchw())
 def test_tanh(x):

@@ -161,8 +161,8 @@ class BinaryLinear(Function):
         grad_x = grad_w = None
         if ctx.needs_input_grad[0]:
             grad_x = straight_through(grad @ sign(w), x, ctx.grad_cancel)
-        if ctx.needs_input_grad[1]:  # (sign(x)^T G)^T, as the composition's transpose computes it
-            grad_w = straight_through((sign(x).T @ grad).T, w, 1.0)
+        if ctx.needs_input_grad[1]:  # G^T sign(x) in w's layout, so that the mask is applied in place
+            grad_w = straight_through(grad.T @ sign(x), w, 1.0)
         return grad_x, grad_w
 
 

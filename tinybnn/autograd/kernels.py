@@ -31,7 +31,9 @@ Optimizations:
   5x slower). It reads the input instead of writing and reading a patch
   matrix KH KW times its size.
 - ``tanh_backward_into`` / ``pass_where_within``: elementwise backward formulas
-  in one parallel pass instead of NumPy's two or three with temporaries.
+  in one parallel pass instead of NumPy's two or three with temporaries;
+  ``pass_where_within_planes`` for a gradient and an input in different
+  layouts, plane by plane.
 - ``batch_norm_forward`` / ``batch_norm_backward``: ``prange`` over channels,
   one pass over a channel's values for the statistics (float64 sums, shifted
   by the channel's first value; both moments at once) and one to write,
@@ -488,3 +490,17 @@ def pass_where_within(grad, x, limit, result):  # pragma: no cover (compiled)
     for i in prange(grad.size):
         result[i] = grad[i] if abs(x[i]) <= limit else 0
     return result
+
+
+@njit(parallel=True, cache=True)
+def pass_where_within_planes(grad, x, limit):  # pragma: no cover (compiled)
+    """grad[n, c] = grad[n, c] where |x[n, c]| <= limit, else 0, in place, for 4-D arrays in any
+    two layouts (a C-order gradient of a channel-major input): one (n, c) plane per task."""
+    n_images, channels, height, width = grad.shape
+    for task in prange(n_images * channels):
+        n, c = task // channels, task % channels
+        for y in range(height):
+            for xx in range(width):
+                if not abs(x[n, c, y, xx]) <= limit:  # NaN too, as in the reference
+                    grad[n, c, y, xx] = 0
+    return grad

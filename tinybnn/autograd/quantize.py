@@ -95,9 +95,12 @@ def sign_and_mask_fast(x: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndar
 
 
 def straight_through_fast(grad: np.ndarray, x: np.ndarray, limit: float) -> np.ndarray:
-    """:func:`straight_through_reference` in one parallel pass, written into ``grad`` when the
-    layouts allow (so pass a gradient nobody else reads)."""
+    """:func:`straight_through_reference` in one parallel pass, written into ``grad`` (so pass a
+    gradient nobody else reads): flat when both arrays share a layout, plane by plane for 4-D
+    arrays in different layouts."""
     flat = flat_in_memory_order(grad, x) if grad.dtype == x.dtype else None
+    if flat is None and grad.ndim == 4 and grad.shape == x.shape and grad.flags.writeable:
+        return kernels.pass_where_within_planes(grad, x, grad.dtype.type(limit))
     if flat is None:
         return straight_through_reference(grad, x, limit)
     kernels.pass_where_within(flat[0], flat[1], limit, flat[0])
