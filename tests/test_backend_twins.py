@@ -17,7 +17,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinybnn.autograd.backends import KERNELS
-from tinybnn.autograd.conv import DIRECT_MIN_FILTERS, ConvGeometry, uses_direct_convolution
+from tinybnn.autograd.conv import (
+    DIRECT_MIN_FILTERS,
+    DIRECT_TILE_FITS,
+    ConvGeometry,
+    compiles_for_avx512,
+    conv_forward_direct,
+    uses_direct_convolution,
+)
 
 from .strategies import float_dtypes, with_layout
 
@@ -146,12 +153,13 @@ def needs_of(draw, count):
     return tuple(draw(st.booleans()) for _ in range(count))
 
 
-@settings(deadline=None, max_examples=60)
-@given(conv=convolutions(), with_bias=st.booleans(), data=st.data())
-def test_conv_forward_and_backward(conv, with_bias, data):
-    x, w, geometry = conv
+def check_conv_twins(x, w, geometry, with_bias, data, fast_forward=None):
+    """conv_forward's twins agree (or its reference and ``fast_forward``), then conv_backward's
+    on what each forward kept, for a drawn output gradient and a drawn choice of the gradients
+    needed."""
     b = np.random.default_rng(0).standard_normal(w.shape[0]).astype(x.dtype) if with_bias else None
     reference, fast = twins("conv_forward")
+    fast = fast_forward or fast
     (y_ref, cols), (y_fast, patches) = reference(x, w, b, geometry), fast(x, w, b, geometry)
     assert_agree("conv_forward", y_ref, y_fast)
     grad = data.draw(nchw(dtype=x.dtype, shape=y_ref.shape))
@@ -160,24 +168,38 @@ def test_conv_forward_and_backward(conv, with_bias, data):
     assert_agree("conv_backward", reference(grad, cols, w, geometry, needs), fast(grad, patches, w, geometry, needs))
 
 
+@settings(deadline=None, max_examples=60)
+@given(conv=convolutions(), with_bias=st.booleans(), data=st.data())
+def test_conv_forward_and_backward(conv, with_bias, data):
+    x, w, geometry = conv
+    check_conv_twins(x, w, geometry, with_bias, data)
+
+
 @settings(deadline=None, max_examples=40)
 @given(conv=convolutions(), filters=st.integers(DIRECT_MIN_FILTERS, 70), with_bias=st.booleans(), data=st.data())
 def test_the_direct_convolution_and_the_backward_on_its_patches(conv, filters, with_bias, data):
-    """conv_forward's fast twin for float32 and 32 or more filters (the direct kernel, its
-    64-filter tiles full or partial), and the backward on the padded copy it keeps."""
+    """The direct kernel that conv_forward's fast twin takes for float32 and 32 or more filters
+    where AVX-512 holds its tile (its 64-filter tiles full or partial), and the backward on the
+    padded copy it keeps; run on every CPU, whatever the dispatch says."""
     x, _, geometry = conv
     x = x.astype(np.float32)
     w = data.draw(nchw(dtype=np.float32, shape=(filters, *geometry.w_shape[1:])))
     geometry = ConvGeometry.of(x.shape, w.shape, geometry.stride, geometry.pad, geometry.pad_value)
-    b = np.random.default_rng(0).standard_normal(filters).astype(np.float32) if with_bias else None
-    assert uses_direct_convolution(x, w, b)
-    reference, fast = twins("conv_forward")
-    (y_ref, cols), (y_fast, patches) = reference(x, w, b, geometry), fast(x, w, b, geometry)
-    assert_agree("conv_forward", y_ref, y_fast)
-    grad = data.draw(nchw(dtype=np.float32, shape=y_ref.shape))
-    needs = (*needs_of(data.draw, 2), with_bias and data.draw(st.booleans()))
-    reference, fast = twins("conv_backward")
-    assert_agree("conv_backward", reference(grad, cols, w, geometry, needs), fast(grad, patches, w, geometry, needs))
+    check_conv_twins(x, w, geometry, with_bias, data, fast_forward=conv_forward_direct)
+
+
+def test_the_direct_convolution_is_taken_where_its_tile_fits():
+    x, w = np.zeros((1, 2, 6, 6), np.float32), np.zeros((DIRECT_MIN_FILTERS, 2, 3, 3), np.float32)
+    assert uses_direct_convolution(x, w, None) == DIRECT_TILE_FITS
+    assert not uses_direct_convolution(x, w[: DIRECT_MIN_FILTERS - 1], None)
+    assert not uses_direct_convolution(x.astype(np.float64), w, None)
+
+
+def test_avx512_is_read_from_numbas_cpu_features(monkeypatch):
+    monkeypatch.setenv("NUMBA_CPU_FEATURES", "+avx2,+avx512f,-prefer-256-bit")
+    assert compiles_for_avx512()
+    monkeypatch.setenv("NUMBA_CPU_FEATURES", "+avx2,-avx512f")
+    assert not compiles_for_avx512()
 
 
 @settings(deadline=None, max_examples=60)

@@ -39,6 +39,8 @@ A float32 forward with 32 filters or more skips the patches altogether
 
 from __future__ import annotations
 
+import functools
+import os
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -517,11 +519,67 @@ def backward_in_chunks(
 DIRECT_MIN_FILTERS = 32
 
 
+def compiles_for_avx512() -> bool:
+    """Whether Numba compiles for AVX-512F here: the CPU features it was told
+    (``NUMBA_CPU_FEATURES``, which tinybnn sets on such CPUs) or else the host's."""
+    features = os.environ.get("NUMBA_CPU_FEATURES")
+    if features is None:
+        try:
+            import llvmlite.binding as llvm
+
+            features = llvm.get_host_cpu_features().flatten()
+        except Exception:  # no host feature detection on this platform
+            return False
+    return "+avx512f" in features.split(",")
+
+
+#: the direct kernel's (6 x 64) float32 tile is 24 vector registers of AVX-512's 32; with AVX2's
+#: 16 it spills, and LeNet's second convolution ran at half the GEMM path's speed (AMD EPYC,
+#: 2 threads: 31 ms a batch against 16 ms), so it is taken only where the tile fits
+DIRECT_TILE_FITS = compiles_for_avx512()
+
+
 def uses_direct_convolution(x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> bool:
     """Whether :func:`conv_forward_fast` takes :func:`conv_forward_direct` for these arrays:
-    float32 throughout (the kernel's tile is float32) and at least DIRECT_MIN_FILTERS filters."""
+    on a CPU whose registers hold its tile (:data:`DIRECT_TILE_FITS`), float32 throughout (the
+    kernel's tile is float32) and at least DIRECT_MIN_FILTERS filters."""
     float32 = x.dtype == np.float32 and w.dtype == np.float32 and (b is None or b.dtype == np.float32)
-    return float32 and w.shape[0] >= DIRECT_MIN_FILTERS
+    return DIRECT_TILE_FITS and float32 and w.shape[0] >= DIRECT_MIN_FILTERS
+
+
+def direct_filter_tiles(w: np.ndarray, b: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The filters as :func:`.kernels.conv_direct_into` reads them: (blocks, KH KW C, 64)
+    tiles of 64 filters each, taps in (u, v, c) order, and the bias as (blocks, 64); the
+    last block is padded with zero filters."""
+    f = w.shape[0]
+    width = kernels.DIRECT_FILTERS
+    blocks = -(-f // width)
+    matrix = weights_channels_last(w)
+    tiles = empty((blocks, matrix.shape[1], width), np.float32)
+    bias = np.zeros((blocks, width), np.float32)
+    for block in range(blocks):
+        start, stop = block * width, min(f, (block + 1) * width)
+        tiles[block, :, : stop - start] = matrix[start:stop].T
+        tiles[block, :, stop - start :] = 0.0
+        if b is not None:
+            bias[block, : stop - start] = b[start:stop]
+    return tiles, bias
+
+
+@functools.lru_cache(maxsize=64)
+def direct_offsets(
+    kh: int, kw: int, c: int, padded_width: int, oh: int, ow: int, sh: int, sw: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where :func:`.kernels.conv_direct_into` reads in one padded channel-last image: the
+    offset of every tap (u, v, c) from a window's corner, and of every output pixel's
+    window corner from the image's start, both in elements. Kept per geometry, read-only."""
+    u, v, channel = np.meshgrid(np.arange(kh), np.arange(kw), np.arange(c), indexing="ij")
+    taps = ((u * padded_width + v) * c + channel).reshape(-1)
+    i, j = np.meshgrid(np.arange(oh), np.arange(ow), indexing="ij")
+    pixels = ((i * sh * padded_width + j * sw) * c).reshape(-1)
+    taps.flags.writeable = False
+    pixels.flags.writeable = False
+    return taps, pixels
 
 
 def conv_forward_direct(
@@ -533,27 +591,19 @@ def conv_forward_direct(
 
     im2col + GEMM writes a patch matrix KH KW times the size of the input (41 MB for LeNet's
     second convolution at batch 100) and reads it back from memory; this reads the 3.7 MB
-    input. Same machine, LeNet's second convolution, Fashion-MNIST training on 2 threads:
-    an epoch's Conv2d forward took 7.2 s through the patch matrix and 5.7 s this way.
+    input. On an Intel Xeon with AVX-512, LeNet's second convolution, Fashion-MNIST training on
+    2 threads: an epoch's Conv2d forward took 7.2 s through the patch matrix and 5.7 s this way
+    (:data:`DIRECT_TILE_FITS` says where it is taken).
     Returns the patches for the backward pass, which builds their rows from the padded copy."""
     f, c, kh, kw = w.shape
     n = x.shape[0]
     (oh, ow), (sh, sw) = geometry.out_hw, geometry.stride
     images = channels_last(x, pad=geometry.pad, pad_value=geometry.pad_value)
     padded_width = images.shape[2]
-    blocks = -(-f // kernels.DIRECT_FILTERS)
-    tiles = np.zeros((blocks * kernels.DIRECT_FILTERS, kh * kw * c), np.float32)
-    tiles[:f] = weights_channels_last(w)
-    tiles = np.ascontiguousarray(tiles.reshape(blocks, kernels.DIRECT_FILTERS, -1).transpose(0, 2, 1))
-    bias = np.zeros(blocks * kernels.DIRECT_FILTERS, np.float32)
-    if b is not None:
-        bias[:f] = b
-    u, v, channel = np.meshgrid(np.arange(kh), np.arange(kw), np.arange(c), indexing="ij")
-    taps = ((u * padded_width + v) * c + channel).reshape(-1)
-    i, j = np.meshgrid(np.arange(oh), np.arange(ow), indexing="ij")
-    pixels = ((i * sh * padded_width + j * sw) * c).reshape(-1)
+    tiles, bias = direct_filter_tiles(w, b)
+    taps, pixels = direct_offsets(kh, kw, c, padded_width, oh, ow, sh, sw)
     y = empty((f, n * oh * ow), np.float32)
-    kernels.conv_direct_into(images, tiles, taps, pixels, bias.reshape(blocks, -1), y.reshape(f, n, oh * ow))
+    kernels.conv_direct_into(images, tiles, taps, pixels, bias, y.reshape(f, n, oh * ow))
     patches = ChannelsLastPatches(x, geometry, ones_column=b is not None, padded_images=images)
     return as_nchw(y, geometry), patches
 
