@@ -31,8 +31,8 @@ folded into the GEMM, and a col2im that adds C contiguous values at a time
 (:func:`col2im_channels_last`); with more than one thread, each thread of
 our own takes a share of the images, with OpenBLAS on one thread
 (:mod:`tinybnn.blas_threads`), so that every chunk stays in its core's cache.
-A float32 forward with 32 filters or more skips the patches altogether
-(:func:`conv_forward_direct`). The Numba kernels are in :mod:`.kernels`;
+Where Numba compiles for AVX-512, a float32 forward with 32 filters or more
+skips the patches altogether (:func:`conv_forward_direct`). The Numba kernels are in :mod:`.kernels`;
 ``im2col`` and ``col2im`` are the same kernels in the reference's
 (c, u, v) order.
 """

@@ -29,7 +29,9 @@ Optimizations:
   offsets, so that the loop over filters is one contiguous row of weights
   (LLVM vectorizes it; nested (u, v, c) loops compiled to gathers and ran
   5x slower). It reads the input instead of writing and reading a patch
-  matrix KH KW times its size.
+  matrix KH KW times its size. The tile needs AVX-512's 32 vector registers:
+  with AVX2's 16 it spills, so ``conv.uses_direct_convolution`` takes it
+  only where Numba compiles for AVX-512.
 - ``tanh_backward_into`` / ``pass_where_within``: elementwise backward formulas
   in one parallel pass instead of NumPy's two or three with temporaries;
   ``pass_where_within_planes`` for a gradient and an input in different
