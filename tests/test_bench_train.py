@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tinybnn.benchmarks.workers import write_arrays
-from tinybnn.benchmarks.train import before_worker, main
+from tinybnn.benchmarks.train import before_worker, check_imported_package, main
 from tinybnn.errors import ArgumentError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,3 +65,23 @@ def test_the_baseline_worker_imports_the_baseline_tree_not_the_current_folder(tm
     args = ["--arrays", str(arrays), "--batch-size", "100", "--seed", "0", "--model", "lenet"]
     result = before_worker(str(baseline), args, threads=1)
     assert Path(result["package"]) == baseline / "tinybnn"
+
+
+def test_a_baseline_that_imports_another_tree_is_refused(tmp_path, monkeypatch):
+    """Whatever puts another tinybnn first on the path, the baseline's timing is not used."""
+    calls = []
+
+    def fake_worker(command, env, cwd=None):
+        calls.append(command)
+        return {"package": str(ROOT / "tinybnn"), "seconds": 1.0}
+
+    monkeypatch.setattr("tinybnn.benchmarks.train.run_worker", fake_worker)
+    with pytest.raises(RuntimeError, match="imported tinybnn from .*, not that tree"):
+        before_worker(str(tmp_path), ["--model", "lenet"], threads=1)
+    assert len(calls) == 1 and "-c" in calls[0]  # refused before anything was timed
+
+
+def test_the_check_accepts_the_baseline_trees_own_package(tmp_path):
+    check_imported_package(str(tmp_path), str(tmp_path / "tinybnn"))
+    with pytest.raises(RuntimeError, match="not that tree"):
+        check_imported_package(str(tmp_path), str(tmp_path / "other" / "tinybnn"))

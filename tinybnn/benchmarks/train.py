@@ -98,18 +98,31 @@ def time_tinybnn_epoch(
     return time.perf_counter() - started
 
 
+#: prints, as the last line of JSON a worker prints, the folder of the tinybnn package Python imports
+_WHICH_PACKAGE = "import json, os, tinybnn; print(json.dumps({'package': os.path.dirname(tinybnn.__file__)}))"
+
+
+def check_imported_package(source: str, package: str) -> None:
+    """Refuse a baseline whose worker imported a tinybnn other than ``source``'s own."""
+    if Path(package).resolve() != Path(source).resolve() / "tinybnn":
+        raise RuntimeError(f"--before {source}: the worker imported tinybnn from {package}, not that tree")
+
+
 def before_worker(source: str, args: Sequence[str], threads: int) -> dict:
     """A worker of the tinybnn package in source tree ``source``, run from that folder.
 
     ``python -m`` puts the current folder first on the module path, ahead of
-    PYTHONPATH, so the worker runs in ``source`` (and has it on PYTHONPATH too);
-    the package it reports having imported is checked to be ``source``'s."""
+    PYTHONPATH, so the worker runs in ``source`` (and has it on PYTHONPATH too).
+    Before it runs, a Python started the same way says which package it imports,
+    which is checked to be ``source``'s (so trees too old to report it are checked
+    too); so is the package the worker reports, where it does."""
     tree = Path(source).resolve()
     env = thread_environment(threads)
     env["PYTHONPATH"] = str(tree)
+    check_imported_package(source, run_worker([sys.executable, "-c", _WHICH_PACKAGE], env, cwd=str(tree))["package"])
     result = run_worker([sys.executable, "-m", MODULE, "--worker", *args], env, cwd=str(tree))
-    if "package" in result and Path(result["package"]).resolve() != tree / "tinybnn":  # older trees do not say
-        raise RuntimeError(f"--before {source}: the worker imported tinybnn from {result['package']}, not that tree")
+    if "package" in result:
+        check_imported_package(source, result["package"])
     return result
 
 
