@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.terminal import sigint_as_at_a_terminal
 from tinybnn.predict import SHIPPED_MODEL
 from tinybnn.serialization import load_model
 
@@ -43,6 +44,7 @@ def start(args, cwd):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_as_at_a_terminal,
     )
 
 
@@ -152,6 +154,7 @@ def test_ctrl_c_in_other_commands_prints_one_line(tmp_path, command):
             env=dict(os.environ, PYTHONUNBUFFERED="1"),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            preexec_fn=sigint_as_at_a_terminal,
         )
         assert process.stdout.readline() == "ready\n"
         time.sleep(delay)

@@ -26,6 +26,7 @@ import pytest
 from PIL import Image
 
 from tests.hang import without_hanging
+from tests.terminal import sigint_as_at_a_terminal
 from tinybnn.autograd import Tensor
 from tinybnn.autograd.backends import KERNELS
 from tinybnn.explorer.digits import SHIPPED_DIGITS, load_test_digits, read_test_files
@@ -404,6 +405,7 @@ def test_serve_command_prints_its_url_and_stops_on_ctrl_c(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_as_at_a_terminal,
     )
     try:
         line = without_hanging(process.stdout.readline, seconds=120)
