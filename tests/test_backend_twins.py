@@ -12,6 +12,7 @@ test here (the last test checks it).
 
 from pathlib import Path
 
+import numba
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -196,9 +197,15 @@ def test_the_direct_convolution_is_taken_where_its_tile_fits():
 
 
 def test_avx512_is_read_from_numbas_cpu_features(monkeypatch):
-    monkeypatch.setenv("NUMBA_CPU_FEATURES", "+avx2,+avx512f,-prefer-256-bit")
+    monkeypatch.setattr(numba.config, "CPU_FEATURES", "+avx2,+avx512f,-prefer-256-bit")
     assert compiles_for_avx512()
-    monkeypatch.setenv("NUMBA_CPU_FEATURES", "+avx2,-avx512f")
+    monkeypatch.setattr(numba.config, "CPU_FEATURES", "+avx2,-avx512f")
+    assert not compiles_for_avx512()
+
+
+def test_a_cpu_named_without_features_is_not_taken_for_avx512(monkeypatch):
+    monkeypatch.setattr(numba.config, "CPU_FEATURES", None)
+    monkeypatch.setattr(numba.config, "CPU_NAME", "generic")
     assert not compiles_for_avx512()
 
 

@@ -53,15 +53,21 @@ for _name, _value, _preempted_by in (
         _os.environ[_name] = THREAD_SETTINGS[_name] = _value
 
 
-def _wide_vector_features() -> str | None:
-    """The host's LLVM feature string with 512-bit vectors preferred, or None where the CPU lacks AVX-512F."""
+def host_cpu_features() -> str | None:
+    """The host CPU's features as LLVM names them (``+avx2,+avx512f,-sse4a,...``), or None
+    where this platform has no host feature detection."""
     try:
         import llvmlite.binding as llvm
 
-        features = llvm.get_host_cpu_features().flatten()
-    except Exception:  # no host feature detection on this platform: leave LLVM's defaults
+        return llvm.get_host_cpu_features().flatten()
+    except Exception:  # no host feature detection on this platform
         return None
-    if "+avx512f" not in features.split(","):
+
+
+def _wide_vector_features() -> str | None:
+    """The host's LLVM feature string with 512-bit vectors preferred, or None where the CPU lacks AVX-512F."""
+    features = host_cpu_features()
+    if features is None or "+avx512f" not in features.split(","):  # unknown: leave LLVM's defaults
         return None
     return features + ",-prefer-256-bit"
 

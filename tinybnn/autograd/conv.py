@@ -40,14 +40,13 @@ skips the patches altogether (:func:`conv_forward_direct`). The Numba kernels ar
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 from typing import Protocol
 
 import numba
 import numpy as np
 
-from .. import blas_threads
+from .. import blas_threads, host_cpu_features
 from ..errors import ArgumentError, ShapeError
 from ..workspace import empty
 from . import kernels
@@ -520,17 +519,14 @@ DIRECT_MIN_FILTERS = 32
 
 
 def compiles_for_avx512() -> bool:
-    """Whether Numba compiles for AVX-512F here: the CPU features it was told
-    (``NUMBA_CPU_FEATURES``, which tinybnn sets on such CPUs) or else the host's."""
-    features = os.environ.get("NUMBA_CPU_FEATURES")
-    if features is None:
-        try:
-            import llvmlite.binding as llvm
-
-            features = llvm.get_host_cpu_features().flatten()
-        except Exception:  # no host feature detection on this platform
-            return False
-    return "+avx512f" in features.split(",")
+    """Whether Numba compiles for AVX-512F here, as Numba decides it: the CPU features it
+    was configured with (``NUMBA_CPU_FEATURES``, which tinybnn sets on such CPUs), else,
+    unless it was given another CPU by name, the host's. A named CPU without features
+    counts as no: its features are not known here."""
+    features = numba.config.CPU_FEATURES
+    if features is None and numba.config.CPU_NAME is None:
+        features = host_cpu_features()
+    return features is not None and "+avx512f" in features.split(",")
 
 
 #: the direct kernel's (6 x 64) float32 tile is 24 vector registers of AVX-512's 32; with AVX2's
