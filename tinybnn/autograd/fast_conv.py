@@ -32,24 +32,25 @@ this fused op's semantics (conv, then pool z, then tanh), and what the
 tests compare the Numba kernels with.
 
 For float32 (training's dtype) the forward and the weight gradient run as
-small accumulator tiles that LLVM keeps in registers
-(:func:`tinybnn.gemm.local.register_block`): the forward holds z of one
-window's four pixels for 16 filters and sums the taps into it with fused
-multiply-adds, broadcasting each input value against a vector of weights
-(:func:`conv_tanh_pool_forward_f32`); the weight gradient holds 4 taps x 16
-filters per place of the maximum and sums over the image's windows
-(:func:`conv_tanh_pool_backward_weights_f32`). Other dtypes use the plain
+small accumulator tiles on the stack that LLVM keeps in registers
+(:func:`tinybnn.gemm.local.stack_tile`), sized to the vector registers of the
+CPU (see FORWARD_FILTERS): the forward holds z of one window's four pixels for
+a block of filters and sums the taps into it with fused multiply-adds,
+broadcasting each input value against a vector of weights
+(:func:`conv_tanh_pool_forward_f32`); the weight gradient holds a group of
+taps x a block of filters per place of the maximum and sums over the image's
+windows (:func:`conv_tanh_pool_backward_weights_f32`). Other dtypes use the plain
 loops (:func:`conv_tanh_pool_forward`, :func:`conv_tanh_pool_backward_weights`).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
 
-from ..gemm.local import COLUMNS, ROWS, register_block
+from ..gemm.local import stack_tile
 from ..workspace import empty
-from .conv import check_conv_shapes, conv2d, pair
+from .conv import check_conv_shapes, compiles_for_avx512, conv2d, pair
 from .function import Context, Function
 from .pooling import max_pool_backward_reference, max_pool_reference
 from .tensor import Tensor
@@ -225,10 +226,22 @@ def conv_tanh_pool_backward_input(grad, y, argmax, w, sh, sw, ph, pw, grad_x):  
 
 # --- float32: accumulators in registers -------------------------------------------------------------
 
-#: filters per register tile (one 512-bit vector of float32)
-FILTER_BLOCK = COLUMNS
-#: taps per weight-gradient tile (its rows)
-TAP_GROUP = ROWS
+#: pixels of a pooling window (the rows of the forward's tile)
+PIXELS = 4
+#: The tiles are sized to the vector registers Numba compiles for, so that their accumulators stay in
+#: registers: AVX-512 has 32 registers of 16 float32, AVX2 16 of 8. The forward's tile is
+#: (PIXELS, FORWARD_FILTERS); the weight gradient keeps one (TAP_GROUP, GRADIENT_FILTERS) tile per
+#: place of a window's maximum, four in all. With AVX-512 each is 16 vectors (64 filters; 2 taps x
+#: 32 filters x 4 places); with AVX2, 8 (16 filters; 1 tap x 16 filters x 4 places), enough
+#: independent chains of fused multiply-adds to hide their latency. Wider tiles spill to the stack
+#: (seen in the machine code); on an AMD EPYC with AVX2, AVX-512's sizes made the forward kernel
+#: 1.25x and the weight gradient's 1.2x slower (batch 100, one thread).
+if compiles_for_avx512():
+    FORWARD_FILTERS, TAP_GROUP, GRADIENT_FILTERS = 64, 2, 32
+else:
+    FORWARD_FILTERS, TAP_GROUP, GRADIENT_FILTERS = 16, 1, 16
+forward_tile = stack_tile(types.float32, PIXELS, FORWARD_FILTERS)
+gradient_tile = stack_tile(types.float32, TAP_GROUP, GRADIENT_FILTERS)
 
 
 def padded_input(x: np.ndarray, pad: tuple[int, int]) -> np.ndarray:
@@ -253,12 +266,12 @@ def tap_offsets(channels: int, height: int, width: int, kh: int, kw: int, multip
 
 
 def filter_tiles(w: np.ndarray) -> np.ndarray:
-    """w (F, C, KH, KW) as float32 (B, C KH KW, FILTER_BLOCK): filters in blocks, zero filters filling the last."""
+    """w (F, C, KH, KW) as float32 (B, C KH KW, FORWARD_FILTERS): filters in blocks, zero filters filling the last."""
     filters, taps = w.shape[0], int(np.prod(w.shape[1:]))
-    blocks = -(-filters // FILTER_BLOCK)
-    tiles = np.zeros((taps, blocks * FILTER_BLOCK), np.float32)
+    blocks = -(-filters // FORWARD_FILTERS)
+    tiles = np.zeros((taps, blocks * FORWARD_FILTERS), np.float32)
     tiles[:, :filters] = w.reshape(filters, taps).T
-    return np.ascontiguousarray(tiles.reshape(taps, blocks, FILTER_BLOCK).transpose(1, 0, 2))
+    return np.ascontiguousarray(tiles.reshape(taps, blocks, FORWARD_FILTERS).transpose(1, 0, 2))
 
 
 @njit(cache=True, inline="always")
@@ -274,9 +287,9 @@ def _window_corners(pi, pj, sh, sw, width):  # pragma: no cover (compiled)
 def conv_tanh_pool_forward_f32(xp, tiles, b, offsets, sh, sw, out, argmax):  # pragma: no cover (compiled)
     """:func:`conv_tanh_pool_forward` for float32 with its accumulators in registers: ``xp`` (N, C, H, W)
     zero-padded and C-contiguous, ``tiles`` the filters as :func:`filter_tiles`, ``offsets`` as
-    :func:`tap_offsets`. One task per (image, block of 16 filters); per pooling window a (4, 16) tile
-    holds z of its four pixels for the block's filters, summed tap after tap with fused multiply-adds
-    from the bias."""
+    :func:`tap_offsets`. One task per (image, block of FORWARD_FILTERS filters); per pooling window a
+    (PIXELS, FORWARD_FILTERS) tile holds z of its four pixels for the block's filters, summed tap after
+    tap with fused multiply-adds from the bias."""
     n_images = xp.shape[0]
     width = xp.shape[3]
     flat = xp.reshape((n_images, xp.shape[1] * xp.shape[2] * width))
@@ -285,27 +298,27 @@ def conv_tanh_pool_forward_f32(xp, tiles, b, offsets, sh, sw, out, argmax):  # p
     for task in prange(n_images * blocks):
         n = task // blocks
         block = task % blocks
-        f0 = block * FILTER_BLOCK
-        acc = register_block()  # acc[q, f]: z of the window's pixel q for filter f0 + f
+        f0 = block * FORWARD_FILTERS
+        acc = forward_tile()  # acc[q, f]: z of the window's pixel q for filter f0 + f
         for pi in range(pooled_h):
             for pj in range(pooled_w):
                 c0, c1, c2, c3 = _window_corners(pi, pj, sh, sw, width)
-                for q in range(ROWS):
-                    for f in range(FILTER_BLOCK):
+                for q in range(PIXELS):
+                    for f in range(FORWARD_FILTERS):
                         acc[q, f] = b[f0 + f]
                 for t in range(taps):
                     o = offsets[t]
                     a0, a1, a2, a3 = flat[n, c0 + o], flat[n, c1 + o], flat[n, c2 + o], flat[n, c3 + o]
-                    for f in range(FILTER_BLOCK):
+                    for f in range(FORWARD_FILTERS):
                         wf = tiles[block, t, f]
                         acc[0, f] += a0 * wf
                         acc[1, f] += a1 * wf
                         acc[2, f] += a2 * wf
                         acc[3, f] += a3 * wf
-                for f in range(FILTER_BLOCK):
+                for f in range(FORWARD_FILTERS):
                     if f0 + f < filters:
                         best, where = acc[0, f], 0
-                        for q in range(1, ROWS):
+                        for q in range(1, PIXELS):
                             if acc[q, f] > best:
                                 best, where = acc[q, f], q
                         out[n, f0 + f, pi, pj] = best
@@ -317,26 +330,27 @@ def conv_tanh_pool_forward_f32(xp, tiles, b, offsets, sh, sw, out, argmax):  # p
 def conv_tanh_pool_backward_weights_f32(  # pragma: no cover (compiled)
     grad, y, argmax, xp, offsets, taps, sh, sw, partial, gz, places
 ):
-    """:func:`conv_tanh_pool_backward_weights` for float32 with (4, 16) accumulator tiles (``xp`` as in
-    :func:`conv_tanh_pool_forward_f32`, ``offsets`` as :func:`tap_offsets` padded to a multiple of
-    TAP_GROUP, ``partial`` (chunks, taps + 1, B 16); ``gz`` float32 and ``places`` int8 (chunks, PH, PW, B 16),
+    """:func:`conv_tanh_pool_backward_weights` for float32 with (TAP_GROUP, GRADIENT_FILTERS) accumulator
+    tiles (``xp`` as in :func:`conv_tanh_pool_forward_f32`, ``offsets`` as :func:`tap_offsets` padded to a
+    multiple of TAP_GROUP, ``partial`` (chunks, taps + 1, B GRADIENT_FILTERS); ``gz`` float32 and ``places``
+    int8 (chunks, PH, PW, B GRADIENT_FILTERS),
     zero beyond F, are scratch: allocated by the caller, so that LLVM knows they do not overlap the tiles).
 
     Per image, the window gradients gz and the places of their maxima are first laid out filters
-    innermost; then per block of 16 filters and group of TAP_GROUP taps, one (TAP_GROUP, 16) tile per
-    place q sums x[patch of place q] [place == q] gz over the image's windows (sixteen independent
-    chains of fused multiply-adds), and the four tiles are added at the end."""
+    innermost; then per block of GRADIENT_FILTERS filters and group of TAP_GROUP taps, one tile per
+    place q sums x[patch of place q] [place == q] gz over the image's windows (each vector of the four
+    tiles a chain of fused multiply-adds of its own), and the four tiles are added at the end."""
     n_images = xp.shape[0]
     width = xp.shape[3]
     flat = xp.reshape((n_images, xp.shape[1] * xp.shape[2] * width))
     chunks, columns = partial.shape[0], partial.shape[2]
     filters, pooled_h, pooled_w = grad.shape[1], grad.shape[2], grad.shape[3]
-    blocks, groups = columns // FILTER_BLOCK, offsets.shape[0] // TAP_GROUP
+    blocks, groups = columns // GRADIENT_FILTERS, offsets.shape[0] // TAP_GROUP
     for t in prange(chunks):
         total = partial[t]
         total[:, :] = 0
         window_gradients, window_places = gz[t], places[t]
-        acc0, acc1, acc2, acc3 = register_block(), register_block(), register_block(), register_block()
+        acc0, acc1, acc2, acc3 = gradient_tile(), gradient_tile(), gradient_tile(), gradient_tile()
         for n in range(t * n_images // chunks, (t + 1) * n_images // chunks):
             for pi in range(pooled_h):
                 for pj in range(pooled_w):
@@ -347,11 +361,11 @@ def conv_tanh_pool_backward_weights_f32(  # pragma: no cover (compiled)
                         window_places[pi, pj, f] = argmax[n, f, pi, pj]
                         total[taps, f] += g
             for block in range(blocks):
-                f0 = block * FILTER_BLOCK
+                f0 = block * GRADIENT_FILTERS
                 for group in range(groups):
                     k0 = group * TAP_GROUP
                     for r in range(TAP_GROUP):
-                        for f in range(FILTER_BLOCK):
+                        for f in range(GRADIENT_FILTERS):
                             acc0[r, f] = 0
                             acc1[r, f] = 0
                             acc2[r, f] = 0
@@ -362,7 +376,7 @@ def conv_tanh_pool_backward_weights_f32(  # pragma: no cover (compiled)
                             for r in range(TAP_GROUP):
                                 o = offsets[k0 + r]
                                 a0, a1, a2, a3 = flat[n, c0 + o], flat[n, c1 + o], flat[n, c2 + o], flat[n, c3 + o]
-                                for f in range(FILTER_BLOCK):
+                                for f in range(GRADIENT_FILTERS):
                                     g = window_gradients[pi, pj, f0 + f]
                                     place = window_places[pi, pj, f0 + f]
                                     acc0[r, f] += a0 * (g if place == 0 else np.float32(0))
@@ -371,7 +385,7 @@ def conv_tanh_pool_backward_weights_f32(  # pragma: no cover (compiled)
                                     acc3[r, f] += a3 * (g if place == 3 else np.float32(0))
                     for r in range(TAP_GROUP):
                         if k0 + r < taps:
-                            for f in range(FILTER_BLOCK):
+                            for f in range(GRADIENT_FILTERS):
                                 total[k0 + r, f0 + f] += (acc0[r, f] + acc1[r, f]) + (acc2[r, f] + acc3[r, f])
     return partial
 
@@ -399,7 +413,7 @@ class ConvTanhMaxPool(Function):
         if x.dtype == np.float32:
             xp = padded_input(x, pad)
             offsets = tap_offsets(x.shape[1], xp.shape[2], xp.shape[3], *w.shape[2:])
-            bias = np.zeros(-(-f // FILTER_BLOCK) * FILTER_BLOCK, np.float32)
+            bias = np.zeros(-(-f // FORWARD_FILTERS) * FORWARD_FILTERS, np.float32)
             bias[:f] = b
             conv_tanh_pool_forward_f32(xp, filter_tiles(w), bias, offsets, *stride, pooled, argmax)
         else:
@@ -420,7 +434,7 @@ class ConvTanhMaxPool(Function):
             taps, filters, xp = int(np.prod(w.shape[1:])), w.shape[0], ctx.padded
             if xp is not None and grad.dtype == np.float32:
                 offsets = tap_offsets(x.shape[1], xp.shape[2], xp.shape[3], *w.shape[2:], multiple=TAP_GROUP)
-                columns = -(-filters // FILTER_BLOCK) * FILTER_BLOCK
+                columns = -(-filters // GRADIENT_FILTERS) * GRADIENT_FILTERS
                 partial = np.empty((WEIGHT_CHUNKS, taps + 1, columns), np.float32)
                 scratch = (WEIGHT_CHUNKS, *y.shape[2:], columns)
                 gz, places = np.zeros(scratch, np.float32), np.zeros(scratch, np.int8)
