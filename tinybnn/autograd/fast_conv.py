@@ -228,18 +228,19 @@ def conv_tanh_pool_backward_input(grad, y, argmax, w, sh, sw, ph, pw, grad_x):  
 
 #: pixels of a pooling window (the rows of the forward's tile)
 PIXELS = 4
-#: The tiles are sized to the vector registers Numba compiles for, so that their accumulators stay in
-#: registers: AVX-512 has 32 registers of 16 float32, AVX2 16 of 8. The forward's tile is
-#: (PIXELS, FORWARD_FILTERS); the weight gradient keeps one (TAP_GROUP, GRADIENT_FILTERS) tile per
-#: place of a window's maximum, four in all. With AVX-512 each is 16 vectors (64 filters; 2 taps x
-#: 32 filters x 4 places); with AVX2, 8 (16 filters; 1 tap x 16 filters x 4 places), enough
-#: independent chains of fused multiply-adds to hide their latency. Wider tiles spill to the stack
-#: (seen in the machine code); on an AMD EPYC with AVX2, AVX-512's sizes made the forward kernel
-#: 1.25x and the weight gradient's 1.2x slower (batch 100, one thread).
+#: The tiles are sized to the vector registers Numba compiles for: AVX-512 has 32 registers of 16
+#: float32, AVX2 16 of 8. The forward's tile is (PIXELS, FORWARD_FILTERS); the weight gradient keeps one
+#: (TAP_GROUP, GRADIENT_FILTERS) tile per place of a window's maximum, four in all. With AVX-512 each
+#: is 16 vectors (64 filters; 2 taps x 32 filters x 4 places), and their inner loops keep every
+#: accumulator in a register (seen in the machine code). With AVX2 the forward's is 8 (16 filters)
+#: and the weight gradient's 16 (2 taps x 16 filters x 4 places): all the registers, so a few spill,
+#: which measured faster than 1 tap (8 registers, no spill) since it passes over the windows half as
+#: often. AVX-512's sizes spill on AVX2: on an AMD EPYC they made the forward kernel about 1.35x and
+#: the weight gradient's about 1.15x slower (batch 100, one thread).
 if compiles_for_avx512():
     FORWARD_FILTERS, TAP_GROUP, GRADIENT_FILTERS = 64, 2, 32
 else:
-    FORWARD_FILTERS, TAP_GROUP, GRADIENT_FILTERS = 16, 1, 16
+    FORWARD_FILTERS, TAP_GROUP, GRADIENT_FILTERS = 16, 2, 16
 forward_tile = stack_tile(types.float32, PIXELS, FORWARD_FILTERS)
 gradient_tile = stack_tile(types.float32, TAP_GROUP, GRADIENT_FILTERS)
 
