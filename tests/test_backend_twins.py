@@ -17,6 +17,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tinybnn.autograd import conv as conv_module
 from tinybnn.autograd.backends import KERNELS
 from tinybnn.autograd.conv import (
     DIRECT_MIN_FILTERS,
@@ -204,8 +205,20 @@ def test_avx512_is_read_from_numbas_cpu_features(monkeypatch):
 
 
 def test_a_cpu_named_without_features_is_not_taken_for_avx512(monkeypatch):
+    monkeypatch.setattr(conv_module, "host_cpu_features", lambda: "+avx2,+avx512f")  # an AVX-512 host, on any CPU
     monkeypatch.setattr(numba.config, "CPU_FEATURES", None)
     monkeypatch.setattr(numba.config, "CPU_NAME", "generic")
+    assert not compiles_for_avx512()
+
+
+def test_without_a_cpu_given_the_hosts_features_decide(monkeypatch):
+    monkeypatch.setattr(numba.config, "CPU_FEATURES", None)
+    monkeypatch.setattr(numba.config, "CPU_NAME", None)
+    monkeypatch.setattr(conv_module, "host_cpu_features", lambda: "+avx2,+avx512f")
+    assert compiles_for_avx512()
+    monkeypatch.setattr(conv_module, "host_cpu_features", lambda: "+avx2,-avx512f")
+    assert not compiles_for_avx512()
+    monkeypatch.setattr(conv_module, "host_cpu_features", lambda: None)  # no host detection on this platform
     assert not compiles_for_avx512()
 
 

@@ -235,8 +235,9 @@ PIXELS = 4
 #: accumulator in a register (seen in the machine code). With AVX2 the forward's is 8 (16 filters)
 #: and the weight gradient's 16 (2 taps x 16 filters x 4 places): all the registers, so a few spill,
 #: which measured faster than 1 tap (8 registers, no spill) since it passes over the windows half as
-#: often. The 4 x 64 tiles of every CPU before spilled on both: on an AMD EPYC (AVX2) the forward kernel
-#: was about 1.35x and the weight gradient's about 1.15x slower so (batch 100, one thread).
+#: often. The 4 x 64 tiles every CPU had before spilled on both: on an AMD EPYC (AVX2) the forward kernel
+#: was about 1.35x slower than with these, the weight gradient's about 1.15x slower than with 1-tap
+#: tiles (batch 100, one thread).
 if compiles_for_avx512():
     FORWARD_FILTERS, TAP_GROUP, GRADIENT_FILTERS = 64, 2, 32
 else:
