@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from tinybnn.architecture import construct, describe
 from tinybnn.autograd import Tensor, no_grad
+from tinybnn.autograd.conv import DIRECT_MIN_FILTERS, ConvGeometry, conv_forward_direct
 from tinybnn.errors import ArgumentError
 from tinybnn.convert import affine_values, consumer_signs, convert_model, fuse_layers
 from tinybnn.gemm.bitconv import pack_channels, pack_filters
@@ -253,7 +254,7 @@ def test_the_first_stage_decides_as_the_float_path_does_on_the_same_z():
     stage = convert_model(model)[0]
     x = Tensor(rng.random((4, 1, 28, 28), dtype=np.float32))
     with no_grad():
-        z = model[0](x).data  # the float path's own convolution (GEMM order)
+        z = model[0](x).data  # the float path's own convolution
         signs = QActivation()(model[3](model[2](model[1](Tensor(z))))).data > 0
     pooled = Pooling("max", (2, 2), (2, 2))(Tensor(z)).data
     assert np.array_equal(
@@ -278,6 +279,32 @@ def test_the_first_stage_bits_equal_the_float_paths_but_within_rounding_of_the_t
         .astype(bool)
     ]
     assert np.all(flipped < 1e-5), flipped  # a bit may differ only where z is that close to its threshold
+
+
+@settings(deadline=None, max_examples=40)
+@given(
+    st.integers(DIRECT_MIN_FILTERS, 70),
+    st.tuples(st.integers(1, 5), st.integers(1, 5)),
+    st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    st.tuples(st.integers(0, 2), st.integers(0, 2)),
+    st.integers(1, 3),
+    st.data(),
+)
+def test_the_float_paths_direct_convolution_sums_z_as_the_first_stage_does(filters, kernel, stride, pad, images, data):
+    """On one input channel, the direct kernel the float path takes where AVX-512 holds its tile
+    (``conv_forward_direct``, run here on every CPU) gives every z + b bit for bit as the first stage's
+    obvious twin sums it: from 0, one fused multiply-add per tap, then the bias. Starting from the
+    bias instead flipped one first-stage bit of a trained binary LeNet on the MNIST test digits."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    size = [k + extra for k, extra in zip(kernel, (data.draw(st.integers(0, 6)), data.draw(st.integers(0, 6))))]
+    x = rng.random((images, 1, *size), dtype=np.float32)
+    x[rng.random(x.shape) < 0.6] = 0.0  # digits are mostly background
+    w = (rng.standard_normal((filters, 1, *kernel)) * 0.3).astype(np.float32)
+    b = (rng.standard_normal(filters) * 0.1).astype(np.float32)
+    y, _ = conv_forward_direct(x, w, b, ConvGeometry.of(x.shape, w.shape, stride, pad, 0.0))
+    padded = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])))
+    z = fused.pooled_first_stage_z(padded, w, b, *stride, 1, 1, 1, 1)
+    assert np.array_equal(y, z) and np.array_equal(np.signbit(y), np.signbit(z))
 
 
 def pooled_margin(z, stage):

@@ -276,11 +276,15 @@ class ConvolutionToBits(Module):
     (:func:`tinybnn.layers.thresholds.float_thresholds`).
 
     The decision is the float path's for the same z. z itself is summed as
-    OpenBLAS's SkylakeX/Zen GEMM kernels sum the float path's im2col rows:
-    a fused multiply-add per tap in (c, u, v) order from 0, then the bias;
-    on MNIST that gives the float path's z bit for bit. Another BLAS kernel
-    (OpenBLAS's Haswell one) sums in another order, and then a bit can flip
-    where z lies within rounding of its threshold (docs/thresholds.md).
+    the float path's fast convolution sums it: a fused multiply-add per tap
+    from 0, then the bias. That is the order of its direct kernel (taken
+    where Numba compiles for AVX-512) and of OpenBLAS's SkylakeX/Zen GEMM
+    kernels on its patch rows; on MNIST it gives the float path's z bit for
+    bit. Another BLAS kernel (OpenBLAS's Haswell one) sums in another order,
+    and then a bit can flip where z lies within rounding of its threshold
+    (docs/thresholds.md). The taps go in (c, u, v) order here and in (u, v, c)
+    order on the float path: the same order for one input channel (LeNet's
+    grey digits), not for more.
 
     ``weight`` (C KH KW, F) float32 holds the filters tap by tap, (c, u, v)
     order, filters innermost. Padding is with 0 (a float convolution).
