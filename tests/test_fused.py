@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from tinybnn.architecture import construct, describe
 from tinybnn.autograd import Tensor, no_grad
-from tinybnn.autograd.conv import DIRECT_MIN_FILTERS, ConvGeometry, conv_forward_direct
+from tinybnn.autograd.conv import DIRECT_MIN_FILTERS, ConvGeometry, conv_forward_direct, pad_input
 from tinybnn.errors import ArgumentError
 from tinybnn.convert import affine_values, consumer_signs, convert_model, fuse_layers
 from tinybnn.gemm.bitconv import pack_channels, pack_filters
@@ -302,8 +302,7 @@ def test_the_float_paths_direct_convolution_sums_z_as_the_first_stage_does(filte
     w = (rng.standard_normal((filters, 1, *kernel)) * 0.3).astype(np.float32)
     b = (rng.standard_normal(filters) * 0.1).astype(np.float32)
     y, _ = conv_forward_direct(x, w, b, ConvGeometry.of(x.shape, w.shape, stride, pad, 0.0))
-    padded = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])))
-    z = fused.pooled_first_stage_z(padded, w, b, *stride, 1, 1, 1, 1)
+    z = fused.pooled_first_stage_z(pad_input(x, pad), w, b, *stride, 1, 1, 1, 1)
     assert np.array_equal(y, z) and np.array_equal(np.signbit(y), np.signbit(z))
 
 
